@@ -1,0 +1,296 @@
+import Foundation
+
+/// The validated configuration. Paths are absolute (resolved against the config file's
+/// folder). Sections later features add get their typed views here too.
+public struct ActAsConfig: Sendable {
+    public struct Listen: Sendable {
+        public var https: SocketAddressSpec
+        public var http: SocketAddressSpec?
+        public var admin: SocketAddressSpec?
+        public var trustedProxies: [CIDR]
+        public var tlsCert: String
+        public var tlsKey: String
+        public var clientCA: String?
+        public var devCerts: Bool
+        /// `Strict-Transport-Security` value added to https answers that lack one; nil: off.
+        public var hsts: String?
+        /// Event loop threads; 0 means one per core.
+        public var threads: Int
+    }
+
+    public struct Upstream: Sendable {
+        public var url: String
+        public var host: String
+        public var port: Int
+        /// `host[:port]` as the upstream expects it in `Host` when the client sent none.
+        public var authority: String
+        public var connectTimeout: ConfigDuration
+        public var responseTimeout: ConfigDuration
+        public var maxConnections: Int
+    }
+
+    public struct Limits: Sendable {
+        public var maxHeaderBytes: Int
+        public var maxHeaders: Int
+        public var maxBody: Int64
+        public var maxRequestLine: Int
+        public var headerTimeout: ConfigDuration
+        public var idleTimeout: ConfigDuration
+        public var drainTimeout: ConfigDuration
+        public var h2MaxConcurrentStreams: Int
+    }
+
+    public struct Store: Sendable {
+        public enum Kind: Sendable, Equatable {
+            case sqlite(path: String)
+            case postgres(url: String)
+        }
+        public var kind: Kind
+    }
+
+    public struct Audit: Sendable {
+        /// Absolute path, or nil for stdout (`"-"`).
+        public var file: String?
+        public var bodyCaptureBytes: Int
+        public var redactKeys: [String]
+        public var redactHeaders: [String]
+        public var maxFileSize: Int64
+    }
+
+    public struct Demo: Sendable {
+        public var enabled: Bool
+    }
+
+    /// Absolute path of the file this came from.
+    public var configPath: String
+    public var configDirectory: String
+    public var listen: Listen
+    public var upstream: Upstream
+    public var limits: Limits
+    public var store: Store
+    public var audit: Audit
+    public var demo: Demo
+    /// Every key's value (defaults included), for sections without a typed view yet.
+    public var values: [String: ConfigValue]
+}
+
+struct ConfigBuilder {
+    let file: String
+    let values: [String: ConfigValue]
+    let origins: [String: ValueOrigin]
+    var issues: [ConfigIssue] = []
+    var warnings: [String] = []
+
+    init(file: String, values: [String: ConfigValue], origins: [String: ValueOrigin]) {
+        self.file = file
+        var withDefaults = values
+        for spec in ConfigSchema.keys where withDefaults[spec.fullName] == nil {
+            withDefaults[spec.fullName] = spec.defaultValue
+        }
+        self.values = withDefaults
+        self.origins = origins
+    }
+
+    var directory: String {
+        let absolute = URL(fileURLWithPath: file).standardizedFileURL
+        return absolute.deletingLastPathComponent().path
+    }
+
+    mutating func fail(_ key: String, _ message: String) {
+        switch origins[key] {
+        case .file(let line)?: issues.append(ConfigIssue(file: file, line: line, key: key, message: message))
+        case .environment(let name)?: issues.append(ConfigIssue(file: "env", line: 0, key: key, message: "\(name): \(message)"))
+        case nil: issues.append(ConfigIssue(file: file, line: 0, key: key, message: message))
+        }
+    }
+
+    func string(_ key: String) -> String {
+        if case .string(let s)? = values[key] { return s }
+        preconditionFailure("\(key) is not a string key")
+    }
+    func bool(_ key: String) -> Bool {
+        if case .bool(let b)? = values[key] { return b }
+        preconditionFailure("\(key) is not a bool key")
+    }
+    func int(_ key: String) -> Int {
+        if case .int(let i)? = values[key] { return i }
+        preconditionFailure("\(key) is not an int key")
+    }
+    func duration(_ key: String) -> ConfigDuration {
+        if case .duration(let d)? = values[key] { return d }
+        preconditionFailure("\(key) is not a duration key")
+    }
+    func size(_ key: String) -> Int64 {
+        if case .size(let s)? = values[key] { return s }
+        preconditionFailure("\(key) is not a size key")
+    }
+    func list(_ key: String) -> [String] {
+        if case .list(let l)? = values[key] { return l }
+        preconditionFailure("\(key) is not a list key")
+    }
+    func address(_ key: String) -> SocketAddressSpec? {
+        if case .address(let a)? = values[key] { return a }
+        preconditionFailure("\(key) is not an address key")
+    }
+
+    func resolve(_ path: String) -> String {
+        guard !path.isEmpty else { return path }
+        if path.hasPrefix("/") { return path }
+        return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory + "/")).standardizedFileURL.path
+    }
+
+    mutating func build() -> ActAsConfig? {
+        // listen
+        var trusted: [CIDR] = []
+        for entry in list("listen.trusted_proxies") {
+            switch CIDR.parse(entry) {
+            case .success(let cidr): trusted.append(cidr)
+            case .failure(let error): fail("listen.trusted_proxies", error.message)
+            }
+        }
+        let hsts = string("listen.hsts")
+        if hsts.contains(where: { $0 == "\r" || $0 == "\n" }) { fail("listen.hsts", "must be a single line") }
+        if string("listen.tls_cert").isEmpty { fail("listen.tls_cert", "a certificate file is required") }
+        if string("listen.tls_key").isEmpty { fail("listen.tls_key", "a key file is required") }
+        let clientCA = string("listen.client_ca")
+        let listen = ActAsConfig.Listen(
+            https: address("listen.https")!,
+            http: address("listen.http"),
+            admin: address("listen.admin"),
+            trustedProxies: trusted,
+            tlsCert: resolve(string("listen.tls_cert")),
+            tlsKey: resolve(string("listen.tls_key")),
+            clientCA: clientCA.isEmpty ? nil : resolve(clientCA),
+            devCerts: bool("listen.dev_certs"),
+            hsts: hsts.isEmpty ? nil : hsts,
+            threads: int("listen.threads")
+        )
+        if let admin = listen.admin, !admin.isLoopback {
+            warnings.append("listen.admin \(admin) is not a loopback address: /metrics must never be public")
+        }
+
+        // upstream
+        let upstreamURL = string("upstream.url")
+        var upstream: ActAsConfig.Upstream?
+        switch Self.parseHTTPURL(upstreamURL) {
+        case .success(let (host, port, authority)):
+            upstream = .init(
+                url: upstreamURL, host: host, port: port, authority: authority,
+                connectTimeout: duration("upstream.connect_timeout"),
+                responseTimeout: duration("upstream.response_timeout"),
+                maxConnections: int("upstream.max_connections")
+            )
+        case .failure(let error):
+            fail("upstream.url", error.message)
+        }
+
+        // limits
+        let limits = ActAsConfig.Limits(
+            maxHeaderBytes: Int(size("limits.max_header_bytes")),
+            maxHeaders: int("limits.max_headers"),
+            maxBody: size("limits.max_body"),
+            maxRequestLine: Int(size("limits.max_request_line")),
+            headerTimeout: duration("limits.header_timeout"),
+            idleTimeout: duration("limits.idle_timeout"),
+            drainTimeout: duration("limits.drain_timeout"),
+            h2MaxConcurrentStreams: int("limits.h2_max_concurrent_streams")
+        )
+        if limits.maxRequestLine > limits.maxHeaderBytes {
+            fail("limits.max_request_line", "must not exceed limits.max_header_bytes")
+        }
+
+        // store
+        let storeURL = string("store.url")
+        var store: ActAsConfig.Store?
+        if storeURL.hasPrefix("sqlite:") {
+            var path = String(storeURL.dropFirst("sqlite:".count))
+            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            if path.isEmpty { fail("store.url", "sqlite: needs a file path, e.g. \"sqlite:data/actas.db\"") }
+            store = .init(kind: .sqlite(path: resolve(path)))
+        } else if storeURL.hasPrefix("postgres://") || storeURL.hasPrefix("postgresql://") {
+            store = .init(kind: .postgres(url: storeURL))
+        } else {
+            fail("store.url", "must start with \"sqlite:\" or \"postgres://\"")
+        }
+
+        // audit
+        let auditFile = string("audit.file")
+        if auditFile.isEmpty { fail("audit.file", "a file path, or \"-\" for stdout, is required") }
+        let audit = ActAsConfig.Audit(
+            file: auditFile == "-" ? nil : resolve(auditFile),
+            bodyCaptureBytes: int("audit.body_capture_bytes"),
+            redactKeys: list("audit.redact_keys").map { $0.lowercased() },
+            redactHeaders: list("audit.redact_headers").map { $0.lowercased() },
+            maxFileSize: size("audit.max_file_size")
+        )
+
+        // other sections: checks that need more than one key
+        let order = list("roles.order")
+        for key in ["roles.impersonators", "roles.scoped", "roles.auditors"] {
+            for role in list(key) where !order.contains(role) {
+                fail(key, "role \"\(role)\" is not in roles.order")
+            }
+        }
+        if Set(order).count != order.count { fail("roles.order", "roles must be unique") }
+        if duration("impersonation.default_duration").milliseconds > duration("impersonation.max_duration").milliseconds {
+            fail("impersonation.default_duration", "must not exceed impersonation.max_duration")
+        }
+        for key in ["headers.user", "headers.email", "headers.groups", "headers.assertion"] {
+            let name = string(key)
+            if name.isEmpty || !name.utf8.allSatisfy({ Self.isTokenByte($0) }) {
+                fail(key, "must be a valid header name")
+            }
+        }
+        for key in ["auth.public_paths", "impersonation.hidden_paths"] {
+            for pattern in list(key) where !pattern.hasPrefix("/") {
+                fail(key, "\"\(pattern)\" must start with /")
+            }
+        }
+
+        let demo = ActAsConfig.Demo(enabled: bool("demo.enabled"))
+        if demo.enabled, let upstream, !SocketAddressSpec(host: upstream.host, port: upstream.port).isLoopback {
+            fail("demo.enabled", "the demo app listens on upstream.url, which must then be a loopback address")
+        }
+
+        guard issues.isEmpty, let upstream, let store else { return nil }
+        return ActAsConfig(
+            configPath: URL(fileURLWithPath: file).standardizedFileURL.path,
+            configDirectory: directory,
+            listen: listen, upstream: upstream, limits: limits, store: store, audit: audit, demo: demo,
+            values: values
+        )
+    }
+
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    /// `http://host[:port][/]` → host, port, authority. Only plain HTTP upstreams for now.
+    static func parseHTTPURL(_ text: String) -> Result<(String, Int, String), ConfigValueError> {
+        guard text.hasPrefix("http://") else {
+            return .failure(.init(text.hasPrefix("https://")
+                ? "https upstreams are not supported yet; use http:// on a trusted network"
+                : "must be an http:// URL, e.g. \"http://127.0.0.1:9000\""))
+        }
+        var rest = Substring(text.dropFirst("http://".count))
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), !rest.isEmpty else {
+            return .failure(.init("must be http://host[:port] without a path, user or query"))
+        }
+        let authority = String(rest)
+        let hasPort = rest.hasPrefix("[") ? rest.contains("]:") : rest.contains(":")
+        let address = hasPort ? authority : (rest.hasPrefix("[") ? "\(authority):80" : "\(authority):80")
+        switch SocketAddressSpec.parse(address) {
+        case .success(let spec):
+            guard spec.port > 0 else { return .failure(.init("port must be 1 to 65535")) }
+            return .success((spec.host, spec.port, authority))
+        case .failure(let error):
+            return .failure(error)
+        }
+    }
+}
