@@ -97,13 +97,5 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ActAsConfigTests", dependencies: ["ActAsConfig"]),
-        .testTarget(
-            name: "ActAsProxyTests",
-            dependencies: [
-                "ActAsProxy", "ActAsConfig", "ActAsCrypto",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ]
-        ),
     ]
 )

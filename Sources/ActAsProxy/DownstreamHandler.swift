@@ -1,0 +1,913 @@
+import ActAsConfig
+import ActAsHTTP
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// One client connection: parses requests with the strict codec, forwards each to a pooled
+/// upstream connection, streams bodies both ways with backpressure and writes responses back
+/// in order. One exchange at a time; pipelined requests wait, unparsed, in `inbound`.
+///
+/// Backpressure works by holding back `read()` (this handler intercepts it) rather than by
+/// toggling autoRead, which allocates on every change.
+final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum State { case awaitingHead, exchange, tunnel, closed }
+
+    enum RequestBody {
+        case none
+        case contentLength(remaining: Int64)
+        case chunked(ChunkedDecoder)
+        case done
+    }
+
+    enum ResponseBody {
+        case awaitingHead
+        case contentLength(remaining: Int64)
+        case chunked(ChunkedDecoder)
+        case untilClose
+        case done
+    }
+
+    /// Buffer at most this much of a request body before an upstream connection is ready.
+    static let maxBufferedRequestBytes = 64 * 1024
+    /// Body slices up to this size are copied into the pending write (one TLS record for a
+    /// head and a small body); larger ones are written as they are.
+    static let coalesceLimit = 8 * 1024
+
+    private unowned let loop: LoopContext
+    private var context: ChannelHandlerContext!
+    private var settings: ProxySettings
+    private var parser: HeadParser
+    private var inbound = ByteBuffer()
+    private var state = State.awaitingHead
+
+    private var clientAddress: [UInt8] = []
+    private var peerIsTrustedProxy = false
+
+    private var readPending = false
+    private var tlsHandshakeDone = false
+
+    // Timers (checked by the loop's sweep).
+    private var headStartedAt: NIODeadline?
+    private var idleSince: NIODeadline?
+    private var upstreamDeadline: NIODeadline?
+    private var lastClientActivity = NIODeadline.now()
+
+    // The current exchange.
+    private var exchangeID: UInt64 = 0
+    private var inFlight = false
+    private var requestID = RequestID(high: 0, low: 0)
+    private var requestStart = NIODeadline.now()
+    private var requestMethod = HTTPMethod.get
+    private var requestWantsHTML = false
+    private var clientKeepAlive = true
+    private var clientIsHTTP10 = false
+    private var isUpgrade = false
+    private var upstreamRequestHead = ByteBuffer()
+    private var requestBody = RequestBody.none
+    private var requestSent = false
+    private var requestHadBody = false
+    private var upstream: UpstreamConnection?
+    private var waiterID: UInt64?
+    private var attempts = 0
+    private var responseParser: HeadParser
+    private var upstreamInbound = ByteBuffer()
+    private var responseBody = ResponseBody.done
+    private var downstreamFraming = HeaderRewriter.DownstreamFraming.none
+    private var responseStarted = false
+    private var responseStatus = 0
+    private var closeAfterResponse = false
+    private var upstreamReusable = true
+    private var upstreamBytesSeen = false
+
+    private var pendingOut = ByteBuffer()
+    private let crlf: ByteBuffer
+
+    init(loop: LoopContext) {
+        self.loop = loop
+        self.settings = loop.settings
+        self.parser = HeadParser(kind: .request, limits: loop.settings.limits)
+        self.responseParser = HeadParser(kind: .response, limits: Self.responseLimits(loop.settings.limits))
+        var crlf = ByteBuffer()
+        crlf.writeStaticString("\r\n")
+        self.crlf = crlf
+    }
+
+    /// Upstream heads get the same size limits; their bodies are the upstream's business.
+    static func responseLimits(_ limits: HTTPLimits) -> HTTPLimits {
+        var copy = limits
+        copy.maxBody = .max
+        copy.maxHeaderBytes = max(limits.maxHeaderBytes, 64 * 1024)
+        copy.maxHeaders = max(limits.maxHeaders, 200)
+        return copy
+    }
+
+    // MARK: channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        pendingOut = context.channel.allocator.buffer(capacity: 0)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        loop.register(self)
+        headStartedAt = .now()
+        if let address = context.channel.remoteAddress {
+            clientAddress = Array((address.ipAddress ?? "unknown").utf8)
+            if !settings.trustedProxies.isEmpty, let bytes = Self.addressBytes(address) {
+                peerIsTrustedProxy = settings.trustedProxies.contains { $0.contains(bytes) }
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let wasExchange = state == .exchange || state == .tunnel
+        state = .closed
+        loop.unregister(self)
+        if let waiterID {
+            loop.pool.cancel(waiter: waiterID)
+            self.waiterID = nil
+        }
+        if let upstream {
+            // The client left mid-exchange: the upstream connection is in an unknown state.
+            self.upstream = nil
+            loop.pool.discard(upstream)
+        }
+        if wasExchange, inFlight {
+            inFlight = false
+            loop.metrics.inFlight.decrement()
+        }
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+            tlsHandshakeDone = true
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !tlsHandshakeDone, error is NIOSSLError || error is BoringSSLError {
+            loop.metrics.tlsHandshakeFailures.increment()
+        }
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        lastClientActivity = .now()
+        switch state {
+        case .tunnel:
+            upstream?.channel.write(buffer, promise: nil)
+            return
+        case .closed:
+            return
+        case .awaitingHead, .exchange:
+            break
+        }
+        if inbound.readableBytes == 0 {
+            inbound = buffer
+        } else {
+            var buffer = buffer
+            inbound.writeBuffer(&buffer)
+        }
+        if state == .awaitingHead, headStartedAt == nil {
+            headStartedAt = lastClientActivity
+            idleSince = nil
+        }
+        processInbound()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if state == .tunnel {
+            upstream?.channel.flush()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // A slow client: stop reading the upstream until the client catches up.
+        upstream?.handler.setPaused(!context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if wantsClientBytes {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    private var wantsClientBytes: Bool {
+        switch state {
+        case .awaitingHead:
+            return true
+        case .exchange:
+            switch requestBody {
+            case .contentLength, .chunked:
+                if let upstream { return upstream.channel.isWritable }
+                return inbound.readableBytes < Self.maxBufferedRequestBytes
+            case .none, .done:
+                // Pipelined requests wait in the kernel until this response is done.
+                return false
+            }
+        case .tunnel:
+            return upstream?.channel.isWritable ?? false
+        case .closed:
+            return false
+        }
+    }
+
+    private func resumeReadingIfNeeded() {
+        if readPending, wantsClientBytes {
+            readPending = false
+            context.read()
+        }
+    }
+
+    // MARK: requests
+
+    private func processInbound() {
+        while true {
+            switch state {
+            case .awaitingHead:
+                guard inbound.readableBytes > 0 else {
+                    resumeReadingIfNeeded()
+                    return
+                }
+                let length: Int?
+                do {
+                    length = try parser.parse(inbound)
+                } catch {
+                    reject(error)
+                    return
+                }
+                guard let length else { return }
+                let headBytes = inbound.readSlice(length: length)!
+                let head: RequestHead
+                do {
+                    head = try parser.finishRequest(headBytes)
+                } catch {
+                    reject(error)
+                    return
+                }
+                parser.reset()
+                headStartedAt = nil
+                startExchange(head)
+            case .exchange:
+                forwardRequestBody()
+                return
+            case .tunnel:
+                if inbound.readableBytes > 0, let upstream {
+                    upstream.channel.writeAndFlush(inbound, promise: nil)
+                    inbound.clear()
+                }
+                return
+            case .closed:
+                return
+            }
+        }
+    }
+
+    /// A request the codec refused: answer and close (the framing can no longer be trusted).
+    private func reject(_ error: HTTPParseError) {
+        loop.metrics.rejectedRequests.increment()
+        requestID = loop.nextRequestID()
+        requestStart = .now()
+        let message: String
+        switch error.status {
+        case 400: message = "The request is malformed: \(error.reason)."
+        case 413: message = "The request body is larger than the proxy accepts."
+        case 414: message = "The request line is too long."
+        case 431: message = "The request headers are too large or too many."
+        case 505: message = "Only HTTP/1.0 and HTTP/1.1 are supported here."
+        case 417: message = "Only \"Expect: 100-continue\" is supported."
+        default: message = error.reason
+        }
+        sendError(status: error.status, code: ErrorResponse.code(forStatus: error.status), message: message, close: true)
+    }
+
+    private func startExchange(_ head: RequestHead) {
+        exchangeID &+= 1
+        inFlight = true
+        loop.metrics.inFlight.increment()
+        settings = loop.settings
+        requestID = loop.nextRequestID()
+        requestStart = .now()
+        requestMethod = head.method
+        clientIsHTTP10 = head.version == .http1_0
+        clientKeepAlive = head.keepAlive && !loop.draining
+        requestWantsHTML = Self.acceptsHTML(head.block)
+        responseStarted = false
+        responseStatus = 0
+        attempts = 0
+        upstreamReusable = true
+        closeAfterResponse = false
+        requestSent = false
+        switch head.framing {
+        case .none, .untilClose: requestBody = .none
+        case .contentLength(let length): requestBody = .contentLength(remaining: length)
+        case .chunked: requestBody = .chunked(ChunkedDecoder(limits: settings.limits))
+        }
+        requestHadBody = !requestBodyIsEmpty
+
+        if head.method == .connect || head.method == .trace {
+            let mustClose = head.framing != .none
+            sendError(status: 405, code: "method_not_allowed", message: "\(head.methodString) is not allowed through this proxy.", close: mustClose,
+                      extraHeaders: "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n")
+            return
+        }
+
+        var facts = HeaderRewriter.RequestFacts(
+            requestID: requestID, clientAddress: clientAddress, peerIsTrustedProxy: peerIsTrustedProxy,
+            upgrade: false, targetOverride: nil, hostOverride: nil)
+        switch Self.classifyTarget(head) {
+        case .origin:
+            break
+        case .absolute(let path, let authority):
+            facts.targetOverride = path
+            facts.hostOverride = authority
+        case .invalid(let reason):
+            sendError(status: 400, code: "bad_request", message: "The request target is not valid: \(reason).", close: true)
+            return
+        }
+        if head.hostIndex == nil, facts.hostOverride == nil {
+            facts.hostOverride = settings.upstreamAuthority
+        }
+        isUpgrade = Self.isWebSocketUpgrade(head)
+        facts.upgrade = isUpgrade
+
+        var out = context.channel.allocator.buffer(capacity: head.block.bytes.readableBytes + 256)
+        HeaderRewriter.writeUpstreamRequest(head, facts: facts, settings: settings, into: &out)
+        upstreamRequestHead = out
+        state = .exchange
+        upstreamDeadline = .now() + settings.responseTimeout
+        acquireUpstream()
+    }
+
+    private func acquireUpstream() {
+        attempts += 1
+        responseBody = .awaitingHead
+        responseParser.reset()
+        upstreamInbound.clear()
+        upstreamBytesSeen = false
+        let id = exchangeID
+        waiterID = loop.pool.acquire { [self] result in
+            guard id == exchangeID, state == .exchange else {
+                if case .success(let connection) = result { loop.pool.release(connection) }
+                return
+            }
+            waiterID = nil
+            switch result {
+            case .success(let connection):
+                attach(connection)
+            case .failure:
+                upstreamFailed(status: 502, code: "upstream_unreachable", message: "The application server could not be reached.")
+            }
+        }
+    }
+
+    private func attach(_ connection: UpstreamConnection) {
+        upstream = connection
+        connection.owner = self
+        connection.channel.write(upstreamRequestHead, promise: nil)
+        forwardRequestBody()
+        connection.channel.flush()
+        connection.handler.setPaused(!context.channel.isWritable)
+    }
+
+    /// Moves request body bytes from `inbound` to the upstream, re-framing chunked bodies.
+    private func forwardRequestBody() {
+        guard let upstream else {
+            resumeReadingIfNeeded()
+            return
+        }
+        var wrote = false
+        switch requestBody {
+        case .none:
+            requestBody = .done
+            requestSent = true
+        case .done:
+            break
+        case .contentLength(let remaining):
+            let take = Int(min(Int64(inbound.readableBytes), remaining))
+            if take > 0 {
+                upstream.channel.write(inbound.readSlice(length: take)!, promise: nil)
+                wrote = true
+            }
+            if remaining - Int64(take) == 0 {
+                requestBody = .done
+                requestSent = true
+            } else {
+                requestBody = .contentLength(remaining: remaining - Int64(take))
+            }
+        case .chunked(var decoder):
+            // Park the decoder in `.done` while it is mutated, to keep it uniquely referenced.
+            requestBody = .done
+            loop: while true {
+                let event: ChunkedDecoder.Event?
+                do {
+                    event = try decoder.next(&inbound)
+                } catch {
+                    requestBodyFailed(error)
+                    return
+                }
+                switch event {
+                case .data(let slice):
+                    var header = context.channel.allocator.buffer(capacity: 18)
+                    ChunkedEncoding.writeChunkHeader(slice.readableBytes, into: &header)
+                    upstream.channel.write(header, promise: nil)
+                    upstream.channel.write(slice, promise: nil)
+                    upstream.channel.write(crlf, promise: nil)
+                    wrote = true
+                case .end(let trailers):
+                    var tail = context.channel.allocator.buffer(capacity: 64)
+                    HeaderRewriter.writeTrailers(trailers, into: &tail)
+                    upstream.channel.write(tail, promise: nil)
+                    wrote = true
+                    requestSent = true
+                    break loop
+                case nil:
+                    requestBody = .chunked(decoder)
+                    break loop
+                }
+            }
+        }
+        if wrote {
+            upstream.channel.flush()
+            upstreamDeadline = .now() + settings.responseTimeout
+        }
+        resumeReadingIfNeeded()
+    }
+
+    private func requestBodyFailed(_ error: HTTPParseError) {
+        loop.metrics.rejectedRequests.increment()
+        if let upstream {
+            self.upstream = nil
+            loop.pool.discard(upstream)
+        }
+        if responseStarted {
+            forceClose()
+        } else {
+            let message = error.status == 413 ? "The request body is larger than the proxy accepts." : "The request body is malformed: \(error.reason)."
+            sendError(status: error.status, code: ErrorResponse.code(forStatus: error.status), message: message, close: true)
+        }
+    }
+
+    // MARK: responses
+
+    func upstreamRead(_ buffer: ByteBuffer) {
+        upstreamBytesSeen = true
+        upstreamDeadline = .now() + settings.responseTimeout
+        switch state {
+        case .tunnel:
+            emit(buffer)
+        case .exchange:
+            var buffer = buffer
+            processUpstream(&buffer)
+        case .awaitingHead, .closed:
+            break
+        }
+    }
+
+    func upstreamReadComplete() {
+        if state == .exchange || state == .tunnel {
+            flushDownstream()
+        }
+    }
+
+    private func processUpstream(_ buffer: inout ByteBuffer) {
+        while state == .exchange {
+            switch responseBody {
+            case .awaitingHead:
+                if upstreamInbound.readableBytes == 0 {
+                    upstreamInbound = buffer
+                } else {
+                    upstreamInbound.writeBuffer(&buffer)
+                }
+                buffer = ByteBuffer()
+                let length: Int?
+                do {
+                    length = try responseParser.parse(upstreamInbound)
+                } catch {
+                    upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server sent a response the proxy cannot forward safely.")
+                    return
+                }
+                guard let length else { return }
+                let headBytes = upstreamInbound.readSlice(length: length)!
+                let head: ResponseHead
+                do {
+                    head = try responseParser.finishResponse(headBytes, requestMethod: requestMethod)
+                } catch {
+                    upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server sent a response the proxy cannot forward safely.")
+                    return
+                }
+                responseParser.reset()
+                buffer = upstreamInbound
+                upstreamInbound = ByteBuffer()
+                if head.status == 101 {
+                    guard isUpgrade else {
+                        upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server switched protocols without being asked to.")
+                        return
+                    }
+                    startTunnel(head, rest: buffer)
+                    return
+                }
+                if head.status < 200 {
+                    if !clientIsHTTP10 {
+                        HeaderRewriter.writeInterimResponse(head, into: &pendingOut)
+                        flushDownstream()
+                    }
+                    continue
+                }
+                startResponse(head)
+            case .contentLength(let remaining):
+                let take = Int(min(Int64(buffer.readableBytes), remaining))
+                if take > 0 { emit(buffer.readSlice(length: take)!) }
+                if remaining == Int64(take) {
+                    if buffer.readableBytes > 0 { upstreamReusable = false }
+                    finishResponse()
+                } else {
+                    responseBody = .contentLength(remaining: remaining - Int64(take))
+                }
+                return
+            case .chunked(var decoder):
+                responseBody = .done
+                while true {
+                    let event: ChunkedDecoder.Event?
+                    do {
+                        event = try decoder.next(&buffer)
+                    } catch {
+                        // The head went out already: all we can do is cut the response.
+                        loop.metrics.upstreamErrors.increment()
+                        forceClose()
+                        return
+                    }
+                    switch event {
+                    case .data(let slice):
+                        emitBody(slice)
+                    case .end(let trailers):
+                        if downstreamFraming == .chunked {
+                            HeaderRewriter.writeTrailers(trailers, into: &pendingOut)
+                        }
+                        if buffer.readableBytes > 0 { upstreamReusable = false }
+                        finishResponse()
+                        return
+                    case nil:
+                        responseBody = .chunked(decoder)
+                        return
+                    }
+                }
+            case .untilClose:
+                if buffer.readableBytes > 0 { emitBody(buffer) }
+                return
+            case .done:
+                // Bytes after a complete response: this connection cannot be trusted again.
+                if buffer.readableBytes > 0 { upstreamReusable = false }
+                return
+            }
+        }
+    }
+
+    private func startResponse(_ head: ResponseHead) {
+        responseStatus = head.status
+        responseStarted = true
+        if !head.keepAlive { upstreamReusable = false }
+        if isUpgrade { upstreamReusable = false }
+
+        var contentLength: Int64 = 0
+        var passContentLength = false
+        switch head.framing {
+        case .none:
+            if requestMethod == .head || head.status == 304 {
+                passContentLength = true
+                downstreamFraming = .none
+            } else if head.status == 204 {
+                downstreamFraming = .none
+            } else {
+                downstreamFraming = .contentLength
+            }
+            responseBody = .done
+        case .contentLength(let length):
+            downstreamFraming = .contentLength
+            contentLength = length
+            responseBody = .contentLength(remaining: length)
+        case .chunked:
+            downstreamFraming = clientIsHTTP10 ? .close : .chunked
+            responseBody = .chunked(ChunkedDecoder(limits: Self.responseLimits(settings.limits)))
+        case .untilClose:
+            downstreamFraming = clientIsHTTP10 ? .close : .chunked
+            upstreamReusable = false
+            responseBody = .untilClose
+        }
+        closeAfterResponse = !clientKeepAlive || downstreamFraming == .close || loop.draining
+        let facts = HeaderRewriter.ResponseFacts(
+            requestID: requestID, framing: downstreamFraming, contentLength: contentLength,
+            close: closeAfterResponse, http10KeepAlive: clientIsHTTP10 && !closeAfterResponse,
+            hstsLine: settings.hstsLine, passContentLength: passContentLength, upgrade: false)
+        HeaderRewriter.writeDownstreamResponse(head, facts: facts, into: &pendingOut)
+        if case .done = responseBody { finishResponse() }
+    }
+
+    private func startTunnel(_ head: ResponseHead, rest: ByteBuffer) {
+        responseStatus = 101
+        responseStarted = true
+        let facts = HeaderRewriter.ResponseFacts(
+            requestID: requestID, framing: .none, contentLength: 0, close: false, http10KeepAlive: false,
+            hstsLine: settings.hstsLine, passContentLength: false, upgrade: true)
+        HeaderRewriter.writeDownstreamResponse(head, facts: facts, into: &pendingOut)
+        if rest.readableBytes > 0 { emit(rest) }
+        flushDownstream()
+        state = .tunnel
+        recordCompletion()
+        if inbound.readableBytes > 0, let upstream {
+            upstream.channel.writeAndFlush(inbound, promise: nil)
+            inbound.clear()
+        }
+        upstream?.handler.setPaused(!context.channel.isWritable)
+        resumeReadingIfNeeded()
+    }
+
+    /// Body bytes in the framing the client gets.
+    private func emitBody(_ slice: ByteBuffer) {
+        if downstreamFraming == .chunked {
+            ChunkedEncoding.writeChunkHeader(slice.readableBytes, into: &pendingOut)
+            emit(slice)
+            ChunkedEncoding.writeCRLF(into: &pendingOut)
+        } else {
+            emit(slice)
+        }
+    }
+
+    private func emit(_ buffer: ByteBuffer) {
+        if buffer.readableBytes <= Self.coalesceLimit {
+            var buffer = buffer
+            pendingOut.writeBuffer(&buffer)
+        } else {
+            writePending()
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+    }
+
+    private func writePending() {
+        guard pendingOut.readableBytes > 0 else { return }
+        context.write(wrapOutboundOut(pendingOut), promise: nil)
+        pendingOut.clear()
+    }
+
+    private func flushDownstream() {
+        writePending()
+        context.flush()
+    }
+
+    private func finishResponse() {
+        responseBody = .done
+        // Give the connection back before the last write: that write can synchronously
+        // deliver the next pipelined request, which may want a connection at once.
+        if let upstream {
+            self.upstream = nil
+            if requestSent, upstreamReusable {
+                loop.pool.release(upstream)
+            } else {
+                loop.pool.discard(upstream)
+            }
+        }
+        if !requestSent {
+            // The upstream answered before the body was complete; the rest of the body
+            // is still coming and cannot be told apart from a next request.
+            closeAfterResponse = true
+        }
+        completeExchange()
+    }
+
+    private func recordCompletion() {
+        guard inFlight else { return }
+        inFlight = false
+        loop.metrics.inFlight.decrement()
+        let elapsed = NIODeadline.now() - requestStart
+        loop.metrics.recordResponse(status: responseStatus, nanoseconds: elapsed.nanoseconds)
+    }
+
+    private func completeExchange() {
+        recordCompletion()
+        upstreamDeadline = nil
+        if closeAfterResponse {
+            closeAfterFlush()
+            return
+        }
+        flushDownstream()
+        state = .awaitingHead
+        if inbound.readableBytes > 0 {
+            headStartedAt = .now()
+        } else {
+            idleSince = .now()
+        }
+        processInbound()
+    }
+
+    private func closeAfterFlush() {
+        state = .closed
+        writePending()
+        let context = self.context!
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    /// An error answer from the proxy itself, in place of a response.
+    private func sendError(status: Int, code: String, message: String, close: Bool, extraHeaders: String = "") {
+        responseStatus = status
+        if state != .exchange, !inFlight {
+            inFlight = true
+            loop.metrics.inFlight.increment()
+        }
+        let mustClose = close || !clientKeepAlive || loop.draining || !(requestSent || requestBodyIsEmpty)
+        var response = ErrorResponse.make(
+            status: status, code: code, message: message, requestID: requestID, html: requestWantsHTML,
+            close: mustClose, hstsLine: settings.hstsLine, extraHeaders: extraHeaders, allocator: context.channel.allocator)
+        pendingOut.writeBuffer(&response)
+        responseStarted = true
+        closeAfterResponse = mustClose
+        if let upstream {
+            self.upstream = nil
+            loop.pool.discard(upstream)
+        }
+        requestBody = .done
+        completeExchange()
+    }
+
+    private var requestBodyIsEmpty: Bool {
+        if case .none = requestBody { return true }
+        return false
+    }
+
+    private func upstreamFailed(status: Int, code: String, message: String) {
+        loop.metrics.upstreamErrors.increment()
+        if let waiterID {
+            loop.pool.cancel(waiter: waiterID)
+            self.waiterID = nil
+        }
+        if let upstream {
+            self.upstream = nil
+            loop.pool.discard(upstream)
+        }
+        if responseStarted {
+            forceClose()
+        } else {
+            sendError(status: status, code: code, message: message, close: false)
+        }
+    }
+
+    func upstreamClosed() {
+        let connection = upstream
+        upstream = nil
+        switch state {
+        case .tunnel:
+            closeAfterFlush()
+        case .exchange:
+            switch responseBody {
+            case .untilClose:
+                if downstreamFraming == .chunked { pendingOut.writeStaticString("0\r\n\r\n") }
+                finishResponse()
+            case .awaitingHead where !upstreamBytesSeen:
+                // A reused keep-alive connection the upstream had just closed: safe to retry
+                // once when the request had no body (nothing was consumed).
+                if attempts == 1, (connection?.uses ?? 0) > 0, !requestHadBody, requestMethod != .post, requestMethod != .patch {
+                    requestSent = false
+                    requestBody = .none
+                    acquireUpstream()
+                } else {
+                    upstreamFailed(status: 502, code: "upstream_closed", message: "The application server closed the connection without answering.")
+                }
+            case .awaitingHead:
+                upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server closed the connection in the middle of its answer.")
+            case .contentLength, .chunked:
+                loop.metrics.upstreamErrors.increment()
+                forceClose()
+            case .done:
+                break
+            }
+        case .awaitingHead, .closed:
+            break
+        }
+    }
+
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        if writable {
+            if state == .exchange { forwardRequestBody() }
+            resumeReadingIfNeeded()
+        }
+    }
+
+    // MARK: timers and lifecycle
+
+    func checkTimers(now: NIODeadline) {
+        switch state {
+        case .awaitingHead:
+            if let started = headStartedAt, now - started > settings.headerTimeout {
+                requestID = loop.nextRequestID()
+                requestStart = now
+                clientKeepAlive = false
+                requestWantsHTML = false
+                sendError(status: 408, code: "header_timeout", message: "The request head did not arrive in time.", close: true)
+            } else if headStartedAt == nil, let idle = idleSince, now - idle > settings.idleTimeout {
+                forceClose()
+            }
+        case .exchange:
+            if let deadline = upstreamDeadline, now > deadline {
+                upstreamFailed(status: 504, code: "upstream_timeout", message: "The application server did not answer in time.")
+            } else if !requestSent, upstream != nil, now - lastClientActivity > settings.idleTimeout {
+                // A client that stopped sending its body.
+                forceClose()
+            }
+        case .tunnel, .closed:
+            break
+        }
+    }
+
+    func drain() {
+        switch state {
+        case .awaitingHead where inbound.readableBytes == 0:
+            forceClose()
+        default:
+            // Busy: the response in progress carries `Connection: close` if not started,
+            // and the connection closes after it.
+            clientKeepAlive = false
+            if state == .exchange { closeAfterResponse = true }
+        }
+    }
+
+    func forceClose() {
+        guard state != .closed || context.channel.isActive else { return }
+        state = .closed
+        context.close(promise: nil)
+    }
+
+    // MARK: helpers
+
+    enum TargetForm {
+        case origin
+        case absolute(path: [UInt8], authority: [UInt8])
+        case invalid(String)
+    }
+
+    static func classifyTarget(_ head: RequestHead) -> TargetForm {
+        head.block.withUnsafeBytes { raw -> TargetForm in
+            let range = head.targetRange
+            let first = raw[range.lowerBound]
+            if first == UInt8(ascii: "/") { return .origin }
+            if range.count == 1, first == UInt8(ascii: "*") {
+                return head.method == .options ? .origin : .invalid("* is only for OPTIONS")
+            }
+            // absolute-form (RFC 9112 §3.2.2): take the authority as Host.
+            let target = Array(raw[range])
+            let lower = target.map { ($0 >= 0x41 && $0 <= 0x5A) ? $0 | 0x20 : $0 }
+            let schemeLength: Int
+            if lower.starts(with: Array("http://".utf8)) {
+                schemeLength = 7
+            } else if lower.starts(with: Array("https://".utf8)) {
+                schemeLength = 8
+            } else {
+                return .invalid("expected a path starting with /")
+            }
+            let rest = target[schemeLength...]
+            let pathStart = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
+            let authority = Array(rest[rest.startIndex..<pathStart])
+            guard !authority.isEmpty, !authority.contains(UInt8(ascii: "@")) else { return .invalid("bad authority") }
+            var path = Array(rest[pathStart...])
+            if path.first == UInt8(ascii: "?") { path.insert(UInt8(ascii: "/"), at: 0) }
+            if path.isEmpty { path = [UInt8(ascii: "/")] }
+            return .absolute(path: path, authority: authority)
+        }
+    }
+
+    static func isWebSocketUpgrade(_ head: RequestHead) -> Bool {
+        guard head.method == .get, head.connection.upgrade, let index = head.upgradeIndex, head.framing == .none else { return false }
+        return head.block.value(head.block.fields[index]).lowercased().split(separator: ",").contains {
+            $0.trimmingCharacters(in: .whitespaces).hasPrefix("websocket")
+        }
+    }
+
+    static func acceptsHTML(_ block: HeaderBlock) -> Bool {
+        for value in block.values("accept") where value.contains("text/html") { return true }
+        return false
+    }
+
+    static func addressBytes(_ address: SocketAddress) -> [UInt8]? {
+        switch address {
+        case .v4(let v4):
+            return withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
+        case .v6(let v6):
+            return withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+        default:
+            return nil
+        }
+    }
+}

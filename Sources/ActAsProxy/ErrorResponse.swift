@@ -1,0 +1,104 @@
+import NIOCore
+
+/// Answers the proxy gives itself (refusals, upstream failures). JSON for programs, a short
+/// HTML page for browsers; always with the request id, so a user can quote it to support.
+enum ErrorResponse {
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 400: return "Bad Request"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 417: return "Expectation Failed"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
+        default: return "Error"
+        }
+    }
+
+    /// The error code in JSON bodies for statuses the codec produces.
+    static func code(forStatus status: Int) -> String {
+        switch status {
+        case 408: return "header_timeout"
+        case 413: return "body_too_large"
+        case 414: return "uri_too_long"
+        case 417: return "expectation_failed"
+        case 431: return "headers_too_large"
+        case 505: return "version_not_supported"
+        default: return "bad_request"
+        }
+    }
+
+    static func jsonEscaped(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 || scalar.value == 0x7F:
+                out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    static func htmlEscaped(_ text: String) -> String {
+        var out = ""
+        for character in text {
+            switch character {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    /// A complete response. `extraHeaders` are full lines ending in CRLF.
+    static func make(
+        status: Int, code: String, message: String, requestID: RequestID?, html: Bool, close: Bool,
+        hstsLine: [UInt8], extraHeaders: String = "", allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let id = requestID?.string
+        let body: String
+        let contentType: String
+        if html {
+            contentType = "text/html; charset=utf-8"
+            body = """
+                <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(status) \(reasonPhrase(status))</title>
+                <style>body{font:16px/1.5 system-ui,sans-serif;margin:3rem auto;max-width:36rem;padding:0 1rem;color:#1f2328}code{background:#f3f4f6;padding:.1rem .3rem;border-radius:4px}</style></head>
+                <body><h1>\(status) \(reasonPhrase(status))</h1><p>\(htmlEscaped(message))</p>\(id.map { "<p>Request id: <code>\($0)</code></p>" } ?? "")</body></html>
+
+                """
+        } else {
+            contentType = "application/json"
+            var json = "{\"error\":\"\(jsonEscaped(code))\",\"message\":\"\(jsonEscaped(message))\""
+            if let id { json += ",\"request_id\":\"\(id)\"" }
+            body = json + "}\n"
+        }
+        var buffer = allocator.buffer(capacity: 256 + body.utf8.count)
+        buffer.writeString("HTTP/1.1 \(status) \(reasonPhrase(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\nCache-Control: no-store\r\n")
+        if let id { buffer.writeString("X-Request-Id: \(id)\r\n") }
+        buffer.writeBytes(hstsLine)
+        buffer.writeString(extraHeaders)
+        if close { buffer.writeString("Connection: close\r\n") }
+        buffer.writeString("\r\n")
+        buffer.writeString(body)
+        return buffer
+    }
+}

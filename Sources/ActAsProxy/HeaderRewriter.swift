@@ -1,0 +1,276 @@
+import ActAsHTTP
+import NIOCore
+
+/// Writes heads for the next hop: the request to the upstream, the response to the client.
+/// Works on the parsed offsets and copies header lines byte for byte; no Strings.
+enum HeaderRewriter {
+    /// What the request path decided about one request, needed to write its upstream head.
+    struct RequestFacts {
+        var requestID: RequestID
+        /// Client address as text (`X-Forwarded-For`).
+        var clientAddress: [UInt8]
+        var peerIsTrustedProxy: Bool
+        /// Forward `Upgrade`/`Connection: upgrade` (a WebSocket handshake).
+        var upgrade: Bool
+        /// Origin-form target to send instead of the parsed one (absolute-form requests).
+        var targetOverride: [UInt8]?
+        /// Host to send instead of the client's (absolute-form authority, or none sent).
+        var hostOverride: [UInt8]?
+    }
+
+    // MARK: request
+
+    static func writeUpstreamRequest(
+        _ head: RequestHead, facts: RequestFacts, settings: ProxySettings, into out: inout ByteBuffer
+    ) {
+        let block = head.block
+        let nominated = head.connection.nominatesOtherHeaders ? nominatedHeaders(block) : []
+        block.withUnsafeBytes { raw in
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.methodRange]))
+            out.writeInteger(UInt8(ascii: " "))
+            if let target = facts.targetOverride {
+                out.writeBytes(target)
+            } else {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.targetRange]))
+            }
+            out.writeStaticString(" HTTP/1.1\r\n")
+
+            var clientForwardedFor: Range<Int>?
+            var host: Range<Int>?
+            for field in block.fields {
+                switch field.known {
+                case .host:
+                    host = field.valueRange
+                    if facts.hostOverride != nil { continue }
+                case .contentLength:
+                    break
+                case .other:
+                    if isProxyOwned(raw, field, settings) {
+                        if facts.peerIsTrustedProxy, clientForwardedFor == nil,
+                            equalsLowercase(raw, field.nameRange, xForwardedFor)
+                        {
+                            clientForwardedFor = field.valueRange
+                        }
+                        continue
+                    }
+                    if !nominated.isEmpty, isNominated(raw, field, nominated) { continue }
+                case .expect:
+                    break
+                case .trailer:
+                    if !nominated.isEmpty, isNominated(raw, field, nominated) { continue }
+                default:
+                    // Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade, Proxy-*: this hop only.
+                    continue
+                }
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.lineRange]))
+                out.writeStaticString("\r\n")
+            }
+
+            if let override = facts.hostOverride {
+                out.writeStaticString("Host: ")
+                out.writeBytes(override)
+                out.writeStaticString("\r\n")
+            }
+            if case .chunked = head.framing {
+                out.writeStaticString("Transfer-Encoding: chunked\r\n")
+            }
+            if facts.upgrade, let index = head.upgradeIndex {
+                out.writeStaticString("Connection: Upgrade\r\nUpgrade: ")
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[block.fields[index].valueRange]))
+                out.writeStaticString("\r\n")
+            }
+
+            // SPEC §5: the proxy's own forwarding headers, written after every client header
+            // was filtered, so nothing a client sends (or nominates in Connection) changes them.
+            out.writeStaticString("X-Forwarded-For: ")
+            if let clientForwardedFor {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[clientForwardedFor]))
+                out.writeStaticString(", ")
+            }
+            out.writeBytes(facts.clientAddress)
+            out.writeStaticString("\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ")
+            if let override = facts.hostOverride {
+                out.writeBytes(override)
+            } else if let host {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[host]))
+            }
+            out.writeStaticString("\r\nX-Request-Id: ")
+            facts.requestID.write(into: &out)
+            out.writeStaticString("\r\n\r\n")
+        }
+    }
+
+    static let xForwardedFor: [UInt8] = Array("x-forwarded-for".utf8)
+
+    /// Whether a client header names one the proxy sets itself, compared lowercase with `_`
+    /// read as `-` (servers such as those behind CGI treat them the same).
+    @inline(__always)
+    static func isProxyOwned(_ raw: UnsafeRawBufferPointer, _ field: HeaderField, _ settings: ProxySettings) -> Bool {
+        let first = asciiLower(raw[Int(field.nameStart)])
+        // Every owned name starts with x, f or i: one comparison rejects most headers.
+        guard first == UInt8(ascii: "x") || first == UInt8(ascii: "f") || first == UInt8(ascii: "i") else { return false }
+        let range = field.nameRange
+        for owned in settings.strippedRequestHeaders where owned.count == range.count {
+            if equalsNormalised(raw, range.lowerBound, owned, count: owned.count) { return true }
+        }
+        for prefix in settings.strippedRequestHeaderPrefixes where prefix.count <= range.count {
+            if equalsNormalised(raw, range.lowerBound, prefix, count: prefix.count) { return true }
+        }
+        return false
+    }
+
+    @inline(__always)
+    static func asciiLower(_ byte: UInt8) -> UInt8 {
+        (byte >= 0x41 && byte <= 0x5A) ? byte | 0x20 : byte
+    }
+
+    @inline(__always)
+    static func equalsNormalised(_ raw: UnsafeRawBufferPointer, _ start: Int, _ expected: [UInt8], count: Int) -> Bool {
+        for i in 0..<count {
+            var byte = asciiLower(raw[start + i])
+            if byte == UInt8(ascii: "_") { byte = UInt8(ascii: "-") }
+            if byte != expected[i] { return false }
+        }
+        return true
+    }
+
+    static func equalsLowercase(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ expected: [UInt8]) -> Bool {
+        guard range.count == expected.count else { return false }
+        for (i, index) in range.enumerated() where asciiLower(raw[index]) != expected[i] { return false }
+        return true
+    }
+
+    /// Lowercased names listed in `Connection` (other than close/keep-alive/upgrade).
+    static func nominatedHeaders(_ block: HeaderBlock) -> [[UInt8]] {
+        var names: [[UInt8]] = []
+        for field in block.fields where field.known == .connection {
+            for token in block.value(field).split(separator: ",") {
+                let name = token.trimmingCharacters(in: [" ", "\t"]).lowercased()
+                if !name.isEmpty, name != "close", name != "keep-alive", name != "upgrade" {
+                    names.append(Array(name.utf8))
+                }
+            }
+        }
+        return names
+    }
+
+    static func isNominated(_ raw: UnsafeRawBufferPointer, _ field: HeaderField, _ nominated: [[UInt8]]) -> Bool {
+        nominated.contains { equalsLowercase(raw, field.nameRange, $0) }
+    }
+
+    // MARK: response
+
+    /// How the body goes to the client.
+    enum DownstreamFraming: Equatable {
+        case none
+        case contentLength
+        case chunked
+        /// HTTP/1.0 client and a body of unknown length: raw bytes, then close.
+        case close
+    }
+
+    struct ResponseFacts {
+        var requestID: RequestID
+        var framing: DownstreamFraming
+        var contentLength: Int64
+        var close: Bool
+        /// Client spoke HTTP/1.0 and keeps the connection: say so explicitly.
+        var http10KeepAlive: Bool
+        var hstsLine: [UInt8]
+        /// Keep the upstream's Content-Length as is (HEAD, 304).
+        var passContentLength: Bool
+        var upgrade: Bool
+    }
+
+    static func writeDownstreamResponse(_ head: ResponseHead, facts: ResponseFacts, into out: inout ByteBuffer) {
+        let block = head.block
+        let nominated = head.connection.nominatesOtherHeaders ? nominatedHeaders(block) : []
+        var sawHSTS = false
+        block.withUnsafeBytes { raw in
+            out.writeStaticString("HTTP/1.1 ")
+            out.writeString(String(head.status))
+            out.writeInteger(UInt8(ascii: " "))
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.reasonRange]))
+            out.writeStaticString("\r\n")
+            for field in block.fields {
+                switch field.known {
+                case .contentLength:
+                    if !facts.passContentLength { continue }
+                case .upgrade:
+                    if !facts.upgrade { continue }
+                case .connection:
+                    if facts.upgrade {
+                        out.writeStaticString("Connection: Upgrade\r\n")
+                    }
+                    continue
+                case .other, .trailer:
+                    if !nominated.isEmpty, isNominated(raw, field, nominated) { continue }
+                    let range = field.nameRange
+                    if range.count == 12, equalsLowercase(raw, range, xRequestID) { continue }
+                    if range.count == 25, equalsLowercase(raw, range, strictTransportSecurity) { sawHSTS = true }
+                case .host, .expect:
+                    break
+                default:
+                    continue
+                }
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.lineRange]))
+                out.writeStaticString("\r\n")
+            }
+        }
+        switch facts.framing {
+        case .contentLength:
+            out.writeStaticString("Content-Length: ")
+            out.writeString(String(facts.contentLength))
+            out.writeStaticString("\r\n")
+        case .chunked:
+            out.writeStaticString("Transfer-Encoding: chunked\r\n")
+        case .none, .close:
+            break
+        }
+        out.writeStaticString("X-Request-Id: ")
+        facts.requestID.write(into: &out)
+        out.writeStaticString("\r\n")
+        if !sawHSTS { out.writeBytes(facts.hstsLine) }
+        if facts.close && !facts.upgrade {
+            out.writeStaticString("Connection: close\r\n")
+        } else if facts.http10KeepAlive {
+            out.writeStaticString("Connection: keep-alive\r\n")
+        }
+        out.writeStaticString("\r\n")
+    }
+
+    /// A 1xx interim response (100 Continue, 103 Early Hints): forwarded with hop-by-hop
+    /// fields removed.
+    static func writeInterimResponse(_ head: ResponseHead, into out: inout ByteBuffer) {
+        let block = head.block
+        block.withUnsafeBytes { raw in
+            out.writeStaticString("HTTP/1.1 ")
+            out.writeString(String(head.status))
+            out.writeInteger(UInt8(ascii: " "))
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.reasonRange]))
+            out.writeStaticString("\r\n")
+            for field in block.fields where field.known == .other {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.lineRange]))
+                out.writeStaticString("\r\n")
+            }
+            out.writeStaticString("\r\n")
+        }
+    }
+
+    /// Trailer fields after a last chunk, re-serialised (only fields a trailer may carry).
+    static func writeTrailers(_ trailers: HeaderBlock?, into out: inout ByteBuffer) {
+        out.writeStaticString("0\r\n")
+        if let trailers {
+            trailers.withUnsafeBytes { raw in
+                for field in trailers.fields where field.known == .other {
+                    out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.lineRange]))
+                    out.writeStaticString("\r\n")
+                }
+            }
+        }
+        out.writeStaticString("\r\n")
+    }
+
+    static let xRequestID: [UInt8] = Array("x-request-id".utf8)
+    static let strictTransportSecurity: [UInt8] = Array("strict-transport-security".utf8)
+}

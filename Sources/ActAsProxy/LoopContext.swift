@@ -1,0 +1,77 @@
+import NIOCore
+
+/// Everything the data path shares within one event loop: settings snapshot, upstream pool,
+/// request-id generator and the open client connections (for timeouts and draining). One
+/// per loop, touched only from that loop, so none of it needs locks.
+final class LoopContext {
+    let eventLoop: any EventLoop
+    private(set) var settings: ProxySettings
+    let pool: UpstreamPool
+    let metrics: ProxyMetrics
+    private var requestIDs = RequestIDGenerator()
+    private var connections: [ObjectIdentifier: DownstreamHandler] = [:]
+    private(set) var draining = false
+    private var sweepTask: RepeatedTask?
+
+    /// Timeouts are checked by one sweep per loop instead of a timer per request:
+    /// scheduling and cancelling a timer per request would cost more than the check.
+    static let sweepInterval: TimeAmount = .milliseconds(250)
+
+    init(eventLoop: any EventLoop, settings: ProxySettings, poolShare: Int, metrics: ProxyMetrics) {
+        self.eventLoop = eventLoop
+        self.settings = settings
+        self.metrics = metrics
+        self.pool = UpstreamPool(eventLoop: eventLoop, settings: settings, share: poolShare, metrics: metrics)
+    }
+
+    func start() {
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        sweepTask = eventLoop.scheduleRepeatedTask(initialDelay: Self.sweepInterval, delay: Self.sweepInterval) { _ in
+            bound.value.sweep()
+        }
+    }
+
+    func stop() {
+        sweepTask?.cancel()
+        sweepTask = nil
+        pool.closeAll()
+    }
+
+    @inline(__always)
+    func nextRequestID() -> RequestID { requestIDs.next() }
+
+    func apply(settings: ProxySettings, poolShare: Int) {
+        self.settings = settings
+        pool.update(settings: settings, share: poolShare)
+    }
+
+    func register(_ handler: DownstreamHandler) {
+        connections[ObjectIdentifier(handler)] = handler
+        metrics.openConnections.increment()
+    }
+
+    func unregister(_ handler: DownstreamHandler) {
+        if connections.removeValue(forKey: ObjectIdentifier(handler)) != nil {
+            metrics.openConnections.decrement()
+        }
+    }
+
+    var connectionCount: Int { connections.count }
+
+    /// Stop keeping connections alive: idle ones close now, busy ones after their response.
+    func beginDrain() {
+        draining = true
+        for handler in Array(connections.values) { handler.drain() }
+    }
+
+    /// Closes every remaining client connection (the drain deadline passed).
+    func closeAll() {
+        for handler in Array(connections.values) { handler.forceClose() }
+    }
+
+    private func sweep() {
+        let now = NIODeadline.now()
+        for handler in Array(connections.values) { handler.checkTimers(now: now) }
+        pool.sweep(now: now)
+    }
+}

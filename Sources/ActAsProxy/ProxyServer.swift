@@ -1,0 +1,230 @@
+import ActAsConfig
+import ActAsHTTP
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// The listeners (https, optional http → https redirect, admin) and the per-loop data path
+/// state. Reload swaps the TLS context and settings for new connections and requests without
+/// touching open connections; drain stops accepting and lets exchanges finish.
+public final class ProxyServer: Sendable {
+    private struct Mutable {
+        var config: ActAsConfig
+        var tlsContext: NIOSSLContext
+        var channels: [any Channel] = []
+        var adminChannel: (any Channel)?
+        var draining = false
+    }
+
+    private let group: any EventLoopGroup
+    private let loops: [ObjectIdentifier: NIOLoopBound<LoopContext>]
+    private let state: NIOLockedValueBox<Mutable>
+    public let metrics: ProxyMetrics
+    private let logger: Logger
+
+    public init(config: ActAsConfig, group: any EventLoopGroup, metrics: ProxyMetrics, logger: Logger) throws {
+        self.group = group
+        self.metrics = metrics
+        self.logger = logger
+        let context = try TLSSetup.makeServerContext(config.listen)
+        self.state = NIOLockedValueBox(Mutable(config: config, tlsContext: context))
+        let settings = ProxySettings(config: config)
+        let eventLoops = Array(group.makeIterator())
+        let share = Self.poolShare(config.upstream.maxConnections, loops: eventLoops.count)
+        var loops: [ObjectIdentifier: NIOLoopBound<LoopContext>] = [:]
+        for eventLoop in eventLoops {
+            // LoopContext must be created on its loop to be bound to it.
+            let bound = try eventLoop.submit {
+                let context = LoopContext(eventLoop: eventLoop, settings: settings, poolShare: share, metrics: metrics)
+                context.start()
+                return NIOLoopBound(context, eventLoop: eventLoop)
+            }.wait()
+            loops[ObjectIdentifier(eventLoop)] = bound
+        }
+        self.loops = loops
+    }
+
+    /// `max_connections` split across event loops (each loop owns its own pool).
+    static func poolShare(_ total: Int, loops: Int) -> Int {
+        max(1, (total + loops - 1) / max(loops, 1))
+    }
+
+    public var httpsAddress: SocketAddress? {
+        state.withLockedValue { $0.channels.first?.localAddress }
+    }
+
+    public var adminAddress: SocketAddress? {
+        state.withLockedValue { $0.adminChannel?.localAddress }
+    }
+
+    public var isDraining: Bool { state.withLockedValue { $0.draining } }
+
+    // MARK: start
+
+    public func start() async throws {
+        let config = state.withLockedValue { $0.config }
+        let https = try await bindHTTPS(config.listen.https)
+        var channels: [any Channel] = [https]
+        if let http = config.listen.http {
+            channels.append(try await bindRedirect(http, httpsPort: config.listen.https.port))
+        }
+        var admin: (any Channel)?
+        if let address = config.listen.admin {
+            admin = try await bindAdmin(address)
+        }
+        state.withLockedValue {
+            $0.channels = channels
+            $0.adminChannel = admin
+        }
+    }
+
+    private func bindHTTPS(_ address: SocketAddressSpec) async throws -> any Channel {
+        let loops = self.loops
+        let state = self.state
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 128 * 1024))
+            .childChannelInitializer { channel in
+                let tlsContext = state.withLockedValue { $0.tlsContext }
+                return channel.eventLoop.makeCompletedFuture {
+                    guard let loop = loops[ObjectIdentifier(channel.eventLoop)]?.value else {
+                        throw ChannelError.ioOnClosedChannel
+                    }
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLServerHandler(context: tlsContext))
+                    try sync.addHandler(DownstreamHandler(loop: loop))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+    }
+
+    private func bindRedirect(_ address: SocketAddressSpec, httpsPort: Int) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(SmallHTTPHandler { head in
+                        Self.redirect(head, httpsPort: httpsPort)
+                    })
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+    }
+
+    /// `308` to the same host and path on https (308 keeps the method and body semantics).
+    static func redirect(_ head: RequestHead, httpsPort: Int) -> SmallHTTPHandler.Response {
+        guard let host = head.host, head.target.hasPrefix("/") else {
+            return .init(status: 400, reason: "Bad Request", contentType: "text/plain", body: "a Host header and an origin-form target are required\n", close: true)
+        }
+        var name = host
+        if host.hasPrefix("[") {
+            name = String(host.prefix { $0 != "]" }) + "]"
+        } else if let colon = host.firstIndex(of: ":") {
+            name = String(host[..<colon])
+        }
+        let location = "https://\(name)\(httpsPort == 443 ? "" : ":\(httpsPort)")\(head.target)"
+        return .init(status: 308, reason: "Permanent Redirect", contentType: "text/plain", body: "see \(location)\n",
+                     headers: "Location: \(location)\r\n", close: true)
+    }
+
+    private func bindAdmin(_ address: SocketAddressSpec) async throws -> any Channel {
+        let metrics = self.metrics
+        let state = self.state
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(SmallHTTPHandler { head in
+                        Self.admin(head, metrics: metrics, draining: state.withLockedValue { $0.draining })
+                    })
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+    }
+
+    static func admin(_ head: RequestHead, metrics: ProxyMetrics, draining: Bool) -> SmallHTTPHandler.Response {
+        guard head.method == .get || head.method == .head else {
+            return .init(status: 405, reason: "Method Not Allowed", contentType: "text/plain", body: "GET only\n", headers: "Allow: GET, HEAD\r\n")
+        }
+        let path = head.target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? ""
+        switch path {
+        case "/healthz":
+            return .init(status: 200, reason: "OK", contentType: "text/plain", body: "ok\n")
+        case "/readyz":
+            return draining
+                ? .init(status: 503, reason: "Service Unavailable", contentType: "text/plain", body: "draining\n")
+                : .init(status: 200, reason: "OK", contentType: "text/plain", body: "ready\n")
+        case "/metrics":
+            return .init(status: 200, reason: "OK", contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render())
+        default:
+            return .init(status: 404, reason: "Not Found", contentType: "text/plain", body: "not found; try /healthz, /readyz, /metrics\n")
+        }
+    }
+
+    // MARK: reload
+
+    /// Applies a new configuration to new connections and requests. Throws (and keeps the
+    /// running configuration) when the new TLS material cannot be loaded.
+    public func reload(_ config: ActAsConfig) throws -> [String] {
+        let context = try TLSSetup.makeServerContext(config.listen)
+        var notes: [String] = []
+        let old = state.withLockedValue { state -> ActAsConfig in
+            let old = state.config
+            state.config = config
+            state.tlsContext = context
+            return old
+        }
+        if old.listen.https != config.listen.https || old.listen.http != config.listen.http || old.listen.admin != config.listen.admin {
+            notes.append("listen addresses changed; they take effect at the next restart")
+        }
+        if old.demo.enabled != config.demo.enabled {
+            notes.append("demo.enabled changed; it takes effect at the next restart")
+        }
+        let settings = ProxySettings(config: config)
+        let share = Self.poolShare(config.upstream.maxConnections, loops: loops.count)
+        for bound in loops.values {
+            bound.eventLoop.execute { bound.value.apply(settings: settings, poolShare: share) }
+        }
+        return notes
+    }
+
+    // MARK: drain
+
+    /// Stops accepting, lets in-flight exchanges finish (up to `limits.drain_timeout`), then
+    /// closes what is left. `/readyz` answers 503 from the first moment.
+    public func drain() async {
+        let (channels, timeout) = state.withLockedValue { state -> ([any Channel], TimeAmount) in
+            state.draining = true
+            return (state.channels, .milliseconds(state.config.limits.drainTimeout.milliseconds))
+        }
+        for channel in channels { try? await channel.close() }
+        for bound in loops.values {
+            try? await bound.eventLoop.submit { bound.value.beginDrain() }.get()
+        }
+        let deadline = NIODeadline.now() + timeout
+        while NIODeadline.now() < deadline {
+            var open = 0
+            for bound in loops.values {
+                open += (try? await bound.eventLoop.submit { bound.value.connectionCount }.get()) ?? 0
+            }
+            if open == 0 { break }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for bound in loops.values {
+            try? await bound.eventLoop.submit {
+                bound.value.closeAll()
+                bound.value.stop()
+            }.get()
+        }
+        let admin = state.withLockedValue { $0.adminChannel }
+        try? await admin?.close()
+    }
+}

@@ -1,0 +1,104 @@
+import ActAsConfig
+import ActAsCrypto
+import ArgumentParser
+import Foundation
+
+@main
+struct ActAs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "actas",
+        abstract: "An impersonation-aware, TLS-terminating reverse proxy.",
+        discussion: """
+            ActAs sits in front of a web application, terminates TLS and forwards every request \
+            with identity headers the application trusts. Configuration: proxy.conf (TOML), see \
+            the README. Every key can be overridden with ACTAS_<SECTION>_<KEY>.
+            """,
+        subcommands: [Serve.self, Check.self, Certs.self]
+    )
+}
+
+/// `--config`, default `./proxy.conf` or `ACTAS_CONFIG`.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Configuration file (default: $ACTAS_CONFIG or ./proxy.conf).", valueName: "file"))
+    var config: String?
+
+    var path: String {
+        config ?? ProcessInfo.processInfo.environment["ACTAS_CONFIG"] ?? "proxy.conf"
+    }
+
+    /// Loads and validates, printing problems the way `check` does. Exit code 2 on errors.
+    func load(printWarnings: Bool = true) throws -> ActAsConfig {
+        switch ConfigLoader(path: path).load() {
+        case .success(let loaded):
+            if printWarnings {
+                for warning in loaded.warnings { Diagnostics.warn(warning) }
+            }
+            return loaded.config
+        case .failure(let errors):
+            for issue in errors.issues { Diagnostics.error(issue.description) }
+            throw ExitCode(2)
+        }
+    }
+}
+
+enum Diagnostics {
+    static func warn(_ message: String) {
+        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+    }
+
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data("\(message)\n".utf8))
+    }
+
+    static func info(_ message: String) {
+        FileHandle.standardError.write(Data("\(message)\n".utf8))
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate the configuration and print every problem as file:line: key: message.",
+        discussion: "Exit status: 0 when valid, 2 when not."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let config = try options.load()
+        print("\(options.path): ok (https \(config.listen.https), upstream \(config.upstream.url))")
+    }
+}
+
+struct Certs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Certificates for development.",
+        subcommands: [Dev.self]
+    )
+
+    struct Dev: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a development CA and a server certificate for localhost, 127.0.0.1 and ::1.",
+            discussion: """
+                Writes listen.tls_cert and listen.tls_key from the configuration (default \
+                certs/server.crt and certs/server.key), and dev-ca.crt/dev-ca.key beside them. \
+                An existing CA is reused, so a browser that trusts it keeps trusting new server \
+                certificates. For development only.
+                """
+        )
+
+        @OptionGroup var options: ConfigOption
+
+        func run() throws {
+            let config = try options.load()
+            let paths = DevCertificates.paths(serverCert: config.listen.tlsCert, serverKey: config.listen.tlsKey)
+            do {
+                try DevCertificates.create(at: paths)
+            } catch {
+                Diagnostics.error("actas certs dev: \(error.localizedDescription)")
+                throw ExitCode(1)
+            }
+            print("wrote \(paths.serverCert) and \(paths.serverKey) (CA: \(paths.caCert))")
+            print("trust the CA for local testing, e.g.: curl --cacert \(paths.caCert) https://localhost:\(config.listen.https.port)/")
+        }
+    }
+}

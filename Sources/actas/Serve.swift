@@ -1,0 +1,140 @@
+import ActAsConfig
+import ActAsCrypto
+import ActAsDemo
+import ActAsProxy
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the proxy.",
+        discussion: """
+            Listens on listen.https (and listen.http, which redirects to https), forwards to \
+            upstream.url and serves /healthz, /readyz and /metrics on listen.admin. SIGHUP \
+            reloads the configuration and certificates (a bad new configuration is reported and \
+            the running one kept); SIGTERM stops accepting, drains in-flight requests for up to \
+            limits.drain_timeout and exits 0. Configuration errors exit 2.
+            """
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let config = try options.load()
+        var logger = Logger(label: "actas")
+        logger.logLevel = .info
+
+        try ensureCertificates(config)
+
+        let threads = config.listen.threads > 0 ? config.listen.threads : System.coreCount
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+
+        if config.demo.enabled {
+            do {
+                _ = try await DemoApp.start(host: config.upstream.host, port: config.upstream.port, group: group)
+                Diagnostics.info("actas: demo app listening on \(config.upstream.url)")
+            } catch {
+                Diagnostics.error("actas: cannot start the demo app on \(config.upstream.url): \(error)")
+                throw ExitCode(1)
+            }
+        }
+
+        let server: ProxyServer
+        do {
+            server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics(), logger: logger)
+            try await server.start()
+        } catch {
+            Diagnostics.error("actas: cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        Diagnostics.info(
+            "actas: listening on https://\(Self.describe(server.httpsAddress, fallback: config.listen.https))"
+                + (config.listen.http.map { " (redirect from http://\($0))" } ?? "")
+                + (server.adminAddress.map { ", admin http://\(Self.describe($0, fallback: config.listen.admin!))" } ?? "")
+                + ", upstream \(config.upstream.url), \(threads) threads")
+
+        let service = ProxyService(server: server, configPath: options.path, logger: logger)
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await serviceGroup.run()
+        try? await group.shutdownGracefully()
+        Diagnostics.info("actas: stopped")
+    }
+
+    static func describe(_ address: SocketAddress?, fallback: SocketAddressSpec) -> String {
+        guard let address, let ip = address.ipAddress, let port = address.port else { return fallback.description }
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+
+    /// `listen.dev_certs`: make development certificates when the configured files are missing.
+    func ensureCertificates(_ config: ActAsConfig) throws {
+        let manager = FileManager.default
+        let certExists = manager.fileExists(atPath: config.listen.tlsCert)
+        let keyExists = manager.fileExists(atPath: config.listen.tlsKey)
+        guard !(certExists && keyExists) else { return }
+        guard config.listen.devCerts else {
+            let missing = certExists ? config.listen.tlsKey : config.listen.tlsCert
+            Diagnostics.error("\(options.path): listen.tls_cert/tls_key: \(missing) does not exist (run `actas certs dev`, or set listen.dev_certs = true)")
+            throw ExitCode(2)
+        }
+        let paths = DevCertificates.paths(serverCert: config.listen.tlsCert, serverKey: config.listen.tlsKey)
+        do {
+            try DevCertificates.create(at: paths)
+        } catch {
+            Diagnostics.error("actas: cannot create development certificates: \(error.localizedDescription)")
+            throw ExitCode(1)
+        }
+        Diagnostics.warn("""
+            listen.dev_certs: created a DEVELOPMENT certificate for localhost in \((paths.serverCert as NSString).deletingLastPathComponent) \
+            (CA: \(paths.caCert)). Browsers will warn until you trust that CA. Never use it in production: \
+            set listen.tls_cert/tls_key to real certificates and listen.dev_certs = false.
+            """)
+    }
+}
+
+/// Runs until SIGTERM/SIGINT, reloading on SIGHUP; then drains.
+struct ProxyService: Service {
+    let server: ProxyServer
+    let configPath: String
+    let logger: Logger
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                let hangups = await UnixSignalsSequence(trapping: .sighup)
+                for await _ in hangups {
+                    reload()
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        Diagnostics.info("actas: draining (stopped accepting connections)")
+        await server.drain()
+    }
+
+    func reload() {
+        switch ConfigLoader(path: configPath).load() {
+        case .success(let loaded):
+            for warning in loaded.warnings { Diagnostics.warn(warning) }
+            do {
+                let notes = try server.reload(loaded.config)
+                for note in notes { Diagnostics.warn(note) }
+                Diagnostics.info("actas: reloaded \(configPath)")
+            } catch {
+                Diagnostics.error("actas: reload failed, keeping the running configuration: \(error)")
+            }
+        case .failure(let errors):
+            for issue in errors.issues { Diagnostics.error(issue.description) }
+            Diagnostics.error("actas: reload failed, keeping the running configuration")
+        }
+    }
+}

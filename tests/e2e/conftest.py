@@ -1,0 +1,322 @@
+"""End-to-end fixtures: the real `actas` binary, real TLS, a real recording upstream process."""
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ACTAS = Path(os.environ.get("ACTAS_BIN", ROOT / ".build" / "debug" / "actas"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=15.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Upstream:
+    """The recording origin (tests/e2e/recording_upstream.py) as a separate process."""
+
+    def __init__(self, tmp):
+        self.port = free_port()
+        self.record_path = tmp / f"upstream-{self.port}.jsonl"
+        self.record_path.touch()
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "recording_upstream.py"), "--port", str(self.port), "--record", str(self.record_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def requests(self):
+        return [json.loads(line) for line in self.record_path.read_text().splitlines() if line.strip()]
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=5)
+
+
+class Proxy:
+    """`actas serve` with a generated proxy.conf and dev certificates."""
+
+    def __init__(self, tmp, upstream_port, extra=None, start=True):
+        self.dir = tmp
+        self.https_port = free_port()
+        self.admin_port = free_port()
+        self.http_port = free_port()
+        self.upstream_port = upstream_port
+        self.config_path = tmp / "proxy.conf"
+        self.write_config(extra or {})
+        self.ca = tmp / "certs" / "dev-ca.crt"
+        run(["certs", "dev", "--config", str(self.config_path)])
+        self.process = None
+        self.stderr_path = tmp / "actas.stderr"
+        if start:
+            self.start()
+
+    def write_config(self, extra):
+        sections = {
+            "listen": {
+                "https": f"127.0.0.1:{self.https_port}",
+                "http": f"127.0.0.1:{self.http_port}",
+                "admin": f"127.0.0.1:{self.admin_port}",
+                "tls_cert": "certs/server.crt",
+                "tls_key": "certs/server.key",
+                "dev_certs": False,
+            },
+            "upstream": {"url": f"http://127.0.0.1:{self.upstream_port}", "response_timeout": "10s", "connect_timeout": "2s"},
+            "limits": {"header_timeout": "3s", "idle_timeout": "20s", "drain_timeout": "10s"},
+            "store": {"url": "sqlite:data/actas.db"},
+            "audit": {"file": "logs/audit.jsonl"},
+            "demo": {"enabled": False},
+        }
+        for key, value in extra.items():
+            section, name = key.rsplit(".", 1)
+            sections.setdefault(section, {})[name] = value
+        lines = []
+        for section, values in sections.items():
+            lines.append(f"[{section}]")
+            for name, value in values.items():
+                lines.append(f"{name} = {toml_value(value)}")
+            lines.append("")
+        self.config_path.write_text("\n".join(lines))
+
+    def start(self):
+        self.stderr = open(self.stderr_path, "a")
+        self.process = subprocess.Popen([str(ACTAS), "serve", "--config", str(self.config_path)],
+                                        stdout=self.stderr, stderr=self.stderr, env=clean_env())
+        wait_for(self.ready, what="actas /readyz")
+
+    def ready(self):
+        if self.process.poll() is not None:
+            raise AssertionError(f"actas exited with {self.process.returncode}: {self.stderr_path.read_text()}")
+        try:
+            return admin_get(self.admin_port, "/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def context(self):
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx
+
+    def connect(self, timeout=10):
+        raw = socket.create_connection(("127.0.0.1", self.https_port), timeout=timeout)
+        return self.context().wrap_socket(raw, server_hostname="localhost")
+
+    def request(self, data: bytes, timeout=10):
+        """Sends raw bytes over a fresh TLS connection; returns the first response."""
+        with self.connect(timeout) as sock:
+            sock.sendall(data)
+            return read_response(sock)
+
+    def rss_kb(self):
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process:
+            self.stderr.close()
+
+
+def toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def clean_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("ACTAS_")}
+
+
+def run(args, check=True, **kwargs):
+    result = subprocess.run([str(ACTAS), *args], capture_output=True, text=True, env=clean_env(), **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"actas {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+def admin_get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+class Response:
+    def __init__(self, status, reason, headers, body, interim):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.interim = interim
+
+    def header(self, name):
+        values = self.all(name)
+        return values[0] if values else None
+
+    def all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers} {self.body[:200]!r}>"
+
+
+class SocketReader:
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = b""
+
+    def fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buffer += data
+
+    def line(self):
+        while b"\r\n" not in self.buffer:
+            self.fill()
+        line, _, self.buffer = self.buffer.partition(b"\r\n")
+        return line
+
+    def exactly(self, n):
+        while len(self.buffer) < n:
+            self.fill()
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def until_close(self):
+        try:
+            while True:
+                self.fill()
+        except (EOFError, ConnectionError, ssl.SSLError):
+            pass
+        data, self.buffer = self.buffer, b""
+        return data
+
+
+_readers = {}
+
+
+def read_response(sock, method="GET"):
+    """Reads one response (after any 1xx) from a socket, keeping leftovers for the next call."""
+    reader = _readers.setdefault(id(sock), SocketReader(sock))
+    reader.sock = sock
+    interim = []
+    while True:
+        status_line = reader.line().decode("latin-1")
+        version, status, *reason = status_line.split(" ", 2)
+        headers = []
+        while True:
+            line = reader.line()
+            if not line:
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers.append((name, value.strip()))
+        status = int(status)
+        if 100 <= status < 200 and status != 101:
+            interim.append((status, headers))
+            continue
+        break
+    response = Response(status, reason[0] if reason else "", headers, b"", interim)
+    if method == "HEAD" or status in (101, 204, 304):
+        return response
+    te = response.header("transfer-encoding")
+    if te and te.lower() == "chunked":
+        body = b""
+        trailers = []
+        while True:
+            size = int(reader.line().split(b";")[0], 16)
+            if size == 0:
+                while True:
+                    line = reader.line()
+                    if not line:
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    trailers.append((name, value.strip()))
+                break
+            body += reader.exactly(size)
+            assert reader.exactly(2) == b"\r\n"
+        response.body = body
+        response.trailers = trailers
+    elif response.header("content-length") is not None:
+        response.body = reader.exactly(int(response.header("content-length")))
+    else:
+        response.body = reader.until_close()
+    return response
+
+
+def is_closed(sock, timeout=3.0):
+    """True when the peer closed the connection (EOF or reset) within `timeout`."""
+    sock.settimeout(timeout)
+    reader = _readers.get(id(sock))
+    if reader and reader.buffer:
+        return False
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionError, ssl.SSLError):
+        return True
+    except socket.timeout:
+        return False
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    server = Upstream(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_proxy(tmp_path, upstream):
+    proxies = []
+
+    def factory(extra=None, start=True):
+        directory = tmp_path / f"proxy{len(proxies)}"
+        directory.mkdir()
+        proxy = Proxy(directory, upstream.port, extra, start)
+        proxies.append(proxy)
+        return proxy
+
+    yield factory
+    for proxy in proxies:
+        proxy.stop()
+
+
+@pytest.fixture
+def proxy(make_proxy):
+    return make_proxy()
+
+
+def get(path, host="localhost", extra=""):
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()

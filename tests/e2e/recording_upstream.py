@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""A deliberately plain HTTP/1.1 origin for end-to-end tests.
+
+It records every request it receives (method, target, headers in order, body, connection
+number) as one JSON line in the file given by --record, flushed at once, so a test can prove
+what reached the upstream and what did not. It answers according to the path:
+
+  /                       200 JSON {"path": …}
+  /chunked                chunked body in 3 chunks with a trailer
+  /until-close            200 without framing, body ends when the connection closes
+  /slow?ms=N              waits N ms before answering
+  /big?bytes=N            N bytes of body with Content-Length
+  /close                  200 with Connection: close
+  /status/NNN             that status, small body (none for 204/304)
+  /hop                    response carrying hop-by-hop fields and a Connection-nominated one
+  /early                  answers 413 before reading the request body, then closes
+  /ws                     with Upgrade: websocket → 101, then echoes raw bytes back
+  /no-upgrade             with Upgrade → 200 (refuses to switch)
+  /request-id             response carries its own X-Request-Id (the proxy must replace it)
+  /hsts                   response carries its own Strict-Transport-Security
+  /head                   Content-Length: 11 for HEAD and GET
+  /continue               if Expect: 100-continue, sends 100 Continue before reading the body
+"""
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sys
+import urllib.parse
+
+connection_counter = 0
+
+
+class Recorder:
+    def __init__(self, path):
+        self.file = open(path, "a", buffering=1)
+
+    def record(self, entry):
+        self.file.write(json.dumps(entry) + "\n")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+
+async def read_head(reader):
+    data = await reader.readuntil(b"\r\n\r\n")
+    lines = data[:-4].split(b"\r\n")
+    method, target, version = lines[0].decode("latin-1").split(" ", 2)
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.decode("latin-1").partition(":")
+        headers.append([name, value.strip()])
+    return method, target, version, headers
+
+
+def header(headers, name):
+    for k, v in headers:
+        if k.lower() == name:
+            return v
+    return None
+
+
+async def read_body(reader, headers):
+    te = header(headers, "transfer-encoding")
+    if te and te.lower() == "chunked":
+        body = b""
+        trailers = []
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            size = int(size_line.split(b";")[0].strip(), 16)
+            if size == 0:
+                while True:
+                    line = await reader.readuntil(b"\r\n")
+                    if line == b"\r\n":
+                        return body, trailers
+                    name, _, value = line.decode("latin-1").partition(":")
+                    trailers.append([name, value.strip()])
+            body += await reader.readexactly(size)
+            await reader.readexactly(2)
+    length = header(headers, "content-length")
+    if length:
+        return await reader.readexactly(int(length)), []
+    return b"", []
+
+
+def response(status, body=b"", headers=(), reason="OK"):
+    head = f"HTTP/1.1 {status} {reason}\r\n"
+    for k, v in headers:
+        head += f"{k}: {v}\r\n"
+    if status not in (204, 304) and not any(k.lower() == "content-length" for k, _ in headers):
+        head += f"Content-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def handle(reader, writer, recorder):
+    global connection_counter
+    connection_counter += 1
+    conn = connection_counter
+    try:
+        while True:
+            try:
+                method, target, version, headers = await read_head(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            parsed = urllib.parse.urlsplit(target)
+            query = dict(urllib.parse.parse_qsl(parsed.query))
+            path = parsed.path
+            entry = {"conn": conn, "method": method, "target": target, "version": version, "headers": headers}
+
+            if path == "/early":
+                recorder.record({**entry, "body": None})
+                writer.write(response(413, b"too big\n", [("Connection", "close")], "Payload Too Large"))
+                await writer.drain()
+                writer.close()
+                return
+            if path == "/continue" and (header(headers, "expect") or "").lower() == "100-continue":
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await writer.drain()
+
+            body, trailers = await read_body(reader, headers)
+            entry["body_b64"] = base64.b64encode(body).decode()
+            entry["body_len"] = len(body)
+            entry["trailers"] = trailers
+            recorder.record(entry)
+
+            if path == "/ws" and (header(headers, "upgrade") or "").lower() == "websocket":
+                writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                await writer.drain()
+                while True:
+                    data = await reader.read(65536)
+                    if not data:
+                        break
+                    writer.write(data)
+                    await writer.drain()
+                writer.close()
+                return
+            if path == "/no-upgrade":
+                writer.write(response(200, b"no switching here\n"))
+            elif path == "/chunked":
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\nContent-Type: text/plain\r\n\r\n")
+                for part in (b"first,", b"second,", b"third"):
+                    writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    await writer.drain()
+                    await asyncio.sleep(0.01)
+                writer.write(b"0\r\nX-Checksum: 42\r\n\r\n")
+            elif path == "/until-close":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+                await writer.drain()
+                writer.close()
+                return
+            elif path == "/slow":
+                await asyncio.sleep(int(query.get("ms", "1000")) / 1000)
+                writer.write(response(200, b"slow\n"))
+            elif path == "/big":
+                n = int(query.get("bytes", "1048576"))
+                writer.write(f"HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nContent-Type: application/octet-stream\r\n\r\n".encode())
+                block = b"x" * 65536
+                sent = 0
+                while sent < n:
+                    chunk = block[: min(65536, n - sent)]
+                    writer.write(chunk)
+                    sent += len(chunk)
+                    await writer.drain()
+            elif path == "/close":
+                writer.write(response(200, b"bye\n", [("Connection", "close")]))
+                await writer.drain()
+                writer.close()
+                return
+            elif path.startswith("/status/"):
+                status = int(path.rsplit("/", 1)[1])
+                writer.write(response(status, b"" if status in (204, 304) else b"status\n"))
+            elif path == "/hop":
+                writer.write(response(200, b"hop\n", [
+                    ("Connection", "X-Secret-Hop, keep-alive"), ("Keep-Alive", "timeout=5"), ("X-Secret-Hop", "1"),
+                    ("Proxy-Authenticate", "Basic"), ("Upgrade", "h2c"), ("X-Kept", "yes")]))
+            elif path == "/request-id":
+                writer.write(response(200, b"id\n", [("X-Request-Id", "upstream-chosen")]))
+            elif path == "/hsts":
+                writer.write(response(200, b"hsts\n", [("Strict-Transport-Security", "max-age=1")]))
+            elif path == "/head":
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n" + (b"" if method == "HEAD" else b"hello world"))
+            else:
+                payload = json.dumps({"path": path, "method": method, "body_len": len(body)}).encode()
+                writer.write(response(200, payload, [("Content-Type", "application/json")]))
+            await writer.drain()
+            if (header(headers, "connection") or "").lower() == "close":
+                writer.close()
+                return
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        try:
+            writer.close()
+        except Exception:
+            pass
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--record", required=True)
+    args = parser.parse_args()
+    recorder = Recorder(args.record)
+    server = await asyncio.start_server(lambda r, w: handle(r, w, recorder), "127.0.0.1", args.port, limit=1 << 20)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
