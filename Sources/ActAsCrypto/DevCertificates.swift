@@ -69,8 +69,8 @@ public enum DevCertificates {
             serialNumber: Certificate.SerialNumber(),
             publicKey: .init(serverKey.publicKey),
             notValidBefore: now.addingTimeInterval(-3600),
-            // Browsers refuse leaf certificates valid for more than 398 days.
-            notValidAfter: now.addingTimeInterval(397 * 86400),
+            // Mozilla's TLS guidelines ask for at most 366 days (browsers refuse more than 398).
+            notValidAfter: now.addingTimeInterval(365 * 86400),
             issuer: caCertificate.subject,
             subject: try DistinguishedName {
                 OrganizationName("ActAs development")
