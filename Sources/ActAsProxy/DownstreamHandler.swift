@@ -280,6 +280,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         loop.metrics.rejectedRequests.increment()
         requestID = loop.nextRequestID()
         requestStart = .now()
+        requestWantsHTML = false
         let message: String
         switch error.status {
         case 400: message = "The request is malformed: \(error.reason)."
@@ -895,10 +896,23 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         }
     }
 
+    /// Whether an `Accept` field mentions text/html: byte comparisons, no allocation.
     static func acceptsHTML(_ block: HeaderBlock) -> Bool {
-        for value in block.values("accept") where value.contains("text/html") { return true }
-        return false
+        block.withUnsafeBytes { raw in
+            for field in block.fields where field.nameLength == 6 && HeaderRewriter.equalsLowercase(raw, field.nameRange, accept) {
+                let value = field.valueRange
+                guard value.count >= textHTML.count else { continue }
+                for start in value.lowerBound...(value.upperBound - textHTML.count)
+                where HeaderRewriter.equalsLowercase(raw, start..<(start + textHTML.count), textHTML) {
+                    return true
+                }
+            }
+            return false
+        }
     }
+
+    static let accept: [UInt8] = Array("accept".utf8)
+    static let textHTML: [UInt8] = Array("text/html".utf8)
 
     static func addressBytes(_ address: SocketAddress) -> [UInt8]? {
         switch address {

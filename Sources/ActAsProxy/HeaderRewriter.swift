@@ -188,8 +188,7 @@ enum HeaderRewriter {
         var sawHSTS = false
         block.withUnsafeBytes { raw in
             out.writeStaticString("HTTP/1.1 ")
-            out.writeString(String(head.status))
-            out.writeInteger(UInt8(ascii: " "))
+            writeStatus(head.status, into: &out)
             out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.reasonRange]))
             out.writeStaticString("\r\n")
             for field in block.fields {
@@ -220,7 +219,7 @@ enum HeaderRewriter {
         switch facts.framing {
         case .contentLength:
             out.writeStaticString("Content-Length: ")
-            out.writeString(String(facts.contentLength))
+            writeDecimal(facts.contentLength, into: &out)
             out.writeStaticString("\r\n")
         case .chunked:
             out.writeStaticString("Transfer-Encoding: chunked\r\n")
@@ -245,8 +244,7 @@ enum HeaderRewriter {
         let block = head.block
         block.withUnsafeBytes { raw in
             out.writeStaticString("HTTP/1.1 ")
-            out.writeString(String(head.status))
-            out.writeInteger(UInt8(ascii: " "))
+            writeStatus(head.status, into: &out)
             out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.reasonRange]))
             out.writeStaticString("\r\n")
             for field in block.fields where field.known == .other {
@@ -269,6 +267,29 @@ enum HeaderRewriter {
             }
         }
         out.writeStaticString("\r\n")
+    }
+
+    /// Three digits and a space, without going through String.
+    @inline(__always)
+    static func writeStatus(_ status: Int, into out: inout ByteBuffer) {
+        out.writeInteger(UInt8(truncatingIfNeeded: 0x30 + status / 100))
+        out.writeInteger(UInt8(truncatingIfNeeded: 0x30 + status / 10 % 10))
+        out.writeInteger(UInt8(truncatingIfNeeded: 0x30 + status % 10))
+        out.writeInteger(UInt8(ascii: " "))
+    }
+
+    static func writeDecimal(_ value: Int64, into out: inout ByteBuffer) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes of scratch, enough for Int64
+        withUnsafeMutableBytes(of: &digits) { scratch in
+            var n = UInt64(max(value, 0))
+            var i = scratch.count
+            repeat {
+                i -= 1
+                scratch[i] = UInt8(truncatingIfNeeded: 0x30 + n % 10)
+                n /= 10
+            } while n > 0
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[i...]))
+        }
     }
 
     static let xRequestID: [UInt8] = Array("x-request-id".utf8)
