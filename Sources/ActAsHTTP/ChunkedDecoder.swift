@@ -215,7 +215,4 @@ public enum ChunkedEncoding {
     public static func writeCRLF(into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt16(0x0D0A))
     }
-
-    /// The last chunk and the end of an empty trailer section.
-    public static let lastChunk: StaticString = "0\r\n\r\n"
 }

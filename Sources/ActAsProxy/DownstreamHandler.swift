@@ -129,15 +129,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         let wasExchange = state == .exchange || state == .tunnel
         state = .closed
         loop.unregister(self)
-        if let waiterID {
-            loop.pool.cancel(waiter: waiterID)
-            self.waiterID = nil
-        }
-        if let upstream {
-            // The client left mid-exchange: the upstream connection is in an unknown state.
-            self.upstream = nil
-            loop.pool.discard(upstream)
-        }
+        // The client left mid-exchange: the upstream connection is in an unknown state.
+        abandonUpstream()
         if wasExchange, inFlight {
             inFlight = false
             loop.metrics.inFlight.decrement()
@@ -449,10 +442,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     private func requestBodyFailed(_ error: HTTPParseError) {
         loop.metrics.rejectedRequests.increment()
-        if let upstream {
-            self.upstream = nil
-            loop.pool.discard(upstream)
-        }
+        abandonUpstream()
         if responseStarted {
             forceClose()
         } else {
@@ -735,10 +725,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         pendingOut.writeBuffer(&response)
         responseStarted = true
         closeAfterResponse = mustClose
-        if let upstream {
-            self.upstream = nil
-            loop.pool.discard(upstream)
-        }
+        abandonUpstream()
         requestBody = .done
         completeExchange()
     }
@@ -748,8 +735,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         return false
     }
 
-    private func upstreamFailed(status: Int, code: String, message: String) {
-        loop.metrics.upstreamErrors.increment()
+    /// Gives up the upstream side of the exchange: leaves the pool's queue, or closes the
+    /// connection (its state is unknown, so it is never reused).
+    private func abandonUpstream() {
         if let waiterID {
             loop.pool.cancel(waiter: waiterID)
             self.waiterID = nil
@@ -758,6 +746,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             self.upstream = nil
             loop.pool.discard(upstream)
         }
+    }
+
+    private func upstreamFailed(status: Int, code: String, message: String) {
+        loop.metrics.upstreamErrors.increment()
+        abandonUpstream()
         if responseStarted {
             forceClose()
         } else {

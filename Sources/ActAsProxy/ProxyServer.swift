@@ -1,6 +1,5 @@
 import ActAsConfig
 import ActAsHTTP
-import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -22,12 +21,10 @@ public final class ProxyServer: Sendable {
     private let loops: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     private let state: NIOLockedValueBox<Mutable>
     public let metrics: ProxyMetrics
-    private let logger: Logger
 
-    public init(config: ActAsConfig, group: any EventLoopGroup, metrics: ProxyMetrics, logger: Logger) throws {
+    public init(config: ActAsConfig, group: any EventLoopGroup, metrics: ProxyMetrics) throws {
         self.group = group
         self.metrics = metrics
-        self.logger = logger
         let context = try TLSSetup.makeServerContext(config.listen)
         self.state = NIOLockedValueBox(Mutable(config: config, tlsContext: context))
         let settings = ProxySettings(config: config)

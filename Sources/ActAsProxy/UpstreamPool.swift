@@ -134,8 +134,6 @@ final class UpstreamPool {
         self.metrics = metrics
     }
 
-    var idleCount: Int { idle.count }
-
     func update(settings: ProxySettings, share: Int) {
         if settings.upstreamHost != self.settings.upstreamHost || settings.upstreamPort != self.settings.upstreamPort {
             address = nil

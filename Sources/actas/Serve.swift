@@ -46,7 +46,7 @@ struct Serve: AsyncParsableCommand {
 
         let server: ProxyServer
         do {
-            server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics(), logger: logger)
+            server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics())
             try await server.start()
         } catch {
             Diagnostics.error("actas: cannot start: \(error)")
@@ -58,7 +58,7 @@ struct Serve: AsyncParsableCommand {
                 + (server.adminAddress.map { ", admin http://\(Self.describe($0, fallback: config.listen.admin!))" } ?? "")
                 + ", upstream \(config.upstream.url), \(threads) threads")
 
-        let service = ProxyService(server: server, configPath: options.path, logger: logger)
+        let service = ProxyService(server: server, configPath: options.path)
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service)],
@@ -104,7 +104,6 @@ struct Serve: AsyncParsableCommand {
 struct ProxyService: Service {
     let server: ProxyServer
     let configPath: String
-    let logger: Logger
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
