@@ -145,14 +145,14 @@ public struct HeadParser: Sendable {
         }
         if !startLineDone {
             guard kind == .request else { return nil }
+            // The same decisions, in the same order, as parseRequestLine makes on a whole line.
             var j = start
-            while j < end, raw[j] != ASCII.space, raw[j] != ASCII.cr {
-                j += 1
-            }
-            if j == start { return raw[start] == ASCII.cr ? nil : .badRequest("malformed request line") }
-            if !isKnownMethodPrefix(raw, start, j - start, complete: j < end) {
-                return isTokenRange(raw, start, j) ? .notImplemented : .badRequest("invalid method")
-            }
+            while j < end, isTokenChar(raw[j]) { j += 1 }
+            if j == start { return raw[start] == ASCII.cr ? nil : .badRequest("invalid method") }
+            if !isKnownMethodPrefix(raw, start, j - start, complete: false) { return .notImplemented }
+            guard j < end else { return nil }
+            guard raw[j] == ASCII.space else { return .badRequest("invalid method") }
+            if !isKnownMethodPrefix(raw, start, j - start, complete: true) { return .notImplemented }
             guard j < end, raw[j] == ASCII.space else { return nil }
             j += 1
             if j < end, !isTargetStart(raw[j]) { return .badRequest("invalid request target") }
@@ -221,6 +221,8 @@ public struct HeadParser: Sendable {
     private mutating func parseRequestLine(_ raw: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> HTTPParseError? {
         var i = start
         while i < end && isTokenChar(raw[i]) { i += 1 }
+        // Decided in this order so that a line fed byte by byte gets the same answer.
+        if i > start, !isKnownMethodPrefix(raw, start, i - start, complete: false) { return .notImplemented }
         guard i > start, i < end, raw[i] == ASCII.space else { return .badRequest("invalid method") }
         methodOrVersionRange = start..<i
         method = classifyMethod(raw, start, i - start)

@@ -12,7 +12,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     for kind in [HeadParser.Kind.request, .response] {
         let whole = run(bytes, kind: kind, step: bytes.count)
         let split = run(bytes, kind: kind, step: step)
-        precondition(whole == split, "whole \(whole) != split \(split) (step \(step))")
+        // Same verdict however TCP cut the bytes. (The status of a refusal may differ: a
+        // partial line is refused by the first rule it breaks, a whole line by the first
+        // rule in line order, e.g. 400 for a bare CR vs 501 for an unknown method.)
+        switch (whole, split) {
+        case (.rejected, .rejected): break
+        default: precondition(whole == split, "whole \(whole) != split \(split) (step \(step))")
+        }
     }
     return 0
 }
@@ -79,4 +85,20 @@ func run(_ bytes: [UInt8], kind: HeadParser.Kind, step: Int) -> Outcome {
     } catch {
         return .rejected(error.status)
     }
+}
+
+// SwiftPM links an executable's entry point as `<Module>_main`; hand control to libFuzzer's
+// driver from there (libFuzzer's own `main` is not linked when one exists).
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+@_cdecl("FuzzHTTP_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv, fuzz)
 }
