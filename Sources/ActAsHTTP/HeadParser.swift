@@ -155,7 +155,9 @@ public struct HeadParser: Sendable {
             if !isKnownMethodPrefix(raw, start, j - start, complete: true) { return .notImplemented }
             guard j < end, raw[j] == ASCII.space else { return nil }
             j += 1
-            if j < end, !isTargetStart(raw[j]) { return .badRequest("invalid request target") }
+            // CONNECT takes authority-form (any host:port), checked when the line is whole.
+            let isConnect = classifyMethod(raw, start, j - 1 - start) == .connect
+            if j < end, !isConnect, !isTargetStart(raw[j]) { return .badRequest("invalid request target") }
             while j < end, raw[j] > ASCII.space, raw[j] < 0x7F { j += 1 }
             if j < end, raw[j] != ASCII.space, raw[j] != ASCII.cr { return .badRequest("invalid byte in request target") }
             return nil
