@@ -51,6 +51,8 @@ let package = Package(
             name: "ActAsConfig",
             dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]
         ),
+        // Pure domain: users, roles, policy, path rules, refusal codes. No I/O, imports nothing of ours.
+        .target(name: "ActAsCore"),
         // Certificates and keys (dev CA today; assertion keys and tokens later).
         .target(
             name: "ActAsCrypto",
@@ -96,5 +98,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ActAsConfigTests", dependencies: ["ActAsConfig"]),
+        .testTarget(name: "ActAsCoreTests", dependencies: ["ActAsCore"]),
     ]
 )
