@@ -27,12 +27,14 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         .executableTarget(
             name: "actas",
             dependencies: [
-                "ActAsConfig", "ActAsCrypto", "ActAsProxy", "ActAsDemo",
+                "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsConsole", "ActAsProxy", "ActAsDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -53,20 +55,41 @@ let package = Package(
         ),
         // Pure domain: users, roles, policy, path rules, refusal codes. No I/O, imports nothing of ours.
         .target(name: "ActAsCore"),
-        // Certificates and keys (dev CA today; assertion keys and tokens later).
+        // Dev certificates, assertion JWTs and the key ring, password hashing, tokens, CSRF.
         .target(
             name: "ActAsCrypto",
             dependencies: [
+                "ActAsCore",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        // Store protocol, SQLite implementation, migrations, change feed, the in-memory live state.
+        .target(
+            name: "ActAsStore",
+            dependencies: [
+                "ActAsCore", "ActAsCrypto",
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // /.actas/: pages and JSON API (sign-in, account, users, impersonation), templates.
+        .target(
+            name: "ActAsConsole",
+            dependencies: [
+                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore",
+                .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
         // Listeners, request pipeline, upstream pool, admin endpoints, lifecycle.
         .target(
             name: "ActAsProxy",
             dependencies: [
-                "ActAsHTTP", "ActAsConfig",
+                "ActAsHTTP", "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -61,6 +61,53 @@ public struct ActAsConfig: Sendable {
         public var enabled: Bool
     }
 
+    public struct Auth: Sendable {
+        public var methods: [String]
+        public var sessionTTL: ConfigDuration
+        public var publicPaths: [String]
+        /// Failed sign-ins per account, and per client address, within `failedLoginWindow`
+        /// before `429`.
+        public var maxFailedLogins: Int
+        public var maxFailedLoginsPerIP: Int
+        public var failedLoginWindow: ConfigDuration
+
+        public var passwordEnabled: Bool { methods.contains("password") }
+        public var tokensEnabled: Bool { methods.contains("token") }
+    }
+
+    public struct Headers: Sendable {
+        public var user: String
+        public var email: String
+        public var groups: String
+        public var assertion: String
+        /// Empty: the public origin of each request (`https://` + its Host).
+        public var assertionIssuer: String
+        /// Empty: `upstream.url`.
+        public var assertionAudience: String
+    }
+
+    public struct Roles: Sendable {
+        public var order: [String]
+        public var impersonators: [String]
+        public var scoped: [String]
+        public var auditors: [String]
+    }
+
+    public struct Impersonation: Sendable {
+        public var consentRequired: Bool
+        public var consentMaxHours: Int
+        public var defaultDuration: ConfigDuration
+        public var maxDuration: ConfigDuration
+        /// `read-write`, `read-only` or `choose`.
+        public var mode: String
+        public var reasonMinLength: Int
+        public var impersonableStatuses: [String]
+        public var requireFirstLogin: Bool
+        public var hiddenPaths: [String]
+        public var pathsCaseSensitive: Bool
+        public var warnBeforeEnd: ConfigDuration
+    }
+
     /// Absolute path of the file this came from.
     public var configPath: String
     public var configDirectory: String
@@ -70,6 +117,10 @@ public struct ActAsConfig: Sendable {
     public var store: Store
     public var audit: Audit
     public var demo: Demo
+    public var auth: Auth
+    public var headers: Headers
+    public var roles: Roles
+    public var impersonation: Impersonation
     /// Every key's value (defaults included), for sections without a typed view yet.
     public var values: [String: ConfigValue]
 }
@@ -209,6 +260,7 @@ struct ConfigBuilder {
             store = .init(kind: .sqlite(path: resolve(path)))
         } else if storeURL.hasPrefix("postgres://") || storeURL.hasPrefix("postgresql://") {
             store = .init(kind: .postgres(url: storeURL))
+            fail("store.url", "the PostgreSQL store is not supported yet; use \"sqlite:PATH\"")
         } else {
             fail("store.url", "must start with \"sqlite:\" or \"postgres://\"")
         }
@@ -247,6 +299,45 @@ struct ConfigBuilder {
             }
         }
 
+        let methods = list("auth.methods")
+        for method in methods where method == "oidc" || method == "mtls" {
+            fail("auth.methods", "\"\(method)\" sign-in is not supported yet; use \"password\" and \"token\"")
+        }
+        if methods.isEmpty { fail("auth.methods", "at least one sign-in method is required") }
+        let auth = ActAsConfig.Auth(
+            methods: methods,
+            sessionTTL: duration("auth.session_ttl"),
+            publicPaths: list("auth.public_paths"),
+            maxFailedLogins: int("auth.max_failed_logins"),
+            maxFailedLoginsPerIP: int("auth.max_failed_logins_per_ip"),
+            failedLoginWindow: duration("auth.failed_login_window"))
+        let headers = ActAsConfig.Headers(
+            user: string("headers.user"), email: string("headers.email"), groups: string("headers.groups"),
+            assertion: string("headers.assertion"), assertionIssuer: string("headers.assertion_issuer"),
+            assertionAudience: string("headers.assertion_audience"))
+        let headerNames = [headers.user, headers.email, headers.groups, headers.assertion].map { $0.lowercased() }
+        if Set(headerNames).count != headerNames.count {
+            fail("headers.user", "headers.user, email, groups and assertion must be four different names")
+        }
+        for key in ["headers.assertion_issuer", "headers.assertion_audience"] where string(key).contains(where: { $0.isNewline }) {
+            fail(key, "must be a single line")
+        }
+        let roles = ActAsConfig.Roles(
+            order: order, impersonators: list("roles.impersonators"), scoped: list("roles.scoped"), auditors: list("roles.auditors"))
+        if order.isEmpty { fail("roles.order", "at least one role is required") }
+        let impersonation = ActAsConfig.Impersonation(
+            consentRequired: string("impersonation.consent") == "required",
+            consentMaxHours: int("impersonation.consent_max_hours"),
+            defaultDuration: duration("impersonation.default_duration"),
+            maxDuration: duration("impersonation.max_duration"),
+            mode: string("impersonation.mode"),
+            reasonMinLength: int("impersonation.reason_min_length"),
+            impersonableStatuses: list("impersonation.impersonable_statuses"),
+            requireFirstLogin: bool("impersonation.require_first_login"),
+            hiddenPaths: list("impersonation.hidden_paths"),
+            pathsCaseSensitive: bool("impersonation.paths_case_sensitive"),
+            warnBeforeEnd: duration("impersonation.warn_before_end"))
+
         let demo = ActAsConfig.Demo(enabled: bool("demo.enabled"))
         if demo.enabled, let upstream, !SocketAddressSpec(host: upstream.host, port: upstream.port).isLoopback {
             fail("demo.enabled", "the demo app listens on upstream.url, which must then be a loopback address")
@@ -257,6 +348,7 @@ struct ConfigBuilder {
             configPath: URL(fileURLWithPath: file).standardizedFileURL.path,
             configDirectory: directory,
             listen: listen, upstream: upstream, limits: limits, store: store, audit: audit, demo: demo,
+            auth: auth, headers: headers, roles: roles, impersonation: impersonation,
             values: values
         )
     }

@@ -180,7 +180,11 @@ final class DemoHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let identity = DemoApp.identityHeaders.map { name -> String in
             var value = headers.first(name: name).map(DemoApp.escape) ?? "<span class=\"absent\">(absent)</span>"
             if name == "X-ActAs-Jwt-Assertion", let jwt = headers.first(name: name) {
-                value = DemoApp.escape(String(jwt.prefix(40))) + "…"
+                let claims = Self.decodedJWT(jwt).map {
+                    "<p>Header and claims (verify the signature with <code>/.well-known/actas/jwks.json</code>):</p><pre>\(DemoApp.escape($0))</pre>"
+                }
+                value = "<details><summary><code>\(DemoApp.escape(String(jwt.prefix(40))))…</code></summary><pre>\(DemoApp.escape(jwt))</pre></details>"
+                    + (claims ?? "")
             }
             return "<tr><th>\(name)</th><td>\(value)</td></tr>"
         }.joined()
@@ -188,6 +192,22 @@ final class DemoHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let others = headers.filter { !known.contains($0.name.lowercased()) }
             .map { "<tr><th>\(DemoApp.escape($0.name))</th><td>\(DemoApp.escape($0.value))</td></tr>" }.joined()
         return "<h2>Identity headers</h2><table>\(identity)</table><h2>Other request headers</h2><table>\(others)</table>"
+    }
+
+    /// The JWT's header and payload, pretty-printed (the signature is the proxy's business to
+    /// make and the app's to check against the JWKS).
+    static func decodedJWT(_ token: String) -> String? {
+        let parts = token.split(separator: ".")
+        guard parts.count == 3 else { return nil }
+        func decode(_ part: Substring) -> String? {
+            var base64 = part.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            while base64.count % 4 != 0 { base64 += "=" }
+            guard let data = Data(base64Encoded: base64), let object = try? JSONSerialization.jsonObject(with: data),
+                  let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) else { return nil }
+            return String(decoding: pretty, as: UTF8.self)
+        }
+        guard let header = decode(parts[0]), let claims = decode(parts[1]) else { return nil }
+        return header + "\n" + claims
     }
 
     static func query(_ uri: String) -> [String: String] {

@@ -1,5 +1,9 @@
 import ActAsConfig
+import ActAsConsole
+import ActAsCrypto
 import ActAsHTTP
+import ActAsStore
+import Foundation
 import NIOCore
 import NIOSSL
 import NIOTLS
@@ -15,7 +19,14 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    enum State { case awaitingHead, exchange, tunnel, closed }
+    enum State {
+        case awaitingHead
+        case exchange
+        /// A console request (`/.actas/…`): reading its body, then waiting for the console.
+        case console
+        case tunnel
+        case closed
+    }
 
     enum RequestBody {
         case none
@@ -87,6 +98,25 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     private var pendingOut = ByteBuffer()
     private let crlf: ByteBuffer
 
+    // Identity of the last request on this connection (see IdentityMemo).
+    private var identityMemo: IdentityMemo?
+
+    // The console request being read or answered.
+    private var consoleHead: ConsoleHead?
+    private var consoleBody: [UInt8] = []
+    private var consoleBodyComplete = false
+    /// Console requests are forms and small JSON documents.
+    static let maxConsoleBody = 1 << 20
+
+    struct ConsoleHead {
+        var method: String
+        var path: String
+        var query: String
+        var headers: [(name: String, value: String)]
+        var principal: LiveState.Principal?
+        var authentication: ConsoleRequest.Authentication
+    }
+
     init(loop: LoopContext) {
         self.loop = loop
         self.settings = loop.settings
@@ -126,7 +156,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let wasExchange = state == .exchange || state == .tunnel
+        let wasExchange = state == .exchange || state == .tunnel || state == .console
         state = .closed
         loop.unregister(self)
         // The client left mid-exchange: the upstream connection is in an unknown state.
@@ -161,7 +191,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             return
         case .closed:
             return
-        case .awaitingHead, .exchange:
+        case .awaitingHead, .exchange, .console:
             break
         }
         if inbound.readableBytes == 0 {
@@ -210,6 +240,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 // Pipelined requests wait in the kernel until this response is done.
                 return false
             }
+        case .console:
+            return !consoleBodyComplete && inbound.readableBytes < Self.maxBufferedRequestBytes
         case .tunnel:
             return upstream?.channel.isWritable ?? false
         case .closed:
@@ -255,6 +287,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 startExchange(head)
             case .exchange:
                 forwardRequestBody()
+                return
+            case .console:
+                readConsoleBody()
                 return
             case .tunnel:
                 if inbound.readableBytes > 0, let upstream {
@@ -337,12 +372,219 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         isUpgrade = Self.isWebSocketUpgrade(head)
         facts.upgrade = isUpgrade
 
-        var out = context.channel.allocator.buffer(capacity: head.block.bytes.readableBytes + 256)
+        let credentials = RequestCredentials.scan(head.block)
+        if credentials.impersonateHeader {
+            sendError(status: 403, code: "impersonation_header",
+                      message: "Impersonate-* request headers are not accepted; administrators act as others through the ActAs console.", close: false)
+            return
+        }
+        let target = RequestTarget(head: head, override: facts.targetOverride)
+        let now = Date()
+        let identity: IdentityResult
+        do {
+            identity = try resolveIdentity(head, credentials, host: facts.hostOverride, now: now)
+        } catch {
+            sendError(status: 401, code: "invalid_token", message: "The API token is not valid (unknown, revoked, or its user cannot sign in).",
+                      close: false, extraHeaders: "WWW-Authenticate: Bearer realm=\"actas\", error=\"invalid_token\"\r\n")
+            return
+        }
+        if target.isConsole {
+            startConsole(head, target: target, identity: identity)
+            return
+        }
+        if identity == nil, !target.isPublic(settings.publicPaths) {
+            refuseUnauthenticated(target)
+            return
+        }
+        facts.identity = identity?.memo.forwarded.lines
+        facts.filterCookies = credentials.hasActAsCookies
+        facts.dropActAsToken = credentials.hasActAsToken
+
+        var out = context.channel.allocator.buffer(capacity: head.block.bytes.readableBytes + 256 + (facts.identity?.count ?? 0))
         HeaderRewriter.writeUpstreamRequest(head, facts: facts, settings: settings, into: &out)
         upstreamRequestHead = out
         state = .exchange
         upstreamDeadline = .now() + settings.responseTimeout
         acquireUpstream()
+    }
+
+    // MARK: identity
+
+    struct Identified {
+        var memo: IdentityMemo
+        var authentication: ConsoleRequest.Authentication
+    }
+    typealias IdentityResult = Identified?
+
+    struct InvalidToken: Error {}
+
+    /// Who is asking: from the connection's memo when nothing changed, else from the live
+    /// state. An `actas_` bearer token that does not resolve is an error (401); a session
+    /// cookie that does not resolve just means "not signed in".
+    private func resolveIdentity(_ head: RequestHead, _ credentials: RequestCredentials, host: [UInt8]?, now: Date) throws -> IdentityResult {
+        let authentication: ConsoleRequest.Authentication
+        let range: Range<Int>
+        if let token = credentials.bearerToken {
+            guard settings.tokensEnabled else { throw InvalidToken() }
+            authentication = .token
+            range = token
+        } else if let cookie = credentials.sessionCookie, !cookie.isEmpty {
+            authentication = .session
+            range = cookie
+        } else {
+            return nil
+        }
+        let live = loop.identity.live
+        let generation = live.generation
+        return try head.block.withUnsafeBytes { raw -> IdentityResult in
+            let hostRange = host == nil ? head.hostIndex.map { head.block.fields[$0].valueRange } : nil
+            if let memo = identityMemo, memo.matches(raw, range, generation: generation, now: now),
+               settings.assertionIssuer != nil || Self.sameHost(memo.issuerHost, raw, hostRange, host) {
+                return Identified(memo: memo, authentication: authentication)
+            }
+            identityMemo = nil
+            let hash = Secrets.hash(UnsafeRawBufferPointer(rebasing: raw[range]))
+            let principal = authentication == .token ? live.principal(tokenHash: hash) : live.principal(sessionHash: hash, now: now)
+            guard let principal else {
+                if authentication == .token { throw InvalidToken() }
+                return nil
+            }
+            let issuerHost: [UInt8] = settings.assertionIssuer != nil ? [] : (host ?? hostRange.map { Array(raw[$0]) } ?? [])
+            let issuer = settings.assertionIssuer ?? "https://" + String(decoding: issuerHost, as: UTF8.self)
+            guard let forwarded = loop.identity.identity(for: principal, issuer: issuer, settings: settings, now: now) else { return nil }
+            let expiresAt = min(forwarded.refreshAt, principal.session?.expiresAt ?? .distantFuture)
+            let memo = IdentityMemo(
+                credential: Array(raw[range]), generation: generation, principal: principal, forwarded: forwarded,
+                issuerHost: issuerHost, expiresAt: expiresAt)
+            identityMemo = memo
+            return Identified(memo: memo, authentication: authentication)
+        }
+    }
+
+    static func sameHost(_ memo: [UInt8], _ raw: UnsafeRawBufferPointer, _ range: Range<Int>?, _ override: [UInt8]?) -> Bool {
+        if let override { return override == memo }
+        guard let range, range.count == memo.count else { return false }
+        return memo.withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress! + range.lowerBound, range.count) == 0 }
+    }
+
+    /// SPEC §4: browsers are sent to sign in and come back; programs get a 401.
+    private func refuseUnauthenticated(_ target: RequestTarget) {
+        if requestWantsHTML {
+            let location = "/.actas/login?rd=" + FormCoding.encode(target.originForm)
+            sendError(status: 302, code: "unauthenticated", message: "Sign in to continue.", close: false,
+                      extraHeaders: "Location: \(location)\r\n")
+        } else {
+            sendError(status: 401, code: "unauthenticated",
+                      message: "Sign in first, or send an API token (Authorization: Bearer actas_…).", close: false,
+                      extraHeaders: "WWW-Authenticate: Bearer realm=\"actas\"\r\n")
+        }
+    }
+
+    // MARK: console
+
+    private func startConsole(_ head: RequestHead, target: RequestTarget, identity: IdentityResult) {
+        state = .console
+        upstreamDeadline = nil
+        consoleBody = []
+        consoleBodyComplete = false
+        consoleHead = ConsoleHead(
+            method: head.methodString, path: target.path, query: target.query,
+            headers: head.block.fields.map { (head.block.name($0).lowercased(), head.block.value($0)) },
+            principal: identity?.memo.principal, authentication: identity?.authentication ?? .none)
+        if head.expectContinue, !requestBodyIsEmpty {
+            pendingOut.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+            flushDownstream()
+        }
+        readConsoleBody()
+    }
+
+    /// Reads the (small) request body of a console request, then hands it over.
+    private func readConsoleBody() {
+        guard !consoleBodyComplete else { return }
+        switch requestBody {
+        case .none, .done:
+            requestBody = .done
+        case .contentLength(let remaining):
+            let take = Int(min(Int64(inbound.readableBytes), remaining))
+            if take > 0 { consoleBody.append(contentsOf: inbound.readBytes(length: take)!) }
+            requestBody = remaining == Int64(take) ? .done : .contentLength(remaining: remaining - Int64(take))
+        case .chunked(var decoder):
+            requestBody = .done
+            loop: while true {
+                let event: ChunkedDecoder.Event?
+                do {
+                    event = try decoder.next(&inbound)
+                } catch {
+                    requestBodyFailed(error)
+                    return
+                }
+                switch event {
+                case .data(var slice):
+                    consoleBody.append(contentsOf: slice.readBytes(length: slice.readableBytes)!)
+                    if consoleBody.count > Self.maxConsoleBody { break loop }
+                case .end:
+                    break loop
+                case nil:
+                    requestBody = .chunked(decoder)
+                    break loop
+                }
+            }
+        }
+        if consoleBody.count > Self.maxConsoleBody {
+            sendError(status: 413, code: "body_too_large", message: "Console requests are limited to 1 MB.", close: true)
+            return
+        }
+        guard case .done = requestBody else {
+            resumeReadingIfNeeded()
+            return
+        }
+        requestSent = true
+        consoleBodyComplete = true
+        dispatchConsole()
+    }
+
+    private func dispatchConsole() {
+        guard let head = consoleHead else { return }
+        let request = ConsoleRequest(
+            method: head.method, path: head.path, query: head.query, headers: head.headers, body: consoleBody,
+            clientIP: String(decoding: clientAddress, as: UTF8.self), requestID: requestID.string,
+            principal: head.principal, authentication: head.authentication)
+        consoleBody = []
+        let console = loop.console
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let id = exchangeID
+        Task {
+            let response = await console.handle(request)
+            bound.eventLoop.execute { bound.value.consoleAnswered(response, exchange: id) }
+        }
+    }
+
+    private func consoleAnswered(_ response: ConsoleResponse, exchange id: UInt64) {
+        guard id == exchangeID, state == .console else { return }
+        consoleHead = nil
+        responseStatus = response.status
+        responseStarted = true
+        closeAfterResponse = !clientKeepAlive || loop.draining
+        pendingOut.writeStaticString("HTTP/1.1 ")
+        HeaderRewriter.writeStatus(response.status, into: &pendingOut)
+        pendingOut.writeString(ErrorResponse.reasonPhrase(response.status))
+        pendingOut.writeStaticString("\r\n")
+        for (name, value) in response.headers {
+            pendingOut.writeString(name)
+            pendingOut.writeStaticString(": ")
+            pendingOut.writeString(value)
+            pendingOut.writeStaticString("\r\n")
+        }
+        pendingOut.writeStaticString("Content-Length: ")
+        HeaderRewriter.writeDecimal(Int64(response.body.count), into: &pendingOut)
+        pendingOut.writeStaticString("\r\nX-Request-Id: ")
+        requestID.write(into: &pendingOut)
+        pendingOut.writeStaticString("\r\n")
+        pendingOut.writeBytes(settings.hstsLine)
+        if closeAfterResponse { pendingOut.writeStaticString("Connection: close\r\n") }
+        pendingOut.writeStaticString("\r\n")
+        if requestMethod != .head { pendingOut.writeBytes(response.body) }
+        completeExchange()
     }
 
     private func acquireUpstream() {
@@ -462,7 +704,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         case .exchange:
             var buffer = buffer
             processUpstream(&buffer)
-        case .awaitingHead, .closed:
+        case .awaitingHead, .console, .closed:
             break
         }
     }
@@ -787,7 +1029,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             case .done:
                 break
             }
-        case .awaitingHead, .closed:
+        case .awaitingHead, .console, .closed:
             break
         }
     }
@@ -821,6 +1063,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 // A client that stopped sending its body.
                 forceClose()
             }
+        case .console:
+            if !consoleBodyComplete, now - lastClientActivity > settings.idleTimeout {
+                forceClose()
+            }
         case .tunnel, .closed:
             break
         }
@@ -834,7 +1080,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             // Busy: the response in progress carries `Connection: close` if not started,
             // and the connection closes after it.
             clientKeepAlive = false
-            if state == .exchange { closeAfterResponse = true }
+            if state == .exchange || state == .console { closeAfterResponse = true }
         }
     }
 

@@ -16,6 +16,12 @@ enum HeaderRewriter {
         var targetOverride: [UInt8]?
         /// Host to send instead of the client's (absolute-form authority, or none sent).
         var hostOverride: [UInt8]?
+        /// Cookie fields carry ActAs cookies: forward them without those.
+        var filterCookies = false
+        /// Authorization fields carrying an `actas_` token are the proxy's: drop them.
+        var dropActAsToken = false
+        /// Identity header lines (user, email, groups, assertion) for a signed-in request.
+        var identity: [UInt8]? = nil
     }
 
     // MARK: request
@@ -45,6 +51,14 @@ enum HeaderRewriter {
                 case .contentLength:
                     break
                 case .other:
+                    if facts.filterCookies, field.nameLength == 6, equalsLowercase(raw, field.nameRange, RequestCredentials.cookieName) {
+                        writeFilteredCookies(raw, field, into: &out)
+                        continue
+                    }
+                    if facts.dropActAsToken, field.nameLength == 13, equalsLowercase(raw, field.nameRange, RequestCredentials.authorizationName),
+                       RequestCredentials.actasToken(raw, field.valueRange) != nil {
+                        continue
+                    }
                     if isProxyOwned(raw, field, settings) {
                         if facts.peerIsTrustedProxy, clientForwardedFor == nil,
                             equalsLowercase(raw, field.nameRange, xForwardedFor)
@@ -96,8 +110,29 @@ enum HeaderRewriter {
             }
             out.writeStaticString("\r\nX-Request-Id: ")
             facts.requestID.write(into: &out)
-            out.writeStaticString("\r\n\r\n")
+            out.writeStaticString("\r\n")
+            if let identity = facts.identity { out.writeBytes(identity) }
+            out.writeStaticString("\r\n")
         }
+    }
+
+    /// A Cookie field without the proxy's own cookies; nothing at all when none is left.
+    static func writeFilteredCookies(_ raw: UnsafeRawBufferPointer, _ field: HeaderField, into out: inout ByteBuffer) {
+        var wrote = false
+        RequestCredentials.forEachCookie(raw, field.valueRange) { name, value in
+            let prefix = RequestCredentials.actasCookiePrefix
+            if name.count >= prefix.count, equalsLowercase(raw, name.lowerBound..<(name.lowerBound + prefix.count), prefix) { return }
+            if wrote {
+                out.writeStaticString("; ")
+            } else {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.nameRange]))
+                out.writeStaticString(": ")
+                wrote = true
+            }
+            let pair = name.isEmpty ? value : name.lowerBound..<value.upperBound
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[pair]))
+        }
+        if wrote { out.writeStaticString("\r\n") }
     }
 
     static let xForwardedFor: [UInt8] = Array("x-forwarded-for".utf8)
@@ -106,9 +141,8 @@ enum HeaderRewriter {
     /// read as `-` (servers such as those behind CGI treat them the same).
     @inline(__always)
     static func isProxyOwned(_ raw: UnsafeRawBufferPointer, _ field: HeaderField, _ settings: ProxySettings) -> Bool {
-        let first = asciiLower(raw[Int(field.nameStart)])
-        // Every owned name starts with x, f or i: one comparison rejects most headers.
-        guard first == UInt8(ascii: "x") || first == UInt8(ascii: "f") || first == UInt8(ascii: "i") else { return false }
+        // One table lookup rejects most ordinary headers.
+        guard settings.strippedFirstBytes[Int(raw[Int(field.nameStart)])] else { return false }
         let range = field.nameRange
         for owned in settings.strippedRequestHeaders where owned.count == range.count {
             if equalsNormalised(raw, range.lowerBound, owned, count: owned.count) { return true }

@@ -1,3 +1,4 @@
+import ActAsConsole
 import NIOCore
 
 /// Everything the data path shares within one event loop: settings snapshot, upstream pool,
@@ -8,6 +9,9 @@ final class LoopContext {
     private(set) var settings: ProxySettings
     let pool: UpstreamPool
     let metrics: ProxyMetrics
+    /// Shared by all loops: identity headers and assertions, and the console.
+    let identity: IdentityForwarding
+    let console: Console
     private var requestIDs = RequestIDGenerator()
     private var connections: [ObjectIdentifier: DownstreamHandler] = [:]
     private(set) var draining = false
@@ -17,10 +21,12 @@ final class LoopContext {
     /// scheduling and cancelling a timer per request would cost more than the check.
     static let sweepInterval: TimeAmount = .milliseconds(250)
 
-    init(eventLoop: any EventLoop, settings: ProxySettings, poolShare: Int, metrics: ProxyMetrics) {
+    init(eventLoop: any EventLoop, settings: ProxySettings, poolShare: Int, metrics: ProxyMetrics, services: ProxyServices) {
         self.eventLoop = eventLoop
         self.settings = settings
         self.metrics = metrics
+        self.identity = services.identity
+        self.console = services.console
         self.pool = UpstreamPool(eventLoop: eventLoop, settings: settings, share: poolShare, metrics: metrics)
     }
 

@@ -1,9 +1,23 @@
 import ActAsConfig
+import ActAsConsole
 import ActAsHTTP
+import ActAsStore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+
+/// What the request path shares across event loops besides settings: the live state (via the
+/// identity forwarding) and the console.
+public struct ProxyServices: Sendable {
+    let identity: IdentityForwarding
+    let console: Console
+
+    public init(live: LiveState, console: Console) {
+        self.identity = IdentityForwarding(live: live)
+        self.console = console
+    }
+}
 
 /// The listeners (https, optional http → https redirect, admin) and the per-loop data path
 /// state. Reload swaps the TLS context and settings for new connections and requests without
@@ -22,7 +36,7 @@ public final class ProxyServer: Sendable {
     private let state: NIOLockedValueBox<Mutable>
     public let metrics: ProxyMetrics
 
-    public init(config: ActAsConfig, group: any EventLoopGroup, metrics: ProxyMetrics) throws {
+    public init(config: ActAsConfig, group: any EventLoopGroup, metrics: ProxyMetrics, services: ProxyServices) throws {
         self.group = group
         self.metrics = metrics
         let context = try TLSSetup.makeServerContext(config.listen)
@@ -34,7 +48,7 @@ public final class ProxyServer: Sendable {
         for eventLoop in eventLoops {
             // LoopContext must be created on its loop to be bound to it.
             let bound = try eventLoop.submit {
-                let context = LoopContext(eventLoop: eventLoop, settings: settings, poolShare: share, metrics: metrics)
+                let context = LoopContext(eventLoop: eventLoop, settings: settings, poolShare: share, metrics: metrics, services: services)
                 context.start()
                 return NIOLoopBound(context, eventLoop: eventLoop)
             }.wait()

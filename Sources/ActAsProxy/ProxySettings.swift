@@ -1,4 +1,5 @@
 import ActAsConfig
+import ActAsCore
 import ActAsHTTP
 import NIOCore
 
@@ -24,6 +25,20 @@ public struct ProxySettings: Sendable {
     public var strippedRequestHeaders: [[UInt8]]
     /// Prefixes of such headers (lowercase).
     public var strippedRequestHeaderPrefixes: [[UInt8]]
+    /// First bytes (lowercase, and upper case) of every stripped name or prefix: one table
+    /// lookup rejects most ordinary headers.
+    public var strippedFirstBytes: [Bool]
+    /// Identity header names as configured (`[headers]`), written before `: `.
+    public var userHeader: [UInt8]
+    public var emailHeader: [UInt8]
+    public var groupsHeader: [UInt8]
+    public var assertionHeader: [UInt8]
+    /// `assertion_issuer`, or nil for "the public origin of the request".
+    public var assertionIssuer: String?
+    public var assertionAudience: String
+    public var passwordSignIn: Bool
+    public var tokensEnabled: Bool
+    public var publicPaths: [PathPattern]
 
     public init(config: ActAsConfig) {
         limits = HTTPLimits(
@@ -43,14 +58,46 @@ public struct ProxySettings: Sendable {
         upstreamAuthority = Array(config.upstream.authority.utf8)
         trustedProxies = config.listen.trustedProxies
         hstsLine = config.listen.hsts.map { Array("Strict-Transport-Security: \($0)\r\n".utf8) } ?? []
-        strippedRequestHeaders = Self.proxyOwnedHeaders.map { Array($0.utf8) }
-        strippedRequestHeaderPrefixes = []
+        let headers = config.headers
+        let configured = [headers.user, headers.email, headers.groups, headers.assertion].map(Self.normalisedName)
+        var stripped = Self.proxyOwnedHeaders
+        for name in configured where !stripped.contains(name) { stripped.append(name) }
+        strippedRequestHeaders = stripped.map { Array($0.utf8) }
+        strippedRequestHeaderPrefixes = Self.proxyOwnedPrefixes.map { Array($0.utf8) }
+        var first = [Bool](repeating: false, count: 256)
+        for name in strippedRequestHeaders + strippedRequestHeaderPrefixes {
+            guard let byte = name.first else { continue }
+            first[Int(byte)] = true
+            if byte >= 0x61, byte <= 0x7A { first[Int(byte - 0x20)] = true }
+            if byte == UInt8(ascii: "-") { first[Int(UInt8(ascii: "_"))] = true }
+        }
+        strippedFirstBytes = first
+        userHeader = Array(headers.user.utf8)
+        emailHeader = Array(headers.email.utf8)
+        groupsHeader = Array(headers.groups.utf8)
+        assertionHeader = Array(headers.assertion.utf8)
+        assertionIssuer = headers.assertionIssuer.isEmpty ? nil : headers.assertionIssuer
+        assertionAudience = headers.assertionAudience.isEmpty ? config.upstream.url : headers.assertionAudience
+        passwordSignIn = config.auth.passwordEnabled
+        tokensEnabled = config.auth.tokensEnabled
+        publicPaths = config.auth.publicPaths.map { PathPattern($0) }
+    }
+
+    /// Lower case, `_` as `-`: how header names are compared for anti-spoofing.
+    static func normalisedName(_ name: String) -> String {
+        name.lowercased().replacingOccurrences(of: "_", with: "-")
     }
 
     /// SPEC §5: set by the proxy, never taken from a client. (`Forwarded` and `X-Real-IP`
-    /// carry the same claims in other spellings, so they go too.)
+    /// carry the same claims in other spellings, so they go too.) The configured identity
+    /// header names are added to these.
     static let proxyOwnedHeaders = [
         "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+        "x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-actas-jwt-assertion",
         "x-request-id", "forwarded", "x-real-ip",
     ]
+
+    /// Whole families a client may not send: every `X-Forwarded-*` claim is the proxy's to
+    /// make, `x-impersonat…` covers every impersonation header (SPEC §5), `x-actas-` is ours.
+    static let proxyOwnedPrefixes = ["x-forwarded-", "x-impersonat", "x-actas-"]
 }

@@ -1,7 +1,9 @@
 import ActAsConfig
+import ActAsConsole
 import ActAsCrypto
 import ActAsDemo
 import ActAsProxy
+import ActAsStore
 import ArgumentParser
 import Foundation
 import Logging
@@ -44,9 +46,25 @@ struct Serve: AsyncParsableCommand {
             }
         }
 
+        // State: the store, the signing key, the live copy the request path reads.
+        let store = try await StoreAccess.open(config)
+        let live = LiveState()
+        let sync = StateSync(store: store, state: live)
+        let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
+        do {
+            try await KeyManager.ensureSigningKey(store)
+            if config.demo.enabled { try await DemoUsers.seedIfEmpty(directory) }
+            try await sync.loadSnapshot()
+        } catch {
+            Diagnostics.error("actas: cannot prepare the store: \(error)")
+            throw ExitCode(1)
+        }
+        let events = try AuditEvents.open(config)
+        let console = Console(config: config, directory: directory, live: live, events: events)
+
         let server: ProxyServer
         do {
-            server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics())
+            server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics(), services: ProxyServices(live: live, console: console))
             try await server.start()
         } catch {
             Diagnostics.error("actas: cannot start: \(error)")
@@ -59,12 +77,15 @@ struct Serve: AsyncParsableCommand {
                 + ", upstream \(config.upstream.url), \(threads) threads")
 
         let service = ProxyService(server: server, configPath: options.path)
+        let feed = ChangeFeedService(sync: sync, logger: logger)
         let serviceGroup = ServiceGroup(
             configuration: .init(
-                services: [.init(service: service)],
+                services: [.init(service: service), .init(service: feed)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await serviceGroup.run()
+        events.close()
+        await store.close()
         try? await group.shutdownGracefully()
         Diagnostics.info("actas: stopped")
     }
@@ -97,6 +118,21 @@ struct Serve: AsyncParsableCommand {
             (CA: \(paths.caCert)). Browsers will warn until you trust that CA. Never use it in production: \
             set listen.tls_cert/tls_key to real certificates and listen.dev_certs = false.
             """)
+    }
+}
+
+/// Polls the store's change feed so changes made by other processes (`actas users suspend`,
+/// another instance) reach the live state.
+struct ChangeFeedService: Service {
+    let sync: StateSync
+    let logger: Logger
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await sync.run(logger: logger) }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
     }
 }
 

@@ -83,6 +83,8 @@ class Proxy:
             "upstream": {"url": f"http://127.0.0.1:{self.upstream_port}", "response_timeout": "10s", "connect_timeout": "2s"},
             "limits": {"header_timeout": "3s", "idle_timeout": "20s", "drain_timeout": "10s"},
             "store": {"url": "sqlite:data/actas.db"},
+            # Data-plane tests forward anonymously; identity tests narrow this.
+            "auth": {"public_paths": ["/*"]},
             "audit": {"file": "logs/audit.jsonl"},
             "demo": {"enabled": False},
         }
@@ -320,3 +322,85 @@ def proxy(make_proxy):
 
 def get(path, host="localhost", extra=""):
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+
+
+# ---- identity helpers ------------------------------------------------------------------
+
+ORIGIN = "https://localhost"
+PASSWORD = "correct horse battery"
+
+
+def request_bytes(method, path, headers=(), body=b"", host="localhost"):
+    """A raw HTTP/1.1 request: header names and order exactly as given (duplicates allowed)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"] + [f"{name}: {value}" for name, value in headers]
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def set_cookies(response):
+    """name → (value, attribute string) of each Set-Cookie."""
+    cookies = {}
+    for line in response.all("set-cookie"):
+        pair, _, attributes = line.partition(";")
+        name, _, value = pair.partition("=")
+        cookies[name.strip()] = (value.strip(), attributes.strip())
+    return cookies
+
+
+def import_users(proxy, users):
+    """`actas users import` of a JSON array (passwords default to PASSWORD)."""
+    path = proxy.dir / f"users-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps([{"password": PASSWORD, **user} for user in users]))
+    return run(["users", "import", str(path), "--config", str(proxy.config_path)])
+
+
+def login_form(proxy, rd=None):
+    """GET the sign-in page: (csrf token in the form, login cookie, response)."""
+    import re
+    import urllib.parse
+    target = "/.actas/login" + (f"?rd={urllib.parse.quote(rd, safe='')}" if rd is not None else "")
+    page = proxy.request(request_bytes("GET", target, [("Accept", "text/html")]))
+    assert page.status == 200, page
+    token = re.search(rb'name="csrf_token" value="([^"]+)"', page.body).group(1).decode()
+    login_cookie = set_cookies(page)["__Host-actas_login"][0]
+    return token, login_cookie, page
+
+
+def post_login(proxy, username, password=PASSWORD, rd=None, token=None, login_cookie=None, origin=ORIGIN, extra=()):
+    import urllib.parse
+    if token is None or login_cookie is None:
+        form_token, form_cookie, _ = login_form(proxy, rd)
+        token = form_token if token is None else token
+        login_cookie = form_cookie if login_cookie is None else login_cookie
+    fields = {"csrf_token": token, "username": username, "password": password}
+    if rd is not None:
+        fields["rd"] = rd
+    body = urllib.parse.urlencode(fields).encode()
+    headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "text/html")]
+    if origin:
+        headers.append(("Origin", origin))
+    if login_cookie:
+        headers.append(("Cookie", f"__Host-actas_login={login_cookie}"))
+    return proxy.request(request_bytes("POST", "/.actas/login", headers + list(extra), body))
+
+
+def login(proxy, username, password=PASSWORD):
+    """Signs in through the form; returns the session cookie value."""
+    response = post_login(proxy, username, password)
+    assert response.status == 303, response
+    return set_cookies(response)["__Host-actas_session"][0]
+
+
+def session_header(cookie):
+    return ("Cookie", f"__Host-actas_session={cookie}")
+
+
+def me(proxy, cookie):
+    response = proxy.request(request_bytes("GET", "/.actas/api/v1/me", [session_header(cookie)]))
+    assert response.status == 200, response
+    return json.loads(response.body)
+
+
+def header_values(record, name):
+    return [value for key, value in record["headers"] if key.lower() == name.lower()]

@@ -1,0 +1,190 @@
+import ActAsStore
+import Foundation
+
+/// A request for the console (`/.actas/…`, the JWKS), as the proxy hands it over: the head
+/// already parsed and the (small) body read. The proxy resolved who is asking.
+public struct ConsoleRequest: Sendable {
+    public enum Authentication: Sendable, Equatable {
+        case none
+        case session
+        case token
+    }
+
+    public var method: String
+    public var path: String
+    /// Raw query string without `?`.
+    public var query: String
+    /// Lower-case names, values as sent, in order.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+    public var clientIP: String
+    public var requestID: String
+    public var principal: LiveState.Principal?
+    public var authentication: Authentication
+    public var now: Date
+
+    public init(
+        method: String, path: String, query: String, headers: [(name: String, value: String)], body: [UInt8],
+        clientIP: String, requestID: String, principal: LiveState.Principal?, authentication: Authentication, now: Date = Date()
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.clientIP = clientIP
+        self.requestID = requestID
+        self.principal = principal
+        self.authentication = authentication
+        self.now = now
+    }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name == name }?.value
+    }
+
+    /// `Accept` mentions text/html: a person with a browser, who gets pages and redirects.
+    public var wantsHTML: Bool {
+        header("accept")?.lowercased().contains("text/html") ?? false
+    }
+
+    public var queryItems: [(String, String)] { FormCoding.decode(query) }
+
+    public func queryValue(_ name: String) -> String? {
+        queryItems.first { $0.0 == name }?.1
+    }
+
+    /// Cookies sent by the browser, by name (first occurrence wins).
+    public func cookie(_ name: String) -> String? {
+        for (headerName, value) in headers where headerName == "cookie" {
+            for pair in value.split(separator: ";") {
+                let trimmed = pair.trimmingCharacters(in: .whitespaces)
+                if let eq = trimmed.firstIndex(of: "="), trimmed[..<eq] == name {
+                    return String(trimmed[trimmed.index(after: eq)...])
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Form fields of an `application/x-www-form-urlencoded` body.
+    public var formFields: [(String, String)] {
+        guard header("content-type")?.lowercased().hasPrefix("application/x-www-form-urlencoded") ?? false else { return [] }
+        return FormCoding.decode(String(decoding: body, as: UTF8.self))
+    }
+
+    public func formValue(_ name: String) -> String? {
+        formFields.first { $0.0 == name }?.1
+    }
+
+    /// The JSON object in the body, if that is what it is.
+    public var jsonBody: [String: Any]? {
+        guard !body.isEmpty else { return nil }
+        return (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
+    }
+}
+
+public struct ConsoleResponse: Sendable {
+    public var status: Int
+    /// Full header lines are written by the proxy; names here as they should appear.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+
+    /// Console pages may not be framed, cached, sniffed or leak their URL.
+    static let securityHeaders: [(name: String, value: String)] = [
+        ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"),
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        // Not no-referrer: under it browsers send `Origin: null` on form posts, hiding the
+        // very same-origin evidence CSRF checks need.
+        ("Referrer-Policy", "same-origin"),
+        ("Cache-Control", "no-store"),
+    ]
+
+    static func html(_ status: Int, _ page: String, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
+        ConsoleResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8")] + securityHeaders + headers, body: Array(page.utf8))
+    }
+
+    static func json(_ status: Int, _ object: Any, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return ConsoleResponse(status: status, headers: [("Content-Type", "application/json")] + securityHeaders + headers, body: Array(data) + [0x0A])
+    }
+
+    static func redirect(_ status: Int, to location: String, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
+        ConsoleResponse(status: status, headers: [("Location", location), ("Content-Type", "text/plain; charset=utf-8")] + securityHeaders + headers,
+                        body: Array("see \(location)\n".utf8))
+    }
+
+    static func asset(_ contentType: String, _ text: String) -> ConsoleResponse {
+        ConsoleResponse(status: 200, headers: [("Content-Type", contentType), ("Cache-Control", "public, max-age=300"), ("X-Content-Type-Options", "nosniff")],
+                        body: Array(text.utf8))
+    }
+}
+
+/// `application/x-www-form-urlencoded` (WHATWG URL §5): `+` is a space, `%XX` a byte.
+public enum FormCoding {
+    public static func decode(_ text: String) -> [(String, String)] {
+        text.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            return (percentDecode(parts[0]), parts.count > 1 ? percentDecode(parts[1]) : "")
+        }
+    }
+
+    static func percentDecode(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "+"):
+                bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                let high = iterator.next(), low = iterator.next()
+                if let high, let low, let h = hexValue(high), let l = hexValue(low) {
+                    bytes.append(h << 4 | l)
+                } else {
+                    bytes.append(byte)
+                    if let high { bytes.append(high) }
+                    if let low { bytes.append(low) }
+                }
+            default:
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// For a query parameter value: everything but unreserved characters escaped.
+    public static func encode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += String(format: "%%%02X", byte)
+            }
+        }
+        return out
+    }
+}

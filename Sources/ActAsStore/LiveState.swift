@@ -1,0 +1,167 @@
+import ActAsCore
+import ActAsCrypto
+import Foundation
+import Synchronization
+
+/// The in-memory copy of everything the request path needs (ARCHITECTURE decision 5): users,
+/// sign-in sessions, API tokens, the key ring, consents and open impersonation sessions. Fed
+/// by the store's change feed; every change made by this process is applied here before the
+/// changing request returns. The request path reads it under a short lock, and memoises per
+/// connection against `generation`, which every change bumps.
+public final class LiveState: Sendable {
+    public struct Tables: Sendable {
+        public var users: [String: User] = [:]
+        public var userIDsByUsername: [String: String] = [:]
+        /// By SHA-256 (hex) of the cookie value.
+        public var sessions: [String: SignInSession] = [:]
+        /// Live (unrevoked) tokens by SHA-256 (hex) of the token.
+        public var tokens: [String: APIToken] = [:]
+        public var keyRing: KeyRing?
+        public var consents: [String: Consent] = [:]
+        /// Open impersonation sessions by id, and by actor id.
+        public var impersonations: [String: ImpersonationSession] = [:]
+        public var openImpersonationByActor: [String: String] = [:]
+
+        public func user(username: String) -> User? {
+            userIDsByUsername[username].flatMap { users[$0] }
+        }
+    }
+
+    /// What a credential resolves to right now.
+    public struct Principal: Sendable {
+        public var user: User
+        public var session: SignInSession?
+        public var token: APIToken?
+    }
+
+    private let tables = Mutex(Tables())
+    private let generationCounter = Atomic<UInt64>(1)
+    /// How long a retired signing key stays in the JWKS.
+    public let keyGracePeriod: TimeInterval
+
+    public init(keyGracePeriod: TimeInterval = 24 * 3600) {
+        self.keyGracePeriod = keyGracePeriod
+    }
+
+    /// Changes whenever anything changes; a memo taken at generation G is valid while it is G.
+    @inline(__always)
+    public var generation: UInt64 { generationCounter.load(ordering: .acquiring) }
+
+    public func read<T>(_ body: (borrowing Tables) throws -> T) rethrows -> T {
+        try tables.withLock { try body($0) }
+    }
+
+    private func mutate<T>(_ body: (inout Tables) throws -> T) rethrows -> T {
+        try tables.withLock { tables in
+            let result = try body(&tables)
+            generationCounter.add(1, ordering: .releasing)
+            return result
+        }
+    }
+
+    // MARK: resolution (request path)
+
+    /// A signed-in session's user, if the session is alive and its user may be signed in.
+    public func principal(sessionHash: String, now: Date) -> Principal? {
+        tables.withLock { tables in
+            guard let session = tables.sessions[sessionHash], session.expiresAt > now,
+                  let user = tables.users[session.userID], user.status.maySignIn else { return nil }
+            return Principal(user: user, session: session, token: nil)
+        }
+    }
+
+    public func principal(tokenHash: String) -> Principal? {
+        tables.withLock { tables in
+            guard let token = tables.tokens[tokenHash], token.revokedAt == nil,
+                  let user = tables.users[token.userID], user.status.maySignIn else { return nil }
+            return Principal(user: user, session: nil, token: token)
+        }
+    }
+
+    public var keyRing: KeyRing? { tables.withLock { $0.keyRing } }
+
+    // MARK: updates
+
+    public func load(_ snapshot: StoreSnapshot, now: Date) {
+        var fresh = Tables()
+        for user in snapshot.users {
+            fresh.users[user.id] = user
+            fresh.userIDsByUsername[user.username] = user.id
+        }
+        for session in snapshot.sessions { fresh.sessions[session.idHash] = session }
+        for token in snapshot.tokens where token.revokedAt == nil { fresh.tokens[token.tokenHash] = token }
+        fresh.keyRing = Self.ring(snapshot.keys, now: now, grace: keyGracePeriod)
+        for consent in snapshot.consents { fresh.consents[consent.userID] = consent }
+        for session in snapshot.impersonations where session.isOpen {
+            fresh.impersonations[session.id] = session
+            fresh.openImpersonationByActor[session.actorID] = session.id
+        }
+        mutate { $0 = fresh }
+    }
+
+    /// `user` is the current row, or nil when the user no longer exists.
+    public func apply(userID: String, user: User?) {
+        mutate { tables in
+            if let old = tables.users[userID], tables.userIDsByUsername[old.username] == userID {
+                tables.userIDsByUsername[old.username] = nil
+            }
+            tables.users[userID] = user
+            if let user {
+                tables.userIDsByUsername[user.username] = user.id
+            }
+            if user == nil || !(user!.status.maySignIn) {
+                // Their sessions die with them (the store deletes them too).
+                tables.sessions = tables.sessions.filter { $0.value.userID != userID }
+            }
+        }
+    }
+
+    public func apply(sessionHash: String, session: SignInSession?) {
+        mutate { $0.sessions[sessionHash] = session }
+    }
+
+    public func apply(tokenHash: String, token: APIToken?) {
+        mutate { $0.tokens[tokenHash] = (token?.revokedAt == nil) ? token : nil }
+    }
+
+    public func apply(keys: [SigningKeyRecord], now: Date) {
+        let ring = Self.ring(keys, now: now, grace: keyGracePeriod)
+        mutate { $0.keyRing = ring }
+    }
+
+    public func apply(consentOf userID: String, consent: Consent?) {
+        mutate { $0.consents[userID] = consent }
+    }
+
+    public func apply(impersonationID: String, session: ImpersonationSession?) {
+        mutate { tables in
+            if let old = tables.impersonations[impersonationID], tables.openImpersonationByActor[old.actorID] == impersonationID {
+                tables.openImpersonationByActor[old.actorID] = nil
+            }
+            if let session, session.isOpen {
+                tables.impersonations[impersonationID] = session
+                tables.openImpersonationByActor[session.actorID] = session.id
+            } else {
+                tables.impersonations[impersonationID] = nil
+            }
+        }
+    }
+
+    /// Drops sessions past their expiry (memory hygiene; resolution checks expiry anyway).
+    public func pruneExpired(now: Date) {
+        mutate { tables in
+            tables.sessions = tables.sessions.filter { $0.value.expiresAt > now }
+        }
+    }
+
+    /// The newest unretired key signs; keys retired less than `grace` ago stay published.
+    static func ring(_ records: [SigningKeyRecord], now: Date, grace: TimeInterval) -> KeyRing? {
+        let sorted = records.sorted { $0.createdAt < $1.createdAt }
+        guard let current = sorted.last(where: { $0.retiredAt == nil }),
+              let signing = try? AssertionKey(rawPrivateKey: current.privateKey) else { return nil }
+        let published = sorted.reversed().filter { record in
+            record.kid != current.kid && (record.retiredAt.map { now.timeIntervalSince($0) < grace } ?? true)
+        }.compactMap { try? AssertionKey(rawPrivateKey: $0.privateKey) }
+        return KeyRing(signing: signing, published: published)
+    }
+}

@@ -1,0 +1,121 @@
+import ActAsCore
+import ActAsCrypto
+import Foundation
+import Logging
+
+/// Keeps a `LiveState` in step with the store: a snapshot at start, then the change feed,
+/// polled. (SQLite has no cross-process notifications; for PostgreSQL the same loop is woken by
+/// LISTEN/NOTIFY.) Changes made in this process are applied directly by their writer before
+/// the request returns; the feed brings them again, harmlessly.
+public final class StateSync: Sendable {
+    public let store: any Store
+    public let state: LiveState
+    private let position = PositionBox()
+
+    public init(store: any Store, state: LiveState) {
+        self.store = store
+        self.state = state
+    }
+
+    public func loadSnapshot(now: Date = Date()) async throws {
+        let snapshot = try await store.snapshot(now: now)
+        state.load(snapshot, now: now)
+        await position.set(snapshot.changeID)
+    }
+
+    /// One poll: applies every change since the last one. Returns how many were applied.
+    @discardableResult
+    public func poll(now: Date = Date()) async throws -> Int {
+        let after = await position.value
+        guard let changes = try await store.changes(after: after, limit: 1000) else {
+            // Fell behind the feed's retention: start over from a snapshot.
+            try await loadSnapshot(now: now)
+            return -1
+        }
+        for change in changes {
+            try await apply(change, now: now)
+            await position.set(change.id)
+        }
+        return changes.count
+    }
+
+    func apply(_ change: Change, now: Date) async throws {
+        switch change.kind {
+        case .user:
+            state.apply(userID: change.key, user: try await store.user(id: change.key))
+        case .session:
+            let session = try await store.session(idHash: change.key)
+            state.apply(sessionHash: change.key, session: session.flatMap { $0.expiresAt > now ? $0 : nil })
+        case .token:
+            state.apply(tokenHash: change.key, token: try await store.token(hash: change.key))
+        case .key:
+            state.apply(keys: try await store.signingKeys(), now: now)
+        case .consent:
+            state.apply(consentOf: change.key, consent: try await store.consent(userID: change.key))
+        case .impersonation:
+            state.apply(impersonationID: change.key, session: try await store.impersonation(id: change.key))
+        }
+    }
+
+    /// Polls until cancelled. Store errors are reported and retried: the cached state keeps
+    /// serving (fail closed for anything that needs the store is the callers' business).
+    public func run(interval: Duration = .milliseconds(200), logger: Logger) async {
+        var failing = false
+        var lastHousekeeping = ContinuousClock.now
+        while !Task.isCancelled {
+            do {
+                try await poll()
+                if failing {
+                    logger.info("store reachable again; change feed resumed")
+                    failing = false
+                }
+                if ContinuousClock.now - lastHousekeeping > .seconds(60) {
+                    lastHousekeeping = ContinuousClock.now
+                    try await housekeeping(now: Date())
+                }
+            } catch {
+                if !failing { logger.error("store change feed failed: \(error)") }
+                failing = true
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    func housekeeping(now: Date) async throws {
+        state.pruneExpired(now: now)
+        _ = try await store.deleteExpiredSessions(before: now)
+        if let sqlite = store as? SQLiteStore {
+            try await sqlite.pruneChanges(before: now.addingTimeInterval(-SQLiteStore.changeRetention))
+        }
+        try await store.deleteSigningKeys(retiredBefore: now.addingTimeInterval(-state.keyGracePeriod))
+        // Retired keys age out of the JWKS even when nothing changed.
+        state.apply(keys: try await store.signingKeys(), now: now)
+    }
+}
+
+actor PositionBox {
+    private(set) var value: Int64 = 0
+    func set(_ value: Int64) { self.value = value }
+}
+
+/// The assertion key ring in the store: created on first start, rotated by `actas keys rotate`.
+public enum KeyManager {
+    /// Makes sure a signing key exists; safe when several processes start at once.
+    public static func ensureSigningKey(_ store: any Store, now: Date = Date()) async throws {
+        if try await store.signingKeys().contains(where: { $0.retiredAt == nil }) { return }
+        let (raw, key) = AssertionKey.generate()
+        _ = try await store.addSigningKey(SigningKeyRecord(kid: key.kid, privateKey: raw, createdAt: now), retiring: nil, at: now)
+    }
+
+    /// A new signing key; the old one stays published for the grace period. Returns the new kid.
+    public static func rotate(_ store: any Store, now: Date = Date()) async throws -> (new: String, retired: String?) {
+        for _ in 0..<5 {
+            let current = try await store.signingKeys().last(where: { $0.retiredAt == nil })?.kid
+            let (raw, key) = AssertionKey.generate()
+            if try await store.addSigningKey(SigningKeyRecord(kid: key.kid, privateKey: raw, createdAt: now), retiring: current, at: now) {
+                return (key.kid, current)
+            }
+        }
+        throw StoreError.conflict("another process kept rotating the key at the same time; try again")
+    }
+}

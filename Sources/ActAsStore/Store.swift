@@ -1,0 +1,101 @@
+import ActAsCore
+import Foundation
+
+/// One change to shared state, as recorded by the store's change feed. Consumers re-read the
+/// entity (`kind`, `key`) rather than trusting a payload, so replaying a change is harmless.
+public struct Change: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case user, session, token, key, consent, impersonation
+    }
+
+    public var id: Int64
+    public var kind: Kind
+    /// The entity's key: user id, session id hash, token hash, kid, user id, impersonation id.
+    public var key: String
+
+    public init(id: Int64, kind: Kind, key: String) {
+        self.id = id
+        self.kind = kind
+        self.key = key
+    }
+}
+
+public enum StoreError: Error, CustomStringConvertible, Equatable {
+    case conflict(String)
+    case notFound(String)
+    case invalid(String)
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .conflict(let message), .notFound(let message), .invalid(let message), .unavailable(let message):
+            return message
+        }
+    }
+}
+
+/// Everything the live state needs at start-up, read in one consistent transaction.
+public struct StoreSnapshot: Sendable {
+    public var users: [User]
+    public var sessions: [SignInSession]
+    public var tokens: [APIToken]
+    public var keys: [SigningKeyRecord]
+    public var consents: [Consent]
+    public var impersonations: [ImpersonationSession]
+    /// The change feed position the snapshot reflects.
+    public var changeID: Int64
+}
+
+/// Persistent state shared by every ActAs process using the same `store.url`. Each write is
+/// one transaction that also appends to the change feed, so other processes (and `actas`
+/// commands) learn about it. Implementations: SQLite (default), PostgreSQL (later); callers
+/// only see this protocol.
+public protocol Store: Sendable {
+    /// Applies pending schema migrations; safe to run from several processes at once.
+    func migrate() async throws
+    func close() async
+
+    func snapshot(now: Date) async throws -> StoreSnapshot
+    /// Changes after `id`, oldest first. `nil` when `id` is older than the feed keeps, so the
+    /// reader must reload a full snapshot.
+    func changes(after id: Int64, limit: Int) async throws -> [Change]?
+
+    // Users
+    func users() async throws -> [User]
+    func user(id: String) async throws -> User?
+    func user(username: String) async throws -> User?
+    /// Inserts or updates each user by `username`, in one transaction. Users whose status
+    /// becomes suspended or deleted lose their sign-in sessions and tokens stop working.
+    func saveUsers(_ users: [User]) async throws
+    /// Records a successful sign-in: `last_login`, invited → active, and the new session.
+    func recordSignIn(userID: String, at: Date, session: SignInSession) async throws -> User
+
+    // Sign-in sessions
+    func session(idHash: String) async throws -> SignInSession?
+    func deleteSession(idHash: String) async throws
+    func deleteExpiredSessions(before: Date) async throws -> Int
+
+    // API tokens
+    func insertToken(_ token: APIToken) async throws
+    func tokens(userID: String?) async throws -> [APIToken]
+    func token(hash: String) async throws -> APIToken?
+    func revokeToken(id: String, at: Date) async throws -> APIToken
+
+    // Signing keys
+    func signingKeys() async throws -> [SigningKeyRecord]
+    /// Adds `key` as the signing key and retires the previous one (only if `expectedCurrent`
+    /// is still current, so two processes creating the first key cannot both win).
+    func addSigningKey(_ key: SigningKeyRecord, retiring expectedCurrent: String?, at: Date) async throws -> Bool
+    func deleteSigningKeys(retiredBefore: Date) async throws
+
+    // Consent
+    func consent(userID: String) async throws -> Consent?
+    func saveConsent(_ consent: Consent) async throws
+
+    // Impersonation sessions
+    func impersonation(id: String) async throws -> ImpersonationSession?
+    func impersonations(activeOnly: Bool) async throws -> [ImpersonationSession]
+    /// Inserts `session` unless the actor already has an open one (returns false then).
+    func startImpersonation(_ session: ImpersonationSession) async throws -> Bool
+    func updateImpersonation(_ session: ImpersonationSession) async throws
+}
