@@ -1,0 +1,113 @@
+import Crypto
+
+/// A record's `hash` (and the next record's `prev`): 32 bytes, written as 64 lower-case hex digits.
+public struct AuditHash: Sendable, Hashable, CustomStringConvertible {
+    /// The raw digest. A tuple keeps it inline (no allocation per record).
+    private var storage: (UInt64, UInt64, UInt64, UInt64)
+
+    /// The first record's `prev`: 64 zeros.
+    public static let genesis = AuditHash(storage: (0, 0, 0, 0))
+
+    private init(storage: (UInt64, UInt64, UInt64, UInt64)) {
+        self.storage = storage
+    }
+
+    init(digest: SHA256.Digest) {
+        var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &storage) { target in
+            digest.withUnsafeBytes { source in target.copyMemory(from: source) }
+        }
+        self.storage = storage
+    }
+
+    /// From 64 lower-case hex digits.
+    public init?(hex: String) {
+        self.init(hexBytes: Array(hex.utf8))
+    }
+
+    init?<Bytes: Collection<UInt8>>(hexBytes: Bytes) {
+        guard hexBytes.count == 64 else { return nil }
+        var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        let ok = withUnsafeMutableBytes(of: &storage) { target -> Bool in
+            var iterator = hexBytes.makeIterator()
+            for position in 0..<32 {
+                guard let high = iterator.next().flatMap(Self.lowerHexValue),
+                    let low = iterator.next().flatMap(Self.lowerHexValue)
+                else { return false }
+                target[position] = high << 4 | low
+            }
+            return true
+        }
+        guard ok else { return nil }
+        self.storage = storage
+    }
+
+    private static func lowerHexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 0x30...0x39: return byte - 0x30
+        case 0x61...0x66: return byte - 0x61 + 10
+        default: return nil
+        }
+    }
+
+    public var hex: String {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        writeHex(into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public var description: String { hex }
+
+    /// Appends the 64 hex digits with one append (this runs twice per record).
+    func writeHex(into out: inout [UInt8]) {
+        withHexBytes { out.append(contentsOf: $0) }
+    }
+
+    func withHexBytes<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
+        var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &text) { target in
+            withUnsafeBytes(of: storage) { source in
+                for index in 0..<32 {
+                    let byte = source[index]
+                    target[2 * index] = JSONWriter.lowerHexDigit(byte >> 4)
+                    target[2 * index + 1] = JSONWriter.lowerHexDigit(byte & 0xF)
+                }
+            }
+            return body(UnsafeRawBufferPointer(target))
+        }
+    }
+
+    public static func == (lhs: AuditHash, rhs: AuditHash) -> Bool {
+        lhs.storage.0 == rhs.storage.0 && lhs.storage.1 == rhs.storage.1 && lhs.storage.2 == rhs.storage.2
+            && lhs.storage.3 == rhs.storage.3
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(storage.0)
+        hasher.combine(storage.1)
+        hasher.combine(storage.2)
+        hasher.combine(storage.3)
+    }
+}
+
+/// The chain rule of SPEC §8: `hash = SHA-256(prev + "\n" + L)`, where `prev` is the previous
+/// record's hash as 64 hex digits and `L` the line without its final `,"hash":"…"` member.
+public enum AuditChain {
+    /// Hashes `L` (which must end in `}` and contain the `prev` member) chained to `prev`.
+    public static func hash(prev: AuditHash, lineWithoutHash: UnsafeRawBufferPointer) -> AuditHash {
+        var hasher = SHA256()
+        prev.withHexBytes { hasher.update(bufferPointer: $0) }
+        withUnsafeBytes(of: UInt8(ascii: "\n")) { hasher.update(bufferPointer: $0) }
+        hasher.update(bufferPointer: lineWithoutHash)
+        return AuditHash(digest: hasher.finalize())
+    }
+
+    public static func hash(prev: AuditHash, lineWithoutHash: [UInt8]) -> AuditHash {
+        lineWithoutHash.withUnsafeBytes { hash(prev: prev, lineWithoutHash: $0) }
+    }
+
+    /// The suffix every line ends with: `,"hash":"` + 64 hex digits + `"}` (75 bytes).
+    static let hashMemberPrefix: [UInt8] = Array(#","hash":""#.utf8)
+    static let hashSuffixLength = hashMemberPrefix.count + 64 + 2
+}

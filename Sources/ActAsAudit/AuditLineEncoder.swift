@@ -1,0 +1,134 @@
+import ActAsCore
+
+/// Turns a record into one log line: redaction, fixed key order, escaping, `prev` and `hash`.
+/// Runs on the writer thread, appending into a buffer the caller reuses.
+public struct AuditLineEncoder: Sendable {
+    public let redactor: Redactor
+
+    public init(redactor: Redactor) {
+        self.redactor = redactor
+    }
+
+    /// Keys an `extra` field may not take (it is written as `x_<key>` instead).
+    private static let reservedKeys = Set(AuditRecord.keyOrder)
+
+    /// Appends the record's complete line, `\n` included, to `out` and returns its hash.
+    @discardableResult
+    public func encode(_ record: AuditRecord, seq: UInt64, prev: AuditHash, into out: inout [UInt8]) -> AuditHash {
+        let start = out.count
+        JSONWriter.writeRaw(#"{"ts":""#, into: &out)
+        record.timestamp.write(into: &out)
+        JSONWriter.writeRaw(#"","seq":"#, into: &out)
+        JSONWriter.writeUnsigned(seq, into: &out)
+        JSONWriter.writeRaw(#","type":""#, into: &out)
+        out.append(contentsOf: record.type.rawValue.utf8)
+        out.append(UInt8(ascii: "\""))
+
+        writeText(",\"request_id\":", record.requestID, into: &out)
+        writeText(",\"client_ip\":", record.clientIP, into: &out)
+        writeText(",\"method\":", record.method, into: &out)
+        writeText(",\"path\":", record.path, into: &out)
+        if let query = record.query, let value = redactor.redactQuery(query) {
+            JSONWriter.writeRaw(#","query":"#, into: &out)
+            JSONWriter.writeValue(value, into: &out)
+        }
+        if let status = record.status {
+            JSONWriter.writeRaw(#","status":"#, into: &out)
+            JSONWriter.writeInteger(status, into: &out)
+        }
+        if let duration = record.durationNanoseconds {
+            JSONWriter.writeRaw(#","duration_ms":"#, into: &out)
+            JSONWriter.writeMilliseconds(nanoseconds: duration, into: &out)
+        }
+        if let upstream = record.upstreamNanoseconds {
+            JSONWriter.writeRaw(#","upstream_ms":"#, into: &out)
+            JSONWriter.writeMilliseconds(nanoseconds: upstream, into: &out)
+        }
+        if let bytesIn = record.bytesIn {
+            JSONWriter.writeRaw(#","bytes_in":"#, into: &out)
+            JSONWriter.writeInteger(bytesIn, into: &out)
+        }
+        if let bytesOut = record.bytesOut {
+            JSONWriter.writeRaw(#","bytes_out":"#, into: &out)
+            JSONWriter.writeInteger(bytesOut, into: &out)
+        }
+        writeText(",\"user\":", record.user, into: &out)
+        writeText(",\"impersonator\":", record.impersonator, into: &out)
+        writeText(",\"session_id\":", record.sessionID, into: &out)
+        if let mode = record.mode {
+            JSONWriter.writeRaw(#","mode":""#, into: &out)
+            out.append(contentsOf: mode.rawValue.utf8)
+            out.append(UInt8(ascii: "\""))
+        }
+        if let headers = record.requestHeaders {
+            JSONWriter.writeRaw(#","request_headers":"#, into: &out)
+            JSONWriter.writeValue(redactor.redactHeaders(headers), into: &out)
+        }
+        if let body = record.requestBody, let value = redactor.redactBody(body) {
+            JSONWriter.writeRaw(#","request_body":"#, into: &out)
+            JSONWriter.writeValue(value, into: &out)
+        }
+
+        writeText(",\"client_request_id\":", record.clientRequestID, into: &out)
+        writeText(",\"reason\":", record.reason, into: &out)
+        if let endReason = record.endReason {
+            JSONWriter.writeRaw(#","end_reason":""#, into: &out)
+            out.append(contentsOf: endReason.rawValue.utf8)
+            out.append(UInt8(ascii: "\""))
+        }
+        writeText(",\"actor\":", record.actor, into: &out)
+        writeText(",\"target\":", record.target, into: &out)
+        writeText(",\"justification\":", record.justification, into: &out)
+        writeText(",\"auth_method\":", record.authMethod, into: &out)
+        if let expiresAt = record.expiresAt {
+            JSONWriter.writeRaw(#","expires_at":""#, into: &out)
+            expiresAt.write(into: &out)
+            out.append(UInt8(ascii: "\""))
+        }
+        writeText(",\"detail\":", record.detail, into: &out)
+        for field in record.extra {
+            out.append(UInt8(ascii: ","))
+            let key = redactor.scrubTokens(field.key)
+            JSONWriter.writeString(Self.reservedKeys.contains(key) ? "x_" + key : key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            let value = redactor.isSensitiveName(field.key) ? .string(Redactor.placeholder) : scrubbed(field.value)
+            JSONWriter.writeValue(value, into: &out)
+        }
+
+        JSONWriter.writeRaw(#","prev":""#, into: &out)
+        prev.writeHex(into: &out)
+        JSONWriter.writeRaw(#""}"#, into: &out)
+        let hash = out.withUnsafeBytes {
+            AuditChain.hash(prev: prev, lineWithoutHash: UnsafeRawBufferPointer(rebasing: $0[start...]))
+        }
+        out.removeLast()  // the "}" closing L
+        JSONWriter.writeRaw(#","hash":""#, into: &out)
+        hash.writeHex(into: &out)
+        JSONWriter.writeRaw("\"}\n", into: &out)
+        return hash
+    }
+
+    @inline(__always)
+    private func writeText(_ key: StaticString, _ value: String?, into out: inout [UInt8]) {
+        guard let value else { return }
+        JSONWriter.writeRaw(key, into: &out)
+        JSONWriter.writeScrubbedString(value, into: &out)
+    }
+
+    /// Extra values come from callers, not from the redactor: scrub their strings and apply the
+    /// name rule to their object members.
+    private func scrubbed(_ value: AuditValue) -> AuditValue {
+        switch value {
+        case .string(let text): return .string(redactor.scrubTokens(text))
+        case .array(let elements): return .array(elements.map(scrubbed))
+        case .object(let members):
+            return .object(members.map { member in
+                AuditValue.Member(
+                    redactor.scrubTokens(member.key),
+                    redactor.isSensitiveName(member.key) ? .string(Redactor.placeholder) : scrubbed(member.value))
+            })
+        case .number(let literal): return JSONNumber.isValidLiteral(literal) ? value : .string(redactor.scrubTokens(literal))
+        default: return value
+        }
+    }
+}

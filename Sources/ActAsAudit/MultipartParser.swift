@@ -1,0 +1,118 @@
+/// `multipart/form-data` (RFC 7578) → object `field name → value`. Text fields become strings;
+/// files (a `filename` parameter) and parts of other types become
+/// `{"filename":…,"content_type":…,"bytes":N}` (contents never logged); JSON parts are parsed and
+/// redacted. nil when the body is not complete, well-formed multipart.
+enum MultipartParser {
+    static func parse(_ body: UnsafeBufferPointer<UInt8>, boundary: [UInt8], redactor: Redactor) -> AuditValue? {
+        let delimiter: [UInt8] = Array("--".utf8) + boundary
+        let lineDelimiter: [UInt8] = Array("\r\n".utf8) + delimiter
+        // The first delimiter opens the body, or ends a preamble.
+        var position: Int
+        if starts(body, with: delimiter, at: 0) {
+            position = delimiter.count
+        } else if let found = find(lineDelimiter, in: body, from: 0) {
+            position = found + lineDelimiter.count
+        } else {
+            return nil
+        }
+        var builder = ObjectBuilder()
+        while true {
+            if starts(body, with: Array("--".utf8), at: position) { return builder.value }  // close delimiter
+            while position < body.count && (body[position] == 0x20 || body[position] == 0x09) { position += 1 }
+            guard starts(body, with: Array("\r\n".utf8), at: position) else { return nil }
+            position += 2
+            // Part headers end at an empty line (immediately, when the part has none).
+            let headerEnd: Int
+            let contentStart: Int
+            if starts(body, with: Array("\r\n".utf8), at: position) {
+                headerEnd = position
+                contentStart = position + 2
+            } else if let found = find(Array("\r\n\r\n".utf8), in: body, from: position) {
+                headerEnd = found
+                contentStart = found + 4
+            } else {
+                return nil
+            }
+            guard let contentEnd = find(lineDelimiter, in: body, from: contentStart) else { return nil }
+            let headers = String(decoding: UnsafeBufferPointer(rebasing: body[position..<headerEnd]), as: UTF8.self)
+            let content = UnsafeBufferPointer(rebasing: body[contentStart..<contentEnd])
+            addPart(headers: headers, content: content, to: &builder, redactor: redactor)
+            position = contentEnd + lineDelimiter.count
+        }
+    }
+
+    private static func addPart(
+        headers: String, content: UnsafeBufferPointer<UInt8>, to builder: inout ObjectBuilder, redactor: Redactor
+    ) {
+        var disposition = MediaType("")
+        var contentType: MediaType?
+        var contentTypeText: String?
+        for line in headers.split(separator: "\r\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[..<colon].trimmingBlanks().lowercased()
+            let value = String(line[line.index(after: colon)...]).trimmingBlanks()
+            if name == "content-disposition" {
+                disposition = MediaType(value)
+            } else if name == "content-type" {
+                contentType = MediaType(value)
+                contentTypeText = value
+            }
+        }
+        let name = disposition.parameter("name") ?? ""
+        let decodedName = Array(name.utf8).withUnsafeBufferPointer { Redactor.percentDecode($0, plusAsSpace: false) }
+        let filename = disposition.parameter("filename") ?? disposition.parameter("filename*").map(decodeExtendedValue)
+        let loggedName = redactor.scrubTokens(name)
+        if redactor.isSensitiveName(name) || redactor.isSensitiveName(decodedName) {
+            builder.add(loggedName, .string(Redactor.placeholder))
+            return
+        }
+        func metadata() -> AuditValue {
+            var members: [AuditValue.Member] = []
+            if let filename { members.append(.init("filename", .string(redactor.scrubTokens(filename)))) }
+            if let contentTypeText {
+                members.append(.init("content_type", .string(redactor.scrubTokens(String(contentTypeText.prefix(200))))))
+            }
+            members.append(.init("bytes", .integer(Int64(content.count))))
+            return .object(members)
+        }
+        let type = contentType?.type ?? ""
+        if filename != nil {
+            builder.add(loggedName, metadata())
+        } else if type.isEmpty || type == "text/plain" {
+            if UTF8Validation.isValid(content) {
+                builder.add(loggedName, .string(redactor.scrubTokens(String(decoding: content, as: UTF8.self))))
+            } else {
+                builder.add(loggedName, .object([.init("unparsed", .bool(true)), .init("bytes", .integer(Int64(content.count)))]))
+            }
+        } else if contentType?.bodyKind == .json, UTF8Validation.isValid(content),
+            let value = try? JSONParser.parse(content, redactor: redactor)
+        {
+            builder.add(loggedName, value)
+        } else {
+            builder.add(loggedName, metadata())
+        }
+    }
+
+    /// RFC 8187 `charset'lang'percent-encoded` → text (the charset is taken as UTF-8).
+    private static func decodeExtendedValue(_ value: String) -> String {
+        let parts = value.split(separator: "'", maxSplits: 2, omittingEmptySubsequences: false)
+        let encoded = parts.count == 3 ? String(parts[2]) : value
+        return Array(encoded.utf8).withUnsafeBufferPointer { Redactor.percentDecode($0, plusAsSpace: false) }
+    }
+
+    private static func starts(_ body: UnsafeBufferPointer<UInt8>, with prefix: [UInt8], at position: Int) -> Bool {
+        guard position >= 0, position + prefix.count <= body.count else { return false }
+        for offset in 0..<prefix.count where body[position + offset] != prefix[offset] { return false }
+        return true
+    }
+
+    static func find(_ needle: [UInt8], in body: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        guard let first = needle.first, body.count >= needle.count else { return nil }
+        var position = max(start, 0)
+        while position + needle.count <= body.count {
+            if body[position] == first && starts(body, with: needle, at: position) { return position }
+            position += 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,594 @@
+import CompressNIO
+import NIOCore
+
+/// Decides what of a request may be written to the log (SPEC §8). Pure and `Sendable`: built once
+/// from `[audit]` and shared.
+///
+/// - Headers named in `redact_headers`, or whose name contains a redact key, log `[REDACTED]`;
+///   for `cookie`/`set-cookie` the cookie names stay and every value goes
+///   (`sid=[REDACTED]; theme=[REDACTED]`). In other cookie headers, cookies whose name contains a
+///   redact key lose their value.
+/// - Query, form, multipart and JSON members whose name contains a redact key log `[REDACTED]`,
+///   at any depth. Names are compared after percent-decoding (`pass%77ord`, `+` as space), ASCII
+///   case-folding and dropping ASCII punctuation and spaces on both sides, so `API_KEY`,
+///   `api-key`, `apiKey` and `pass word` all match `api_key`/`apikey`/`password`.
+/// - Any string anywhere that contains a JWT (`eyJ…` with three or more base64url segments), a
+///   `Bearer <token>` or an `actas_` API token has that part replaced by `[REDACTED]`.
+/// - Bodies: only `application/x-www-form-urlencoded`, `multipart/form-data`, `application/json`
+///   and `application/*+json` are parsed, after gzip/deflate decoding capped at
+///   `maxDecodedBodyBytes`. Everything else — other types, truncated captures, malformed data,
+///   invalid UTF-8, unknown encodings, bombs — logs
+///   `{"unparsed":true,"bytes":N,"content_type":"…","reason":"…"}`, never the bytes.
+public struct Redactor: Sendable {
+    public static let placeholder = "[REDACTED]"
+
+    /// As configured (lower-cased).
+    public let redactKeys: [String]
+    public let redactHeaders: Set<String>
+    /// A captured body longer than this is treated as truncated.
+    public let bodyCaptureBytes: Int
+    /// Cap on a decoded (gunzipped) body; beyond it the body is logged as unparsed.
+    public let maxDecodedBodyBytes: Int
+
+    /// Redact keys folded the way names are folded before matching.
+    private let foldedKeys: [[UInt8]]
+
+    public init(
+        redactKeys: [String], redactHeaders: [String], bodyCaptureBytes: Int = 8192, maxDecodedBodyBytes: Int? = nil
+    ) {
+        self.redactKeys = redactKeys.map { $0.lowercased() }
+        self.redactHeaders = Set(redactHeaders.map { $0.lowercased() })
+        self.bodyCaptureBytes = max(bodyCaptureBytes, 0)
+        self.maxDecodedBodyBytes = maxDecodedBodyBytes ?? max(4 * bodyCaptureBytes, 64 * 1024)
+        self.foldedKeys = self.redactKeys.map { Self.fold(Array($0.utf8)) }.filter { !$0.isEmpty }
+    }
+
+    /// SPEC §3 defaults.
+    public static let defaultRedactKeys = [
+        "password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credential", "private_key", "ssn",
+    ]
+    public static let defaultRedactHeaders = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"]
+
+    // MARK: - Names
+
+    /// Lower-cases ASCII letters, keeps digits and non-ASCII bytes, drops other ASCII.
+    private static func fold(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.compactMap { byte in
+            switch byte {
+            case 0x41...0x5A: return byte | 0x20
+            case 0x61...0x7A, 0x30...0x39, 0x80...0xFF: return byte
+            default: return nil
+            }
+        }
+    }
+
+    /// Whether a field or header name contains any redact key (see the type's documentation).
+    public func isSensitiveName(_ name: String) -> Bool {
+        if name.utf8.contains(where: { $0 >= 0x80 }) {
+            return isSensitiveName(utf8: Array(name.lowercased().utf8))
+        }
+        if let result = name.utf8.withContiguousStorageIfAvailable({ isSensitiveName(bytes: $0) }) { return result }
+        return isSensitiveName(utf8: Array(name.utf8))
+    }
+
+    private func isSensitiveName(utf8: [UInt8]) -> Bool {
+        utf8.withUnsafeBufferPointer { isSensitiveName(bytes: $0) }
+    }
+
+    func isSensitiveName(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        if foldedKeys.isEmpty || bytes.isEmpty { return false }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { scratch in
+            var count = 0
+            for byte in bytes {
+                switch byte {
+                case 0x41...0x5A: scratch[count] = byte | 0x20; count += 1
+                case 0x61...0x7A, 0x30...0x39, 0x80...0xFF: scratch[count] = byte; count += 1
+                default: break
+                }
+            }
+            for key in foldedKeys where key.count <= count {
+                let first = key[0]
+                var start = 0
+                while start + key.count <= count {
+                    if scratch[start] == first {
+                        var offset = 1
+                        while offset < key.count && scratch[start + offset] == key[offset] { offset += 1 }
+                        if offset == key.count { return true }
+                    }
+                    start += 1
+                }
+            }
+            return false
+        }
+    }
+
+    // MARK: - Tokens in free text
+
+    /// Replaces JWTs, `Bearer …` credentials and `actas_…` tokens inside `text` by `[REDACTED]`.
+    /// Returns `text` itself (no copy) when there is nothing to replace.
+    public func scrubTokens(_ text: String) -> String {
+        let result: String?? = text.utf8.withContiguousStorageIfAvailable { Self.scrubTokens(bytes: $0) }
+        if let result { return result ?? text }
+        return Array(text.utf8).withUnsafeBufferPointer { Self.scrubTokens(bytes: $0) } ?? text
+    }
+
+    static func scrubTokens(bytes: [UInt8]) -> String? {
+        bytes.withUnsafeBufferPointer { scrubTokens(bytes: $0) }
+    }
+
+    /// nil when nothing was found.
+    static func scrubTokens(bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        var spans: [Range<Int>] = []
+        var index = 0
+        let count = bytes.count
+        while index < count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "e"):
+                if index + 2 < count, bytes[index + 1] == UInt8(ascii: "y"), bytes[index + 2] == UInt8(ascii: "J"),
+                    let end = jwtEnd(bytes, from: index)
+                {
+                    spans.append(index..<end)
+                    index = end
+                    continue
+                }
+            case UInt8(ascii: "b"), UInt8(ascii: "B"):
+                if let end = bearerEnd(bytes, from: index) {
+                    spans.append(index..<end)
+                    index = end
+                    continue
+                }
+            case UInt8(ascii: "a"), UInt8(ascii: "A"):
+                if let end = apiTokenEnd(bytes, from: index) {
+                    spans.append(index..<end)
+                    index = end
+                    continue
+                }
+            default:
+                break
+            }
+            index += 1
+        }
+        if spans.isEmpty { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(count)
+        var position = 0
+        for span in spans {
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[position..<span.lowerBound]))
+            out.append(contentsOf: placeholder.utf8)
+            position = span.upperBound
+        }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[position..<count]))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @inline(__always)
+    private static func isBase64URL(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, UInt8(ascii: "-"), UInt8(ascii: "_"): return true
+        default: return false
+        }
+    }
+
+    @inline(__always)
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+        default: return false
+        }
+    }
+
+    /// `eyJ<seg>.<seg>.<seg>` (segments after the first may be empty), plus further `.seg`s (JWE).
+    private static func jwtEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        var index = start
+        while index < bytes.count && isBase64URL(bytes[index]) { index += 1 }
+        guard index - start >= 4 else { return nil }
+        var segments = 1
+        while index < bytes.count && bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            while index < bytes.count && isBase64URL(bytes[index]) { index += 1 }
+            segments += 1
+        }
+        return segments >= 3 ? index : nil
+    }
+
+    /// `Bearer` (any case, not inside a word), blanks, then an RFC 6750 b64token.
+    private static func bearerEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        let word: StaticString = "bearer"
+        guard start + 6 < bytes.count else { return nil }
+        if start > 0 && isAlphanumeric(bytes[start - 1]) { return nil }
+        for offset in 0..<6 where bytes[start + offset] | 0x20 != word.utf8Start[offset] { return nil }
+        var index = start + 6
+        guard bytes[index] == 0x20 || bytes[index] == 0x09 else { return nil }
+        while index < bytes.count && (bytes[index] == 0x20 || bytes[index] == 0x09) { index += 1 }
+        let tokenStart = index
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+                index += 1
+                continue
+            default:
+                break
+            }
+            break
+        }
+        guard index > tokenStart else { return nil }
+        while index < bytes.count && bytes[index] == UInt8(ascii: "=") { index += 1 }
+        return index
+    }
+
+    /// `actas_` followed by at least 16 base64url characters (real tokens have 43), so names such
+    /// as the `__Host-actas_session` cookie stay readable.
+    private static func apiTokenEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        let prefix: StaticString = "actas_"
+        guard start + 6 < bytes.count else { return nil }
+        for offset in 0..<6 {
+            let byte = bytes[start + offset]
+            let folded = (byte >= 0x41 && byte <= 0x5A) ? byte | 0x20 : byte
+            if folded != prefix.utf8Start[offset] { return nil }
+        }
+        var index = start + 6
+        while index < bytes.count && isBase64URL(bytes[index]) { index += 1 }
+        return index - (start + 6) >= 16 ? index : nil
+    }
+
+    // MARK: - Headers
+
+    /// The loggable value of one header.
+    public func redactHeaderValue(name: String, value: String) -> String {
+        let lowered = name.lowercased()
+        let sensitive = redactHeaders.contains(lowered) || isSensitiveName(lowered)
+        if lowered == "cookie" || lowered == "set-cookie" {
+            return redactCookies(value, allValues: sensitive, isSetCookie: lowered == "set-cookie")
+        }
+        return sensitive ? Self.placeholder : scrubTokens(value)
+    }
+
+    /// Headers as an object `lower-cased name → value`; a repeated name gives an array of values.
+    public func redactHeaders(_ headers: [AuditHeader]) -> AuditValue {
+        var builder = ObjectBuilder()
+        for header in headers {
+            let value = redactHeaderValue(name: header.name, value: header.value)
+            builder.add(scrubTokens(header.name.lowercased()), .string(value))
+        }
+        return builder.value
+    }
+
+    /// `name=value; name2=value2` → `name=[REDACTED]; name2=[REDACTED]`. Set-Cookie flags
+    /// (`Secure`, `HttpOnly`, `Partitioned`) stay; any other bare item is a value and goes.
+    private func redactCookies(_ header: String, allValues: Bool, isSetCookie: Bool) -> String {
+        var parts: [String] = []
+        for (position, rawItem) in header.split(separator: ";", omittingEmptySubsequences: false).enumerated() {
+            let item = rawItem.drop { $0 == " " || $0 == "\t" }
+            if item.isEmpty { continue }
+            if let equals = item.firstIndex(of: "=") {
+                let name = String(item[..<equals]).trimmingBlanks()
+                let redact = allValues || isSensitiveName(name)
+                let value = String(item[item.index(after: equals)...])
+                parts.append(scrubTokens(name) + "=" + (redact ? Self.placeholder : scrubTokens(value)))
+            } else {
+                let bare = String(item).trimmingBlanks()
+                let isFlag = isSetCookie && position > 0
+                    && ["secure", "httponly", "partitioned"].contains(bare.lowercased())
+                parts.append(isFlag ? bare : (allValues ? Self.placeholder : scrubTokens(bare)))
+            }
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    // MARK: - Query and forms
+
+    /// A query string (without `?`) as an object `name → value` (repeated → array), or nil when
+    /// empty. Pairs are split at `&` and `;`; names and values are percent-decoded, `+` as space.
+    public func redactQuery(_ query: String) -> AuditValue? {
+        if query.isEmpty { return nil }
+        if let value = query.utf8.withContiguousStorageIfAvailable({ redactForm($0) }) { return value }
+        return Array(query.utf8).withUnsafeBufferPointer { redactForm($0) }
+    }
+
+    func redactForm(_ bytes: UnsafeBufferPointer<UInt8>) -> AuditValue {
+        var builder = ObjectBuilder()
+        var pairStart = 0
+        var index = 0
+        while index <= bytes.count {
+            if index == bytes.count || bytes[index] == UInt8(ascii: "&") || bytes[index] == UInt8(ascii: ";") {
+                if index > pairStart { addPair(UnsafeBufferPointer(rebasing: bytes[pairStart..<index]), to: &builder) }
+                pairStart = index + 1
+            }
+            index += 1
+        }
+        return builder.value
+    }
+
+    private func addPair(_ pair: UnsafeBufferPointer<UInt8>, to builder: inout ObjectBuilder) {
+        let equals = pair.firstIndex(of: UInt8(ascii: "=")) ?? pair.count
+        let rawName = UnsafeBufferPointer(rebasing: pair[0..<equals])
+        let name = Self.percentDecode(rawName, plusAsSpace: true)
+        let encoded = rawName.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
+        let sensitive = isSensitiveName(name) || (encoded && isSensitiveName(bytes: rawName))
+        let value: String
+        if sensitive {
+            value = Self.placeholder
+        } else if equals < pair.count {
+            value = scrubTokens(Self.percentDecode(UnsafeBufferPointer(rebasing: pair[(equals + 1)...]), plusAsSpace: true))
+        } else {
+            value = ""
+        }
+        builder.add(scrubTokens(name), .string(value))
+    }
+
+    /// `%XX` → byte (a malformed escape stays literal); invalid UTF-8 in the result → U+FFFD.
+    static func percentDecode(_ bytes: UnsafeBufferPointer<UInt8>, plusAsSpace: Bool) -> String {
+        @inline(__always) func hexValue(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case 0x30...0x39: return byte - 0x30
+            case 0x41...0x46: return byte - 0x41 + 10
+            case 0x61...0x66: return byte - 0x61 + 10
+            default: return nil
+            }
+        }
+        if !bytes.contains(where: { $0 == UInt8(ascii: "%") || (plusAsSpace && $0 == UInt8(ascii: "+")) }) {
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%"), index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
+                let low = hexValue(bytes[index + 2])
+            {
+                out.append(high << 4 | low)
+                index += 3
+            } else if byte == UInt8(ascii: "+") && plusAsSpace {
+                out.append(0x20)
+                index += 1
+            } else {
+                out.append(byte)
+                index += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    // MARK: - Bodies
+
+    /// The loggable form of a captured body, or nil for an empty body.
+    public func redactBody(_ body: AuditCapturedBody) -> AuditValue? {
+        let captured = body.bytes.readableBytes
+        if body.totalBytes <= 0 && captured == 0 { return nil }
+        let contentType = body.contentType.map { $0.trimmingBlanks() }
+        func unparsed(_ reason: String) -> AuditValue {
+            var members: [AuditValue.Member] = [
+                .init("unparsed", .bool(true)), .init("bytes", .integer(max(body.totalBytes, Int64(captured)))),
+            ]
+            if let contentType, !contentType.isEmpty {
+                members.append(.init("content_type", .string(scrubTokens(String(contentType.prefix(200))))))
+            }
+            if let encoding = body.contentEncoding, !encoding.isEmpty {
+                members.append(.init("content_encoding", .string(scrubTokens(String(encoding.prefix(100))))))
+            }
+            members.append(.init("reason", .string(reason)))
+            return .object(members)
+        }
+
+        let mediaType = MediaType(contentType ?? "")
+        guard let kind = mediaType.bodyKind else { return unparsed("unsupported_type") }
+        if captured > bodyCaptureBytes || Int64(captured) < body.totalBytes { return unparsed("truncated") }
+
+        var encoded = body.bytes
+        let decoded: ByteBuffer
+        switch (body.contentEncoding ?? "").trimmingBlanks().lowercased() {
+        case "", "identity":
+            decoded = encoded
+        case "gzip", "x-gzip":
+            guard let output = Self.inflate(&encoded, algorithm: .gzip, limit: maxDecodedBodyBytes) else {
+                return unparsed("bad_encoding")
+            }
+            guard output.readableBytes <= maxDecodedBodyBytes else { return unparsed("decoded_too_large") }
+            decoded = output
+        case "deflate":
+            guard let output = Self.inflate(&encoded, algorithm: .zlib, limit: maxDecodedBodyBytes) else {
+                return unparsed("bad_encoding")
+            }
+            guard output.readableBytes <= maxDecodedBodyBytes else { return unparsed("decoded_too_large") }
+            decoded = output
+        default:
+            return unparsed("unsupported_encoding")
+        }
+
+        return decoded.withUnsafeReadableBytes { raw -> AuditValue in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            switch kind {
+            case .json:
+                guard UTF8Validation.isValid(bytes) else { return unparsed("invalid_utf8") }
+                do throws(JSONParser.Failure) {
+                    return try JSONParser.parse(bytes, redactor: self)
+                } catch {
+                    return unparsed(error == .tooDeep ? "too_deep" : "invalid_json")
+                }
+            case .form:
+                guard UTF8Validation.isValid(bytes) else { return unparsed("invalid_utf8") }
+                return redactForm(bytes)
+            case .multipart:
+                guard let boundary = mediaType.parameter("boundary"), !boundary.isEmpty, boundary.utf8.count <= 200,
+                    let value = MultipartParser.parse(bytes, boundary: Array(boundary.utf8), redactor: self)
+                else { return unparsed("invalid_multipart") }
+                return value
+            }
+        }
+    }
+
+    /// Inflates at most `limit` bytes (one more is allowed so "too large" can be told apart).
+    /// nil for corrupt, incomplete or trailing data.
+    static func inflate(_ input: inout ByteBuffer, algorithm: ZlibAlgorithm, limit: Int) -> ByteBuffer? {
+        guard input.readableBytes > 0, let decompressor = try? ZlibDecompressor(algorithm: algorithm) else { return nil }
+        var output = ByteBufferAllocator().buffer(capacity: limit + 1)
+        do {
+            try decompressor.inflate(from: &input, to: &output)
+        } catch let error as CompressNIOError where error == .bufferOverflow {
+            return output.readableBytes > limit ? output : nil  // a bomb, or the output filled exactly
+        } catch {
+            return nil
+        }
+        if output.readableBytes > limit { return output }
+        // No error can also mean "input ran out before the end of the stream": feed one more byte;
+        // a finished stream ignores it (Z_STREAM_END without consuming).
+        guard input.readableBytes == 0 else { return nil }  // trailing bytes after the stream
+        var probe = ByteBuffer(bytes: [0])
+        var sink = ByteBufferAllocator().buffer(capacity: 16)
+        do {
+            try decompressor.inflate(from: &probe, to: &sink)
+        } catch {
+            return nil
+        }
+        return probe.readableBytes == 1 && sink.readableBytes == 0 ? output : nil
+    }
+}
+
+/// Builds an ordered object where a repeated name turns its value into an array (in order).
+/// Allocates nothing beyond the members array unless names repeat.
+struct ObjectBuilder {
+    private var members: [AuditValue.Member] = []
+    /// Later values of repeated names, by member index.
+    private var repeats: [Int: [AuditValue]] = [:]
+    /// Built once there are many names, so hostile inputs with thousands of pairs stay linear.
+    private var positions: [String: Int]?
+
+    mutating func add(_ name: String, _ value: AuditValue) {
+        if let existing = position(of: name) {
+            repeats[existing, default: []].append(value)
+            return
+        }
+        members.append(.init(name, value))
+        if positions != nil {
+            positions![name] = members.count - 1
+        } else if members.count > 8 {
+            var table: [String: Int] = [:]
+            for (position, member) in members.enumerated() where table[member.key] == nil { table[member.key] = position }
+            positions = table
+        }
+    }
+
+    private func position(of name: String) -> Int? {
+        if let positions { return positions[name] }
+        return members.firstIndex { $0.key == name }
+    }
+
+    var value: AuditValue {
+        if repeats.isEmpty { return .object(members) }
+        var result = members
+        for (index, more) in repeats { result[index].value = .array([members[index].value] + more) }
+        return .object(result)
+    }
+}
+
+/// The parts of a Content-Type the redactor needs.
+struct MediaType {
+    enum BodyKind {
+        case json, form, multipart
+    }
+
+    let type: String
+    let parameters: [(String, String)]
+
+    init(_ header: String) {
+        let pieces = Self.splitParameters(header)
+        type = (pieces.first ?? "").trimmingBlanks().lowercased()
+        parameters = pieces.dropFirst().compactMap { piece in
+            guard let equals = piece.firstIndex(of: "=") else { return nil }
+            let name = piece[..<equals].trimmingBlanks().lowercased()
+            var value = piece[piece.index(after: equals)...].trimmingBlanks()
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
+                value = Self.unquote(String(value.dropFirst().dropLast()))
+            }
+            return (name, value)
+        }
+    }
+
+    var bodyKind: BodyKind? {
+        switch type {
+        case "application/json": return .json
+        case "application/x-www-form-urlencoded": return .form
+        case "multipart/form-data": return .multipart
+        default:
+            if type.hasPrefix("application/") && type.hasSuffix("+json") { return .json }
+            return nil
+        }
+    }
+
+    func parameter(_ name: String) -> String? { parameters.first { $0.0 == name }?.1 }
+
+    /// Splits at `;` outside double quotes.
+    static func splitParameters(_ text: String) -> [String] {
+        var pieces: [String] = []
+        var current = ""
+        var inQuotes = false
+        var escaped = false
+        for character in text {
+            if escaped {
+                current.append(character)
+                escaped = false
+                continue
+            }
+            if inQuotes && character == "\\" {
+                current.append(character)
+                escaped = true
+                continue
+            }
+            if character == "\"" { inQuotes.toggle() }
+            if character == ";" && !inQuotes {
+                pieces.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        pieces.append(current)
+        return pieces
+    }
+
+    /// Removes backslash escapes of a quoted-string's content.
+    static func unquote(_ text: String) -> String {
+        guard text.contains("\\") else { return text }
+        var out = ""
+        var escaped = false
+        for character in text {
+            if escaped {
+                out.append(character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else {
+                out.append(character)
+            }
+        }
+        return out
+    }
+}
+
+enum UTF8Validation {
+    static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] < 0x80 {
+                index += 1
+                continue
+            }
+            let (scalar, length) = JSONWriter.decodeScalar(bytes, at: index)
+            if scalar == nil { return false }
+            index += length
+        }
+        return true
+    }
+}
+
+extension StringProtocol {
+    func trimmingBlanks() -> String {
+        let blanks: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !blanks($0) }) else { return "" }
+        let last = lastIndex(where: { !blanks($0) })!
+        return String(self[first...last])
+    }
+}
