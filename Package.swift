@@ -34,7 +34,7 @@ let package = Package(
         .executableTarget(
             name: "actas",
             dependencies: [
-                "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsConsole", "ActAsProxy", "ActAsDemo",
+                "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsConsole", "ActAsProxy", "ActAsDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -77,11 +77,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Request log: records, redaction, hash chain, writer, verify/tail/export.
+        .target(
+            name: "ActAsAudit",
+            dependencies: [
+                "ActAsCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // /.actas/: pages and JSON API (sign-in, account, users, impersonation), templates.
         .target(
             name: "ActAsConsole",
             dependencies: [
-                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore",
+                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit",
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
@@ -89,7 +99,7 @@ let package = Package(
         .target(
             name: "ActAsProxy",
             dependencies: [
-                "ActAsHTTP", "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsConsole",
+                "ActAsHTTP", "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -122,5 +132,9 @@ let package = Package(
         ),
         .testTarget(name: "ActAsConfigTests", dependencies: ["ActAsConfig"]),
         .testTarget(name: "ActAsCoreTests", dependencies: ["ActAsCore"]),
+        .testTarget(name: "ActAsCryptoTests", dependencies: ["ActAsCrypto", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "ActAsStoreTests", dependencies: ["ActAsStore", "ActAsCore", "ActAsCrypto"]),
+        .testTarget(name: "ActAsAuditTests", dependencies: ["ActAsAudit", "ActAsCore"]),
+        .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
     ]
 )

@@ -1,3 +1,4 @@
+import ActAsAudit
 import ActAsConfig
 import ActAsCore
 import ActAsCrypto
@@ -32,17 +33,21 @@ public final class Console: Sendable {
     public let settings: ConsoleSettings
     public let directory: Directory
     public let live: LiveState
-    public let events: any SecurityEventRecorder
+    public let events: any AuditSink
     public let limiter: LoginRateLimiter
+    public let impersonations: Impersonations
+    public let warnBeforeEnd: TimeInterval
 
     public static let prefix = "/.actas/"
     public static let jwksPath = "/.well-known/actas/jwks.json"
 
-    public init(config: ActAsConfig, directory: Directory, live: LiveState, events: any SecurityEventRecorder) {
+    public init(config: ActAsConfig, directory: Directory, live: LiveState, events: any AuditSink) {
         self.settings = ConsoleSettings(config: config)
         self.directory = directory
         self.live = live
         self.events = events
+        self.impersonations = Impersonations(store: directory.store, live: live, policy: ImpersonationPolicy(config: config), events: events)
+        self.warnBeforeEnd = config.impersonation.warnBeforeEnd.seconds
         self.limiter = LoginRateLimiter(
             maxPerAccount: config.auth.maxFailedLogins, maxPerAddress: config.auth.maxFailedLoginsPerIP,
             window: config.auth.failedLoginWindow.seconds)
@@ -65,39 +70,77 @@ public final class Console: Sendable {
     }
 
     private func route(_ request: ConsoleRequest) async throws -> ConsoleResponse {
-        switch request.path {
-        case Self.jwksPath:
-            guard request.method == "GET" || request.method == "HEAD" else { return methodNotAllowed(request, allow: "GET, HEAD") }
-            return jwks()
-        case "/.actas":
-            return .redirect(308, to: Self.prefix)
-        case "/.actas/console.css":
-            return .asset("text/css; charset=utf-8", Templates.css)
-        case "/.actas/login":
-            switch request.method {
-            case "GET", "HEAD": return loginPage(request)
-            case "POST": return try await login(request)
-            default: return methodNotAllowed(request, allow: "GET, HEAD, POST")
-            }
-        case "/.actas/logout":
-            guard request.method == "POST" else { return methodNotAllowed(request, allow: "POST") }
-            return try await logout(request)
-        case "/.actas/":
-            guard request.method == "GET" || request.method == "HEAD" else { return methodNotAllowed(request, allow: "GET, HEAD") }
-            guard let principal = request.principal else { return signInRequired(request) }
-            return account(request, principal)
-        case "/.actas/api/v1/me":
-            guard request.method == "GET" || request.method == "HEAD" else { return methodNotAllowed(request, allow: "GET, HEAD") }
-            guard let principal = request.principal else { return signInRequired(request) }
-            return .json(200, me(principal, now: request.now))
-        default:
+        let method = request.method == "HEAD" ? "GET" : request.method
+        let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst(2)  // "", ".actas"
+        switch (method, request.path) {
+        case ("GET", Self.jwksPath): return jwks()
+        case (_, Self.jwksPath): return methodNotAllowed(request, allow: "GET, HEAD")
+        case (_, "/.actas"): return .redirect(308, to: Self.prefix)
+        case ("GET", "/.actas/console.css"): return .asset("text/css; charset=utf-8", Templates.css)
+        case ("GET", "/.actas/login"): return loginPage(request)
+        case ("POST", "/.actas/login"): return try await login(request)
+        case (_, "/.actas/login"): return methodNotAllowed(request, allow: "GET, HEAD, POST")
+        case ("POST", "/.actas/logout"): return try await logout(request)
+        default: break
+        }
+        if let allow = Self.allowedMethods[request.path], !allow.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == request.method }) {
+            return methodNotAllowed(request, allow: allow)
+        }
+        // Everything else is for signed-in people.
+        guard let principal = request.principal else {
+            if Self.knownPath(request.path) { return signInRequired(request) }
             return problem(request, status: 404, code: "not_found", message: "There is no console page at \(request.path).")
         }
+        switch (method, request.path) {
+        case ("GET", "/.actas/"): return try await account(request, principal)
+        case ("GET", "/.actas/api/v1/me"): return .json(200, me(principal, now: request.now))
+        case ("POST", "/.actas/consent"): return try await consentForm(request, principal)
+        case ("POST", "/.actas/api/v1/consent"): return try await consentAPI(request, principal, grant: true)
+        case ("DELETE", "/.actas/api/v1/consent"): return try await consentAPI(request, principal, grant: false)
+        case ("GET", "/.actas/users"): return usersPage(request, principal)
+        case ("GET", "/.actas/api/v1/users"): return usersAPI(request, principal)
+        case ("POST", "/.actas/impersonate"): return try await startForm(request, principal)
+        case ("POST", "/.actas/impersonate/exit"): return try await exitForm(request, principal)
+        case ("POST", "/.actas/impersonate/extend"): return try await extendForm(request, principal)
+        case ("POST", "/.actas/api/v1/impersonation"): return try await startAPI(request, principal)
+        case ("PATCH", "/.actas/api/v1/impersonation"): return try await extendAPI(request, principal)
+        case ("DELETE", "/.actas/api/v1/impersonation"): return try await exitAPI(request, principal)
+        case ("GET", "/.actas/ended"): return try await endedPage(request, principal)
+        default: break
+        }
+        if method == "GET", segments.count == 2, segments.first == "users", let username = segments.last, !username.isEmpty {
+            return confirmPage(request, principal, username: FormCoding.percentDecode(username))
+        }
+        if let allow = Self.allowedMethods[request.path] {
+            return methodNotAllowed(request, allow: allow)
+        }
+        return problem(request, status: 404, code: "not_found", message: "There is no console page at \(request.path).")
+    }
+
+    /// State-changing URLs and what they allow: any other method (GET included) is `405`.
+    static let allowedMethods: [String: String] = [
+        "/.actas/logout": "POST",
+        "/.actas/": "GET, HEAD",
+        "/.actas/api/v1/me": "GET, HEAD",
+        "/.actas/consent": "POST",
+        "/.actas/api/v1/consent": "POST, DELETE",
+        "/.actas/users": "GET, HEAD",
+        "/.actas/api/v1/users": "GET, HEAD",
+        "/.actas/impersonate": "POST",
+        "/.actas/impersonate/exit": "POST",
+        "/.actas/impersonate/extend": "POST",
+        "/.actas/api/v1/impersonation": "POST, PATCH, DELETE",
+        "/.actas/ended": "GET, HEAD",
+    ]
+
+    static func knownPath(_ path: String) -> Bool {
+        allowedMethods[path] != nil || path.hasPrefix("/.actas/users/") || path.hasPrefix("/.actas/sessions")
+            || path.hasPrefix("/.actas/api/v1/")
     }
 
     // MARK: sign-in
 
-    private func loginPage(_ request: ConsoleRequest, error: String? = nil, status: Int = 200, username: String = "", extraHeaders: [(name: String, value: String)] = []) -> ConsoleResponse {
+    func loginPage(_ request: ConsoleRequest, error: String? = nil, status: Int = 200, username: String = "", extraHeaders: [(name: String, value: String)] = []) -> ConsoleResponse {
         guard settings.passwordEnabled else {
             return problem(request, status: 404, code: "not_found", message: "Password sign-in is not enabled here.")
         }
@@ -114,7 +157,7 @@ public final class Console: Sendable {
         return .html(status, Templates.page(title: "Sign in", "login", context), headers: headers)
     }
 
-    private func login(_ request: ConsoleRequest) async throws -> ConsoleResponse {
+    func login(_ request: ConsoleRequest) async throws -> ConsoleResponse {
         guard settings.passwordEnabled else {
             return problem(request, status: 404, code: "not_found", message: "Password sign-in is not enabled here.")
         }
@@ -130,36 +173,35 @@ public final class Console: Sendable {
         guard !username.isEmpty, !password.isEmpty else {
             return loginPage(request, error: "Enter your username and password.", status: 400, username: username)
         }
-        if let wait = limiter.retryAfter(account: username, address: request.clientIP, now: request.now) {
-            events.record(SecurityEvent(type: "login_failed", requestID: request.requestID, clientIP: request.clientIP,
-                                        user: username, reason: "rate_limited"))
+        if let wait = limiter.begin(account: username, address: request.clientIP, now: request.now) {
+            events.record(AuditRecord(type: .loginFailed, requestID: request.requestID, clientIP: request.clientIP,
+                                      reason: "rate_limited", target: username, authMethod: "password"))
             return loginPage(request, error: "Too many failed sign-ins. Try again in \(Self.describe(seconds: wait)).",
                              status: 429, username: username, extraHeaders: [("Retry-After", "\(wait)")])
         }
         switch try await directory.signIn(username: username, password: password, clientIP: request.clientIP,
                                           ttl: settings.sessionTTL, now: request.now) {
         case .signedIn(let user, let cookieValue, _):
-            limiter.recordSuccess(account: username)
-            events.record(SecurityEvent(type: "login", requestID: request.requestID, clientIP: request.clientIP, user: user.username))
+            limiter.succeeded(account: username, address: request.clientIP)
+            events.record(AuditRecord(type: .login, requestID: request.requestID, clientIP: request.clientIP, user: user.username,
+                                      authMethod: "password"))
             return .redirect(303, to: rd, headers: [
                 ("Set-Cookie", "\(ActAsCookies.session)=\(cookieValue); Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=\(Int(settings.sessionTTL))"),
                 ("Set-Cookie", "\(ActAsCookies.login)=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
             ])
         case .invalidCredentials(let user):
-            limiter.recordFailure(account: username, address: request.clientIP, now: request.now)
-            events.record(SecurityEvent(type: "login_failed", requestID: request.requestID, clientIP: request.clientIP,
-                                        user: user?.username ?? username, reason: user == nil ? "unknown_user" : "invalid_credentials"))
+            events.record(AuditRecord(type: .loginFailed, requestID: request.requestID, clientIP: request.clientIP,
+                                      reason: user == nil ? "unknown_user" : "invalid_credentials", target: username, authMethod: "password"))
             return loginPage(request, error: "The username or password is not right.", status: 401, username: username)
         case .notAllowed(let user):
-            limiter.recordFailure(account: username, address: request.clientIP, now: request.now)
-            events.record(SecurityEvent(type: "login_failed", requestID: request.requestID, clientIP: request.clientIP,
-                                        user: user.username, reason: "status_\(user.status.rawValue)"))
+            events.record(AuditRecord(type: .loginFailed, requestID: request.requestID, clientIP: request.clientIP,
+                                      reason: "status_\(user.status.rawValue)", target: user.username, authMethod: "password"))
             return loginPage(request, error: "This account is \(user.status.rawValue) and cannot sign in. Ask an administrator.",
                              status: 403, username: username)
         }
     }
 
-    private func logout(_ request: ConsoleRequest) async throws -> ConsoleResponse {
+    func logout(_ request: ConsoleRequest) async throws -> ConsoleResponse {
         let clear: [(name: String, value: String)] = [("Set-Cookie", "\(ActAsCookies.session)=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")]
         guard let principal = request.principal, let session = principal.session else {
             if request.principal != nil {
@@ -168,43 +210,21 @@ public final class Console: Sendable {
             return .redirect(303, to: "/.actas/login", headers: clear)
         }
         guard csrfValid(request, session: session) else { return csrfRefused(request) }
+        if let open = live.read({ $0.openImpersonation(actorID: principal.user.id) }) {
+            _ = try await impersonations.endAndPersist(open.id, reason: .actorSignedOut, context: context(request))
+        }
         try await directory.signOut(sessionHash: session.idHash)
-        events.record(SecurityEvent(type: "logout", requestID: request.requestID, clientIP: request.clientIP, user: principal.user.username))
+        events.record(AuditRecord(type: .logout, requestID: request.requestID, clientIP: request.clientIP, user: principal.user.username))
         return .redirect(303, to: "/.actas/login", headers: clear)
     }
 
     // MARK: pages
 
-    private func account(_ request: ConsoleRequest, _ principal: LiveState.Principal) -> ConsoleResponse {
-        let context: [String: Any] = [
-            "user": Self.userContext(principal.user),
-            "sessionExpires": principal.session.map { Self.timestamp($0.expiresAt) } ?? "",
-        ]
-        return .html(200, Templates.page(title: "My account", "account", context, signedIn: signedInContext(principal)))
-    }
-
-    private func jwks() -> ConsoleResponse {
+    func jwks() -> ConsoleResponse {
         guard let ring = live.keyRing else {
             return ConsoleResponse(status: 503, headers: [("Content-Type", "application/json")], body: Array("{\"error\":\"no_keys\",\"message\":\"No signing key yet.\"}\n".utf8))
         }
         return ConsoleResponse(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "public, max-age=60")], body: ring.jwksJSON)
-    }
-
-    // MARK: JSON
-
-    func me(_ principal: LiveState.Principal, now: Date) -> [String: Any] {
-        let user = principal.user
-        let consent = live.read { $0.consents[user.id] }
-        let active = consent?.isActive(at: now) ?? false
-        return [
-            "user": [
-                "id": user.id, "username": user.username, "email": user.email, "name": user.name, "role": user.role,
-                "groups": user.groups, "org_unit": user.orgUnit,
-            ] as [String: Any],
-            "impersonation": NSNull(),
-            "consent": ["active": active, "expires_at": active ? Self.timestamp(consent!.expiresAt) : NSNull()] as [String: Any],
-            "csrf_token": principal.session.map { $0.csrfToken as Any } ?? NSNull(),
-        ]
     }
 
     // MARK: checks
@@ -220,24 +240,27 @@ public final class Console: Sendable {
     /// browsers send under `Referrer-Policy: no-referrer` — `Sec-Fetch-Site: same-origin`.
     func sameOrigin(_ request: ConsoleRequest) -> Bool {
         if let origin = request.header("origin"), origin != "null" {
-            guard let host = request.header("host") else { return false }
-            return origin.lowercased() == "https://\(host.lowercased())"
+            guard let host = request.header("host")?.lowercased() else { return false }
+            let origin = origin.lowercased()
+            // `https://host:443` and `https://host` are the same origin.
+            return origin == "https://\(host)" || origin == "https://\(host):443" || "\(origin):443" == "https://\(host)"
         }
         return request.header("sec-fetch-site")?.lowercased() == "same-origin"
     }
 
-    private func csrfRefused(_ request: ConsoleRequest) -> ConsoleResponse {
+    func csrfRefused(_ request: ConsoleRequest) -> ConsoleResponse {
         problem(request, status: 403, code: "csrf", message: "The request lacked a valid CSRF token or came from another site. Reload the page and try again.")
     }
 
-    private func signInRequired(_ request: ConsoleRequest) -> ConsoleResponse {
+    func signInRequired(_ request: ConsoleRequest) -> ConsoleResponse {
         if request.wantsHTML, !request.path.hasPrefix("/.actas/api/") {
-            return .redirect(302, to: "/.actas/login?rd=\(FormCoding.encode(request.path))")
+            let target = request.query.isEmpty ? request.path : request.path + "?" + request.query
+            return .redirect(302, to: "/.actas/login?rd=\(FormCoding.encode(target))")
         }
         return .json(401, ["error": "unauthenticated", "message": "Sign in first, or send an API token (Authorization: Bearer actas_…)."])
     }
 
-    private func methodNotAllowed(_ request: ConsoleRequest, allow: String) -> ConsoleResponse {
+    func methodNotAllowed(_ request: ConsoleRequest, allow: String) -> ConsoleResponse {
         var response = problem(request, status: 405, code: "method_not_allowed", message: "\(request.method) is not allowed on \(request.path).")
         response.headers.append(("Allow", allow))
         return response
@@ -260,7 +283,13 @@ public final class Console: Sendable {
     // MARK: helpers
 
     func signedInContext(_ principal: LiveState.Principal) -> [String: Any] {
-        ["username": principal.user.username, "csrf": principal.session?.csrfToken ?? ""]
+        var context: [String: Any] = ["username": principal.user.username, "csrf": principal.session?.csrfToken ?? ""]
+        if impersonations.policy.roles.mayImpersonate(principal.user.role) { context["impersonator"] = true }
+        return context
+    }
+
+    func context(_ request: ConsoleRequest) -> EventContext {
+        EventContext(requestID: request.requestID, clientIP: request.clientIP)
     }
 
     static func userContext(_ user: User) -> [String: Any] {

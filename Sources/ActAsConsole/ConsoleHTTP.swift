@@ -141,25 +141,20 @@ public enum FormCoding {
     }
 
     static func percentDecode(_ text: Substring) -> String {
+        let input = Array(text.utf8)
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            switch byte {
-            case UInt8(ascii: "+"):
-                bytes.append(UInt8(ascii: " "))
-            case UInt8(ascii: "%"):
-                let high = iterator.next(), low = iterator.next()
-                if let high, let low, let h = hexValue(high), let l = hexValue(low) {
-                    bytes.append(h << 4 | l)
-                } else {
-                    bytes.append(byte)
-                    if let high { bytes.append(high) }
-                    if let low { bytes.append(low) }
-                }
-            default:
-                bytes.append(byte)
+        bytes.reserveCapacity(input.count)
+        var i = 0
+        while i < input.count {
+            let byte = input[i]
+            if byte == UInt8(ascii: "%"), i + 2 < input.count, let high = hexValue(input[i + 1]), let low = hexValue(input[i + 2]) {
+                bytes.append(high << 4 | low)
+                i += 3
+                continue
             }
+            // A `%` without two hex digits stays as it is; what follows is decoded normally.
+            bytes.append(byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+            i += 1
         }
         return String(decoding: bytes, as: UTF8.self)
     }

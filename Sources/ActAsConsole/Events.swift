@@ -1,36 +1,37 @@
-/// A security event for the request log (SPEC §8): sign-ins, consent and impersonation
-/// changes, refusals. The console reports them; the audit writer records them.
-public struct SecurityEvent: Sendable {
-    public var type: String
-    public var requestID: String?
-    public var clientIP: String?
-    /// Username the event concerns (the target while impersonating).
-    public var user: String?
-    public var impersonator: String?
-    public var sessionID: String?
-    public var mode: String?
-    public var reason: String?
-    public var endReason: String?
-    /// Further fields, in order, for event types that need them.
-    public var details: [(String, String)]
+import ActAsAudit
 
-    public init(
-        type: String, requestID: String? = nil, clientIP: String? = nil, user: String? = nil, impersonator: String? = nil,
-        sessionID: String? = nil, mode: String? = nil, reason: String? = nil, endReason: String? = nil, details: [(String, String)] = []
-    ) {
-        self.type = type
-        self.requestID = requestID
-        self.clientIP = clientIP
-        self.user = user
-        self.impersonator = impersonator
-        self.sessionID = sessionID
-        self.mode = mode
-        self.reason = reason
-        self.endReason = endReason
-        self.details = details
-    }
+/// Where security events go (the audit writer in the server). Events are never dropped
+/// silently: a sink that cannot queue reports it through its own error channel.
+public protocol AuditSink: Sendable {
+    func record(_ record: AuditRecord)
 }
 
-public protocol SecurityEventRecorder: Sendable {
-    func record(_ event: SecurityEvent)
+/// Request context an event carries (who asked, from where).
+public struct EventContext: Sendable {
+    public var requestID: String?
+    public var clientIP: String?
+
+    public init(requestID: String? = nil, clientIP: String? = nil) {
+        self.requestID = requestID
+        self.clientIP = clientIP
+    }
+
+    /// Changes made with `actas` commands.
+    public static let operatorCommand = EventContext()
+}
+
+/// The request log as an event sink: the audit writer, with failures to queue counted and
+/// reported rather than dropped silently.
+public final class AuditLog: AuditSink {
+    public let writer: AuditWriter
+    private let onDrop: @Sendable (AuditRecord) -> Void
+
+    public init(writer: AuditWriter, onDrop: @escaping @Sendable (AuditRecord) -> Void) {
+        self.writer = writer
+        self.onDrop = onDrop
+    }
+
+    public func record(_ record: AuditRecord) {
+        if !writer.append(record) { onDrop(record) }
+    }
 }

@@ -1,19 +1,45 @@
 import Mustache
 
+/// HTML-escapes by Unicode scalar (not by Character: see Templates.ScalarHTMLEscaping).
+public func htmlEscaped(_ text: String) -> String {
+    var out = ""
+    out.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "&": out += "&amp;"
+        case "<": out += "&lt;"
+        case ">": out += "&gt;"
+        case "\"": out += "&quot;"
+        case "'": out += "&#39;"
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
+}
+
 /// Console HTML. Mustache escapes `{{…}}` for HTML, so names and messages are inert text;
 /// `{{{…}}}` is used only for HTML this module rendered itself.
 enum Templates {
     static let library: MustacheLibrary = {
+        MustacheContentTypes.register(ScalarHTMLEscaping(), named: "ACTAS_HTML")
         var library = MustacheLibrary()
         for (name, text) in sources {
             do {
-                try library.register(text, named: name)
+                // Every template escapes with ScalarHTMLEscaping (see there for why).
+                try library.register("{{% CONTENT_TYPE: ACTAS_HTML}}" + text, named: name)
             } catch {
                 preconditionFailure("console template \(name) does not parse: \(error)")
             }
         }
         return library
     }()
+
+    /// swift-mustache's HTML escaping walks Characters, and `"` followed by a combining mark
+    /// is one Character that is not `"` — so it slips through unescaped into an attribute.
+    /// This escapes Unicode scalars instead.
+    struct ScalarHTMLEscaping: MustacheContentType {
+        func escapeText(_ text: String) -> String { htmlEscaped(text) }
+    }
 
     static func render(_ name: String, _ context: [String: Any]) -> String {
         library.render(context, withTemplate: name) ?? ""
@@ -43,6 +69,7 @@ enum Templates {
               {{#signedIn}}
               <nav aria-label="Console">
                 <a href="/">Application</a>
+                {{#impersonator}}<a href="/.actas/users">Act as a user</a>{{/impersonator}}
                 <a href="/.actas/">My account</a>
                 <form method="post" action="/.actas/logout" class="inline">
                   <input type="hidden" name="csrf_token" value="{{csrf}}">
@@ -76,6 +103,18 @@ enum Templates {
             """,
         "account": """
             <h1>{{user.displayName}}</h1>
+            {{#error}}<p class="error" role="alert">{{error}}</p>{{/error}}
+            {{#actingAs}}
+            <section class="card acting" aria-labelledby="acting-title">
+              <h2 id="acting-title">You are acting as {{actingAs.displayName}} ({{actingAs.username}})</h2>
+              <p>Requests to the application go out as them. This console always shows your own account.</p>
+              <form method="post" action="/.actas/impersonate/exit" class="inline">
+                <input type="hidden" name="csrf_token" value="{{csrf}}">
+                <input type="hidden" name="rd" value="/.actas/">
+                <button type="submit" class="danger">Exit</button>
+              </form>
+            </section>
+            {{/actingAs}}
             <section class="card" aria-labelledby="identity-title">
               <h2 id="identity-title">Your identity</h2>
               <p class="hint">This is what the application is told about you on every request.</p>
@@ -87,6 +126,121 @@ enum Templates {
                 <dt>Organisation unit</dt><dd>{{user.orgUnit}}{{^user.orgUnit}}<span class="muted">none</span>{{/user.orgUnit}}</dd>
                 <dt>Signed in until</dt><dd><time datetime="{{sessionExpires}}">{{sessionExpires}}</time></dd>
               </dl>
+            </section>
+            {{#consentRequired}}
+            <section class="card" aria-labelledby="consent-title">
+              <h2 id="consent-title">Support access</h2>
+              {{#consentActive}}
+              <p class="status ok"><strong>Allowed</strong> until <time datetime="{{consentExpires}}">{{consentExpires}}</time>. Authorised administrators may act as you until then; every request they make is logged below.</p>
+              <form method="post" action="/.actas/consent" class="inline">
+                <input type="hidden" name="csrf_token" value="{{csrf}}">
+                <input type="hidden" name="action" value="revoke">
+                <button type="submit" class="danger">Revoke now</button>
+              </form>
+              <p class="hint">Revoking ends any session acting as you immediately.</p>
+              {{/consentActive}}
+              {{^consentActive}}
+              <p class="status"><strong>Not allowed.</strong> Nobody can act as you.</p>
+              {{/consentActive}}
+              <form method="post" action="/.actas/consent" class="consent">
+                <input type="hidden" name="csrf_token" value="{{csrf}}">
+                <fieldset>
+                  <legend>{{#consentActive}}Change how long support may act as you{{/consentActive}}{{^consentActive}}Let support act as you for{{/consentActive}}</legend>
+                  {{#presets}}<button type="submit" name="hours" value="{{hours}}" class="secondary">{{label}}</button> {{/presets}}
+                  <label for="custom_hours">Custom (hours, 1 to {{consentMaxHours}})</label>
+                  <input id="custom_hours" name="custom_hours" type="number" min="1" max="{{consentMaxHours}}" step="1" inputmode="numeric">
+                  <button type="submit">Allow</button>
+                </fieldset>
+              </form>
+            </section>
+            {{/consentRequired}}
+            <section class="card" aria-labelledby="history-title">
+              <h2 id="history-title">Sessions in which someone acted as you</h2>
+              {{#hasSessions}}
+              <table>
+                <thead><tr><th scope="col">Started</th><th scope="col">Who</th><th scope="col">Reason</th><th scope="col">Duration</th><th scope="col">Ended</th><th scope="col"><span class="visually-hidden">Audit</span></th></tr></thead>
+                <tbody>
+                {{#sessions}}
+                <tr>
+                  <td><time datetime="{{started}}">{{started}}</time></td>
+                  <td>{{actor}}</td>
+                  <td>{{reason}}</td>
+                  <td>{{duration}}{{#open}} <span class="tag">active</span>{{/open}}</td>
+                  <td>{{#ended}}<time datetime="{{ended}}">{{ended}}</time> <span class="muted">{{endReason}}</span>{{/ended}}</td>
+                  <td><a href="/.actas/sessions/{{id}}">Show audit log</a></td>
+                </tr>
+                {{/sessions}}
+                </tbody>
+              </table>
+              {{/hasSessions}}
+              {{^hasSessions}}<p class="muted">Nobody has acted as you.</p>{{/hasSessions}}
+            </section>
+
+            """,
+        "users": """
+            <h1>Act as a user</h1>
+            <form method="get" action="/.actas/users" role="search" class="search">
+              <label for="q">Find a user</label>
+              <input id="q" name="q" type="search" value="{{q}}" placeholder="name, username or email">
+              <button type="submit">Search</button>
+            </form>
+            <p class="muted">{{count}} users</p>
+            <table>
+              <thead><tr><th scope="col">Name</th><th scope="col">Username</th><th scope="col">Role</th><th scope="col">Unit</th><th scope="col">Status</th><th scope="col">Act as</th></tr></thead>
+              <tbody>
+              {{#rows}}
+              <tr>
+                <td>{{displayName}}</td><td><code>{{username}}</code></td><td>{{role}}</td><td>{{orgUnit}}</td><td>{{status}}</td>
+                <td>{{#may}}<a class="button" href="{{path}}">Act as {{displayName}}</a>{{/may}}{{^may}}<span class="muted" data-code="{{code}}">{{why}}</span>{{/may}}</td>
+              </tr>
+              {{/rows}}
+              </tbody>
+            </table>
+
+            """,
+        "confirm": """
+            <section class="card narrow wide" aria-labelledby="confirm-title">
+              <h1 id="confirm-title">Act as {{target.displayName}}</h1>
+              <dl class="facts">
+                <dt>User</dt><dd>{{target.displayName}} (<code>{{target.username}}</code>)</dd>
+                <dt>Role</dt><dd>{{target.role}}</dd>
+                <dt>Unit</dt><dd>{{target.orgUnit}}</dd>
+              </dl>
+              {{#refusal}}<p class="error" role="alert">{{refusal}}</p>{{/refusal}}
+              {{^refusal}}
+              {{#error}}<p class="error" role="alert">{{error}}</p>{{/error}}
+              <form method="post" action="/.actas/impersonate">
+                <input type="hidden" name="csrf_token" value="{{csrf}}">
+                <input type="hidden" name="target" value="{{target.username}}">
+                <label for="duration">For how long</label>
+                <select id="duration" name="duration">
+                  {{#durations}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/durations}}
+                </select>
+                {{#consentCaps}}<p class="hint">Their consent ends at <time datetime="{{consentExpires}}">{{consentExpires}}</time>; the session ends then at the latest.</p>{{/consentCaps}}
+                {{#chooseMode}}
+                <fieldset>
+                  <legend>Mode</legend>
+                  <label class="choice"><input type="radio" name="mode" value="read-only" checked> Read-only: look, don't change anything</label>
+                  <label class="choice"><input type="radio" name="mode" value="read-write"> Read-write: act fully as them</label>
+                </fieldset>
+                {{/chooseMode}}
+                {{#fixedMode}}<p>Mode: <strong>{{fixedMode}}</strong></p>{{/fixedMode}}
+                <label for="reason">Why do you need to act as them? (at least {{reasonMin}} characters, recorded and shown to them)</label>
+                <textarea id="reason" name="reason" rows="3" minlength="{{reasonMin}}" required>{{reason}}</textarea>
+                <button type="submit">Start acting as {{target.displayName}}</button>
+              </form>
+              {{/refusal}}
+              <p><a href="/.actas/users">Back to the user list</a></p>
+            </section>
+
+            """,
+        "ended": """
+            <section class="card narrow" aria-labelledby="ended-title">
+              <h1 id="ended-title">Your session as {{target.displayName}} has ended</h1>
+              <p>{{why}}</p>
+              <p class="muted">Ended <time datetime="{{ended}}">{{ended}}</time> (<code>{{endReason}}</code>, session <code>{{id}}</code>).</p>
+              <p>You are browsing as yourself again.</p>
+              <p><a href="/">Continue to the application</a> · <a href="/.actas/users">Act as someone else</a></p>
             </section>
 
             """,
@@ -126,6 +280,20 @@ enum Templates {
         .facts { display: grid; grid-template-columns: max-content 1fr; gap: .35rem 1.25rem; margin: 0; }
         .facts dt { font-weight: 600; }
         .facts dd { margin: 0; }
+        .wide { max-width: 36rem; }
+        .acting { border-color: #f0b400; background: #fff8e1; }
+        .status.ok strong { color: #1a7f37; }
+        fieldset { border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1rem; margin: 1rem 0 0; }
+        legend { font-weight: 600; padding: 0 .25rem; }
+        button.secondary { background: #eaeef2; color: var(--ink); border: 1px solid #8c959f; }
+        a.button { display: inline-block; padding: .3rem .8rem; border-radius: 6px; background: var(--accent); color: #fff; text-decoration: none; font-weight: 600; }
+        .choice { font-weight: 400; display: flex; gap: .5rem; align-items: center; }
+        .choice input { width: auto; }
+        .search { display: flex; gap: .5rem; align-items: end; flex-wrap: wrap; }
+        .search input { max-width: 22rem; }
+        .search label { width: 100%; }
+        .search button { margin-top: 0; }
+        .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
         .tag { display: inline-block; background: #ddf4ff; color: #0a3069; border-radius: 999px; padding: 0 .55rem; font-size: .85rem; }
         code { background: #eff2f5; padding: .05rem .35rem; border-radius: 4px; font-size: .9em; }
         table { width: 100%; border-collapse: collapse; }

@@ -124,10 +124,12 @@ public struct ImpersonationSession: Sendable, Equatable {
     public var expiresAt: Date
     public var endedAt: Date?
     public var endReason: EndReason?
+    /// Ended, and the administrator has not been told why yet (SPEC §7).
+    public var noticePending: Bool
 
     public init(
         id: String, actorID: String, targetID: String, reason: String, mode: ImpersonationMode,
-        startedAt: Date, expiresAt: Date, endedAt: Date? = nil, endReason: EndReason? = nil
+        startedAt: Date, expiresAt: Date, endedAt: Date? = nil, endReason: EndReason? = nil, noticePending: Bool = false
     ) {
         self.id = id
         self.actorID = actorID
@@ -138,6 +140,7 @@ public struct ImpersonationSession: Sendable, Equatable {
         self.expiresAt = expiresAt
         self.endedAt = endedAt
         self.endReason = endReason
+        self.noticePending = noticePending
     }
 
     public var isOpen: Bool { endedAt == nil }

@@ -10,8 +10,9 @@ public enum Base64URL {
     }
 
     public static func decode(_ text: String) -> Data? {
+        // Only the URL-safe alphabet, unpadded: `+`, `/` and `=` belong to plain base64.
+        guard !text.contains(where: { $0 == "+" || $0 == "/" || $0 == "=" }) else { return nil }
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        guard !base64.contains("=") else { return nil }
         while base64.utf8.count % 4 != 0 { base64 += "=" }
         return Data(base64Encoded: base64)
     }

@@ -78,10 +78,12 @@ public struct PasswordHasher: Sendable {
             guard kv.count == 2, let value = Int(kv[1]) else { return nil }
             values[String(kv[0])] = value
         }
-        // Bounds keep a hostile hash (e.g. from an import) from asking for gigabytes.
+        // Bounds keep a hostile hash (e.g. written into the store) from asking for gigabytes
+        // or minutes: at most 256 MiB (128·N·r bytes) and parallelism 4.
         guard let logN = values["ln"], (10...20).contains(logN),
               let r = values["r"], (1...32).contains(r),
-              let p = values["p"], (1...16).contains(p),
+              let p = values["p"], (1...4).contains(p),
+              128 * (1 << logN) * r <= 256 << 20,
               let salt = unb64(String(parts[3])), salt.count >= 8,
               let hash = unb64(String(parts[4])), hash.count >= 16
         else { return nil }

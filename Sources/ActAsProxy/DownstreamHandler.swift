@@ -1,5 +1,7 @@
+import ActAsAudit
 import ActAsConfig
 import ActAsConsole
+import ActAsCore
 import ActAsCrypto
 import ActAsHTTP
 import ActAsStore
@@ -100,6 +102,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     // Identity of the last request on this connection (see IdentityMemo).
     private var identityMemo: IdentityMemo?
+    /// The impersonation session the current exchange (or tunnel) was forwarded under: cut
+    /// when that session ends (SPEC §7).
+    private var exchangeImpersonationID: String?
+    /// Where `Set-Cookie` of the current response goes while impersonating, and the path it
+    /// was requested for.
+    private var responseCookieJar: CookieJar?
+    private var responseCookiePath = "/"
+    /// The session whose in-flight count this exchange holds (see SessionActivity).
+    private var countedSessionID: String?
 
     // The console request being read or answered.
     private var consoleHead: ConsoleHead?
@@ -156,6 +167,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        releaseSessionActivity()
         let wasExchange = state == .exchange || state == .tunnel || state == .console
         state = .closed
         loop.unregister(self)
@@ -392,9 +404,19 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             startConsole(head, target: target, identity: identity)
             return
         }
+        if let identified = identity, identified.memo.principal.impersonation == nil,
+           let notice = identified.memo.principal.pendingNotice {
+            announceEnd(notice, head: head)
+            return
+        }
         if identity == nil, !target.isPublic(settings.publicPaths) {
             refuseUnauthenticated(target)
             return
+        }
+        exchangeImpersonationID = nil
+        responseCookieJar = nil
+        if let identified = identity, let session = identified.memo.principal.impersonation {
+            guard applyImpersonationRules(head, target: target, session: session, principal: identified.memo.principal, facts: &facts) else { return }
         }
         facts.identity = identity?.memo.forwarded.lines
         facts.filterCookies = credentials.hasActAsCookies
@@ -444,7 +466,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             }
             identityMemo = nil
             let hash = Secrets.hash(UnsafeRawBufferPointer(rebasing: raw[range]))
-            let principal = authentication == .token ? live.principal(tokenHash: hash) : live.principal(sessionHash: hash, now: now)
+            var principal = authentication == .token ? live.principal(tokenHash: hash) : live.principal(sessionHash: hash, now: now)
+            // SPEC §7: an impersonation that must end ends here, before anything is forwarded.
+            if let current = principal, let session = current.impersonation,
+               let reason = loop.console.impersonations.endReason(current, now: now) {
+                loop.console.impersonations.end(session.id, reason: reason, context: EventContext(requestID: requestID.string, clientIP: clientIPString), now: now)
+                principal = live.principal(sessionHash: hash, now: now)
+            }
             guard let principal else {
                 if authentication == .token { throw InvalidToken() }
                 return nil
@@ -452,12 +480,110 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             let issuerHost: [UInt8] = settings.assertionIssuer != nil ? [] : (host ?? hostRange.map { Array(raw[$0]) } ?? [])
             let issuer = settings.assertionIssuer ?? "https://" + String(decoding: issuerHost, as: UTF8.self)
             guard let forwarded = loop.identity.identity(for: principal, issuer: issuer, settings: settings, now: now) else { return nil }
-            let expiresAt = min(forwarded.refreshAt, principal.session?.expiresAt ?? .distantFuture)
+            var expiresAt = min(forwarded.refreshAt, principal.session?.expiresAt ?? .distantFuture)
+            if let session = principal.impersonation {
+                // Time-based ends: re-resolve (and end) the moment the session or consent runs out.
+                expiresAt = min(expiresAt, session.expiresAt, principal.targetConsent?.expiresAt ?? .distantFuture)
+            }
             let memo = IdentityMemo(
                 credential: Array(raw[range]), generation: generation, principal: principal, forwarded: forwarded,
                 issuerHost: issuerHost, expiresAt: expiresAt)
             identityMemo = memo
             return Identified(memo: memo, authentication: authentication)
+        }
+    }
+
+    var clientIPString: String { String(decoding: clientAddress, as: UTF8.self) }
+
+    // MARK: impersonation
+
+    /// SPEC §7 for a request made while impersonating: the normalised path is checked and is
+    /// what is forwarded; hidden paths and (read-only) unsafe methods, method overrides and
+    /// upgrades are refused; the application's cookies come from the session's own jar.
+    /// Returns false when the request was refused.
+    private func applyImpersonationRules(
+        _ head: RequestHead, target: RequestTarget, session: ImpersonationSession, principal: LiveState.Principal,
+        facts: inout HeaderRewriter.RequestFacts
+    ) -> Bool {
+        let normalized = target.bytes[..<target.pathEnd].withUnsafeBytes { PathNormalizer.normalize($0, strict: true) }
+        var path = Array(target.bytes[..<target.pathEnd])
+        switch normalized {
+        case .badEncoding:
+            deny(.badPathEncoding, head: head, path: String(decoding: path, as: UTF8.self), session: session, principal: principal)
+            return false
+        case .normalized(let clean):
+            path = clean
+            facts.targetOverride = clean + target.bytes[target.pathEnd...]
+        case .unchanged:
+            break
+        }
+        let pathString = String(decoding: path, as: UTF8.self)
+        if path.withUnsafeBytes({ settings.hiddenPaths.isHidden($0) }) {
+            deny(.hiddenPath, head: head, path: pathString, session: session, principal: principal)
+            return false
+        }
+        if session.mode == .readOnly,
+           let refusal = ReadOnlyRules.refusal(method: head.methodString, headers: head.block.pairs, isUpgrade: isUpgrade) {
+            deny(refusal, head: head, path: pathString, session: session, principal: principal)
+            return false
+        }
+        let jar = loop.identity.cookieJars.jar(for: session.id)
+        facts.impersonationCookies = jar.header(for: pathString, now: Date()) ?? ""
+        responseCookieJar = jar
+        responseCookiePath = pathString
+        exchangeImpersonationID = session.id
+        return true
+    }
+
+    private func deny(_ refusal: RequestRefusal, head: RequestHead, path: String, session: ImpersonationSession, principal: LiveState.Principal) {
+        loop.console.events.record(AuditRecord(
+            type: .requestDenied, requestID: requestID.string, clientIP: clientIPString, method: head.methodString, path: path,
+            status: refusal.httpStatus, user: principal.target?.username, impersonator: principal.user.username,
+            sessionID: session.id, mode: session.mode, reason: refusal.code))
+        sendError(status: refusal.httpStatus, code: refusal.code, message: refusal.sentence, close: false)
+    }
+
+    /// SPEC §7: the first request after an announced end is not forwarded. Navigations go to
+    /// the page that says why; everything else gets `403 impersonation_ended`.
+    private func announceEnd(_ session: ImpersonationSession, head: RequestHead) {
+        loop.console.impersonations.noticeShown(session)
+        identityMemo = nil
+        let reason = session.endReason ?? .endedByOperator
+        if Self.isNavigation(head) {
+            sendError(status: 303, code: "impersonation_ended", message: reason.sentence, close: false,
+                      extraHeaders: "Location: /.actas/ended?id=\(session.id)\r\n")
+        } else {
+            sendError(status: 403, code: "impersonation_ended", message: "Your session acting as another user has ended: \(reason.sentence)",
+                      close: false, extraJSON: ",\"end_reason\":\"\(reason.rawValue)\"")
+        }
+    }
+
+    /// SPEC §7: a `GET` with `Sec-Fetch-Mode: navigate`, or without that header one whose
+    /// `Accept` includes text/html.
+    static func isNavigation(_ head: RequestHead) -> Bool {
+        guard head.method == .get else { return false }
+        if let mode = head.block.first("sec-fetch-mode") { return mode.lowercased() == "navigate" }
+        return acceptsHTML(head.block)
+    }
+
+    /// Called by the loop's sweep: an exchange or tunnel forwarded under a session that has
+    /// since ended is cut — WebSockets get close code 1008 (policy violation).
+    func checkImpersonation(live: LiveState) {
+        guard let id = exchangeImpersonationID, state == .exchange || state == .tunnel else { return }
+        guard live.read({ $0.impersonations[id] == nil }) else { return }
+        exchangeImpersonationID = nil
+        if state == .tunnel {
+            let reason = Array("impersonation ended".utf8)
+            var frame = context.channel.allocator.buffer(capacity: 4 + reason.count)
+            frame.writeBytes([0x88, UInt8(2 + reason.count), 0x03, 0xF0])
+            frame.writeBytes(reason)
+            writePending()
+            context.writeAndFlush(wrapOutboundOut(frame)).assumeIsolated().whenComplete { [context] _ in context?.close(promise: nil) }
+            state = .closed
+            abandonUpstream()
+        } else {
+            abandonUpstream()
+            forceClose()
         }
     }
 
@@ -610,6 +736,19 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     private func attach(_ connection: UpstreamConnection) {
+        // The session may have ended while this request waited for a connection: check again
+        // right before the first byte goes out (SPEC §7, "before forwarding").
+        if let id = exchangeImpersonationID, loop.identity.live.read({ $0.impersonations[id] == nil }) {
+            loop.pool.release(connection)
+            exchangeImpersonationID = nil
+            identityMemo = nil
+            sendError(status: 403, code: "impersonation_ended", message: "Your session acting as another user has ended.", close: false)
+            return
+        }
+        if let id = exchangeImpersonationID, countedSessionID == nil {
+            countedSessionID = id
+            loop.console.impersonations.activity.begin(id)
+        }
         upstream = connection
         connection.owner = self
         connection.channel.write(upstreamRequestHead, promise: nil)
@@ -843,17 +982,20 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         let facts = HeaderRewriter.ResponseFacts(
             requestID: requestID, framing: downstreamFraming, contentLength: contentLength,
             close: closeAfterResponse, http10KeepAlive: clientIsHTTP10 && !closeAfterResponse,
-            hstsLine: settings.hstsLine, passContentLength: passContentLength, upgrade: false)
+            hstsLine: settings.hstsLine, passContentLength: passContentLength, upgrade: false,
+            cookieJar: responseCookieJar, cookiePath: responseCookiePath)
         HeaderRewriter.writeDownstreamResponse(head, facts: facts, into: &pendingOut)
         if case .done = responseBody { finishResponse() }
     }
 
     private func startTunnel(_ head: ResponseHead, rest: ByteBuffer) {
+        releaseSessionActivity()  // the request was answered; the tunnel is cut at the end instead
         responseStatus = 101
         responseStarted = true
         let facts = HeaderRewriter.ResponseFacts(
             requestID: requestID, framing: .none, contentLength: 0, close: false, http10KeepAlive: false,
-            hstsLine: settings.hstsLine, passContentLength: false, upgrade: true)
+            hstsLine: settings.hstsLine, passContentLength: false, upgrade: true,
+            cookieJar: responseCookieJar, cookiePath: responseCookiePath)
         HeaderRewriter.writeDownstreamResponse(head, facts: facts, into: &pendingOut)
         if rest.readableBytes > 0 { emit(rest) }
         flushDownstream()
@@ -927,9 +1069,20 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         loop.metrics.recordResponse(status: responseStatus, nanoseconds: elapsed.nanoseconds)
     }
 
+    /// The exchange no longer counts as in flight for its impersonation session.
+    private func releaseSessionActivity() {
+        if let id = countedSessionID {
+            countedSessionID = nil
+            loop.console.impersonations.activity.end(id)
+        }
+    }
+
     private func completeExchange() {
+        releaseSessionActivity()
         recordCompletion()
         upstreamDeadline = nil
+        exchangeImpersonationID = nil
+        responseCookieJar = nil
         if closeAfterResponse {
             closeAfterFlush()
             return
@@ -954,7 +1107,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     /// An error answer from the proxy itself, in place of a response.
-    private func sendError(status: Int, code: String, message: String, close: Bool, extraHeaders: String = "") {
+    private func sendError(status: Int, code: String, message: String, close: Bool, extraHeaders: String = "", extraJSON: String = "") {
         responseStatus = status
         if state != .exchange, !inFlight {
             inFlight = true
@@ -963,7 +1116,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         let mustClose = close || !clientKeepAlive || loop.draining || !(requestSent || requestBodyIsEmpty)
         var response = ErrorResponse.make(
             status: status, code: code, message: message, requestID: requestID, html: requestWantsHTML,
-            close: mustClose, hstsLine: settings.hstsLine, extraHeaders: extraHeaders, allocator: context.channel.allocator)
+            close: mustClose, hstsLine: settings.hstsLine, extraHeaders: extraHeaders, extraJSON: extraJSON, allocator: context.channel.allocator)
         pendingOut.writeBuffer(&response)
         responseStarted = true
         closeAfterResponse = mustClose

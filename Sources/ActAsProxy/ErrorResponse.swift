@@ -1,3 +1,4 @@
+import ActAsConsole
 import NIOCore
 
 /// Answers the proxy gives itself (refusals, upstream failures). JSON for programs, a short
@@ -66,25 +67,11 @@ enum ErrorResponse {
         return out
     }
 
-    static func htmlEscaped(_ text: String) -> String {
-        var out = ""
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
-    }
 
     /// A complete response. `extraHeaders` are full lines ending in CRLF.
     static func make(
         status: Int, code: String, message: String, requestID: RequestID?, html: Bool, close: Bool,
-        hstsLine: [UInt8], extraHeaders: String = "", allocator: ByteBufferAllocator
+        hstsLine: [UInt8], extraHeaders: String = "", extraJSON: String = "", allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         let id = requestID?.string
         let body: String
@@ -94,14 +81,14 @@ enum ErrorResponse {
             body = """
                 <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(status) \(reasonPhrase(status))</title>
                 <style>body{font:16px/1.5 system-ui,sans-serif;margin:3rem auto;max-width:36rem;padding:0 1rem;color:#1f2328}code{background:#f3f4f6;padding:.1rem .3rem;border-radius:4px}</style></head>
-                <body><h1>\(status) \(reasonPhrase(status))</h1><p>\(htmlEscaped(message))</p>\(id.map { "<p>Request id: <code>\($0)</code></p>" } ?? "")</body></html>
+                <body><h1>\(status) \(reasonPhrase(status))</h1><p>\(ActAsConsole.htmlEscaped(message))</p>\(id.map { "<p>Request id: <code>\($0)</code></p>" } ?? "")</body></html>
 
                 """
         } else {
             contentType = "application/json"
             var json = "{\"error\":\"\(jsonEscaped(code))\",\"message\":\"\(jsonEscaped(message))\""
             if let id { json += ",\"request_id\":\"\(id)\"" }
-            body = json + "}\n"
+            body = json + extraJSON + "}\n"
         }
         var buffer = allocator.buffer(capacity: 256 + body.utf8.count)
         buffer.writeString("HTTP/1.1 \(status) \(reasonPhrase(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\nCache-Control: no-store\r\n")

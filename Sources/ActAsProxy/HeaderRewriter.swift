@@ -1,4 +1,5 @@
 import ActAsHTTP
+import Foundation
 import NIOCore
 
 /// Writes heads for the next hop: the request to the upstream, the response to the client.
@@ -22,6 +23,8 @@ enum HeaderRewriter {
         var dropActAsToken = false
         /// Identity header lines (user, email, groups, assertion) for a signed-in request.
         var identity: [UInt8]? = nil
+        /// While impersonating: the session jar's cookies replace every cookie the browser sent.
+        var impersonationCookies: String? = nil
     }
 
     // MARK: request
@@ -51,8 +54,9 @@ enum HeaderRewriter {
                 case .contentLength:
                     break
                 case .other:
-                    if facts.filterCookies, field.nameLength == 6, equalsLowercase(raw, field.nameRange, RequestCredentials.cookieName) {
-                        writeFilteredCookies(raw, field, into: &out)
+                    if field.nameLength == 6, facts.filterCookies || facts.impersonationCookies != nil,
+                       equalsLowercase(raw, field.nameRange, RequestCredentials.cookieName) {
+                        if facts.impersonationCookies == nil { writeFilteredCookies(raw, field, into: &out) }
                         continue
                     }
                     if facts.dropActAsToken, field.nameLength == 13, equalsLowercase(raw, field.nameRange, RequestCredentials.authorizationName),
@@ -80,6 +84,11 @@ enum HeaderRewriter {
                 out.writeStaticString("\r\n")
             }
 
+            if let cookies = facts.impersonationCookies, !cookies.isEmpty {
+                out.writeStaticString("Cookie: ")
+                out.writeString(cookies)
+                out.writeStaticString("\r\n")
+            }
             if let override = facts.hostOverride {
                 out.writeStaticString("Host: ")
                 out.writeBytes(override)
@@ -214,6 +223,9 @@ enum HeaderRewriter {
         /// Keep the upstream's Content-Length as is (HEAD, 304).
         var passContentLength: Bool
         var upgrade: Bool
+        /// While impersonating: `Set-Cookie` goes into the session's jar, not to the browser.
+        var cookieJar: CookieJar? = nil
+        var cookiePath = "/"
     }
 
     static func writeDownstreamResponse(_ head: ResponseHead, facts: ResponseFacts, into out: inout ByteBuffer) {
@@ -240,6 +252,11 @@ enum HeaderRewriter {
                     if !nominated.isEmpty, isNominated(raw, field, nominated) { continue }
                     let range = field.nameRange
                     if range.count == 12, equalsLowercase(raw, range, xRequestID) { continue }
+                    if let jar = facts.cookieJar, range.count == 10, equalsLowercase(raw, range, setCookie) {
+                        jar.store(String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.valueRange]), as: UTF8.self),
+                                  requestPath: facts.cookiePath, now: Date())
+                        continue
+                    }
                     if range.count == 25, equalsLowercase(raw, range, strictTransportSecurity) { sawHSTS = true }
                 case .host, .expect:
                     break
@@ -327,5 +344,6 @@ enum HeaderRewriter {
     }
 
     static let xRequestID: [UInt8] = Array("x-request-id".utf8)
+    static let setCookie: [UInt8] = Array("set-cookie".utf8)
     static let strictTransportSecurity: [UInt8] = Array("strict-transport-security".utf8)
 }

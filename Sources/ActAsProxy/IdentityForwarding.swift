@@ -9,7 +9,11 @@ import Synchronization
 /// every connection until shortly before the assertion expires: ES256 per request would cost
 /// more than the whole proxy (ARCHITECTURE decision 6).
 final class ForwardedIdentity: Sendable {
+    /// The user the application sees (the target while impersonating).
     let user: User
+    /// While impersonating: the administrator and the session the lines were made for.
+    let actor: User?
+    let impersonation: ImpersonationSession?
     /// Complete header lines, each ending in CRLF.
     let lines: [UInt8]
     /// Re-mint from here on, so a forwarded assertion always has a minute left.
@@ -18,8 +22,10 @@ final class ForwardedIdentity: Sendable {
     let kid: String
     let issuer: String
 
-    init(user: User, lines: [UInt8], refreshAt: Date, kid: String, issuer: String) {
+    init(user: User, actor: User? = nil, impersonation: ImpersonationSession? = nil, lines: [UInt8], refreshAt: Date, kid: String, issuer: String) {
         self.user = user
+        self.actor = actor
+        self.impersonation = impersonation
         self.lines = lines
         self.refreshAt = refreshAt
         self.kid = kid
@@ -35,6 +41,7 @@ final class IdentityForwarding: Sendable {
     static let refreshMargin: TimeInterval = 60
 
     let live: LiveState
+    let cookieJars = CookieJars()
     private let cache = Mutex<[String: ForwardedIdentity]>([:])
 
     init(live: LiveState) {
@@ -45,6 +52,17 @@ final class IdentityForwarding: Sendable {
     /// configured `assertion_issuer` or the request's public origin.
     func identity(for principal: LiveState.Principal, issuer: String, settings: ProxySettings, now: Date) -> ForwardedIdentity? {
         guard let ring = live.keyRing else { return nil }
+        if let session = principal.impersonation {
+            guard let target = principal.target else { return nil }
+            let key = "i:" + session.id
+            if let cached = cache.withLock({ $0[key] }), cached.refreshAt > now, cached.user == target, cached.actor == principal.user,
+               cached.impersonation == session, cached.kid == ring.signing.kid, cached.issuer == issuer {
+                return cached
+            }
+            guard let fresh = mint(target, actor: principal.user, session: session, ring: ring, issuer: issuer, settings: settings, now: now) else { return nil }
+            cache.withLock { $0[key] = fresh }
+            return fresh
+        }
         let key = principal.session.map { "s:" + $0.idHash } ?? principal.token.map { "t:" + $0.id } ?? "u:" + principal.user.id
         if let cached = cache.withLock({ $0[key] }), cached.refreshAt > now, cached.user == principal.user,
            cached.kid == ring.signing.kid, cached.issuer == issuer {
@@ -58,22 +76,51 @@ final class IdentityForwarding: Sendable {
         return fresh
     }
 
-    func mint(_ user: User, ring: KeyRing, issuer: String, settings: ProxySettings, now: Date) -> ForwardedIdentity? {
+    /// The lines for `user`; while impersonating `user` is the target, and the administrator
+    /// and session add the impersonator headers and the assertion's `act`, `sid` and `mode`.
+    func mint(_ user: User, actor: User? = nil, session: ImpersonationSession? = nil, ring: KeyRing, issuer: String,
+              settings: ProxySettings, now: Date) -> ForwardedIdentity? {
         let issuedAt = Int64(now.timeIntervalSince1970)
-        let claims = AssertionClaims(
+        var claims = AssertionClaims(
             issuer: issuer, audience: settings.assertionAudience, subject: user.id, username: user.username, email: user.email,
             groups: user.groups, role: user.role, issuedAt: issuedAt, expiresAt: issuedAt + Int64(Self.assertionLifetime),
             jwtID: Secrets.identifier(prefix: "jti_"))
+        if let actor, let session {
+            claims.actor = .init(subject: actor.id, username: actor.username, email: actor.email)
+            claims.sessionID = session.id
+            claims.mode = session.mode.rawValue
+        }
         guard let token = try? AssertionSigner.sign(claims, with: ring.signing) else { return nil }
         var lines: [UInt8] = []
-        lines.reserveCapacity(token.utf8.count + 160)
+        lines.reserveCapacity(token.utf8.count + 400)
         Self.appendLine(&lines, settings.userHeader, user.username)
         Self.appendLine(&lines, settings.emailHeader, user.email)
         Self.appendLine(&lines, settings.groupsHeader, user.groups.joined(separator: ","))
+        if let actor, let session {
+            Self.appendLine(&lines, Self.impersonatorUser, actor.username)
+            Self.appendLine(&lines, Self.impersonatorEmail, actor.email)
+            Self.appendLine(&lines, Self.impersonationID, session.id)
+            Self.appendLine(&lines, Self.impersonationMode, session.mode.rawValue)
+            Self.appendLine(&lines, Self.impersonationExpires, Self.rfc3339(session.expiresAt))
+        }
         Self.appendLine(&lines, settings.assertionHeader, token)
         return ForwardedIdentity(
-            user: user, lines: lines, refreshAt: Date(timeIntervalSince1970: TimeInterval(issuedAt) + Self.assertionLifetime - Self.refreshMargin),
+            user: user, actor: actor, impersonation: session, lines: lines,
+            refreshAt: Date(timeIntervalSince1970: TimeInterval(issuedAt) + Self.assertionLifetime - Self.refreshMargin),
             kid: ring.signing.kid, issuer: issuer)
+    }
+
+    // SPEC §5: these names are fixed.
+    static let impersonatorUser = Array("X-Impersonator-User".utf8)
+    static let impersonatorEmail = Array("X-Impersonator-Email".utf8)
+    static let impersonationID = Array("X-Impersonation-Id".utf8)
+    static let impersonationMode = Array("X-Impersonation-Mode".utf8)
+    static let impersonationExpires = Array("X-Impersonation-Expires".utf8)
+
+    static func rfc3339(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
     }
 
     /// `Name: value\r\n`, with any control character in the value dropped: values are
@@ -99,7 +146,7 @@ struct IdentityMemo {
     var expiresAt: Date
 
     func matches(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, generation: UInt64, now: Date) -> Bool {
-        guard generation == self.generation, range.count == credential.count, now < expiresAt else { return false }
+        guard generation == self.generation, !range.isEmpty, range.count == credential.count, now < expiresAt else { return false }
         return credential.withUnsafeBytes { memo in
             memcmp(memo.baseAddress!, raw.baseAddress! + range.lowerBound, range.count) == 0
         }

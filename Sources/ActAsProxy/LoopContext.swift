@@ -77,7 +77,11 @@ final class LoopContext {
 
     private func sweep() {
         let now = NIODeadline.now()
-        for handler in Array(connections.values) { handler.checkTimers(now: now) }
+        let live = identity.live
+        for handler in Array(connections.values) {
+            handler.checkTimers(now: now)
+            handler.checkImpersonation(live: live)
+        }
         pool.sweep(now: now)
     }
 }

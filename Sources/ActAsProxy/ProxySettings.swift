@@ -39,6 +39,8 @@ public struct ProxySettings: Sendable {
     public var passwordSignIn: Bool
     public var tokensEnabled: Bool
     public var publicPaths: [PathPattern]
+    /// `impersonation.hidden_paths`, refused while impersonating.
+    public var hiddenPaths: HiddenPaths
 
     public init(config: ActAsConfig) {
         limits = HTTPLimits(
@@ -81,6 +83,7 @@ public struct ProxySettings: Sendable {
         passwordSignIn = config.auth.passwordEnabled
         tokensEnabled = config.auth.tokensEnabled
         publicPaths = config.auth.publicPaths.map { PathPattern($0) }
+        hiddenPaths = HiddenPaths(config.impersonation.hiddenPaths, caseSensitive: config.impersonation.pathsCaseSensitive)
     }
 
     /// Lower case, `_` as `-`: how header names are compared for anti-spoofing.

@@ -21,6 +21,12 @@ public final class LiveState: Sendable {
         /// Open impersonation sessions by id, and by actor id.
         public var impersonations: [String: ImpersonationSession] = [:]
         public var openImpersonationByActor: [String: String] = [:]
+        /// Ended sessions whose administrator has not been told why yet, by actor id.
+        public var pendingNotices: [String: ImpersonationSession] = [:]
+
+        public func openImpersonation(actorID: String) -> ImpersonationSession? {
+            openImpersonationByActor[actorID].flatMap { impersonations[$0] }
+        }
 
         public func user(username: String) -> User? {
             userIDsByUsername[username].flatMap { users[$0] }
@@ -29,12 +35,28 @@ public final class LiveState: Sendable {
 
     /// What a credential resolves to right now.
     public struct Principal: Sendable {
+        /// Always the person who signed in (the administrator while impersonating).
         public var user: User
         public var session: SignInSession?
         public var token: APIToken?
+        /// Browser sessions only (tokens cannot impersonate): the actor's open impersonation,
+        /// with the target's current record and consent, for the per-request end check.
+        public var impersonation: ImpersonationSession?
+        public var target: User?
+        public var targetConsent: Consent?
+        /// An ended impersonation the administrator has not been told about yet.
+        public var pendingNotice: ImpersonationSession?
+
+        public init(user: User, session: SignInSession? = nil, token: APIToken? = nil) {
+            self.user = user
+            self.session = session
+            self.token = token
+        }
     }
 
     private let tables = Mutex(Tables())
+    /// Ends enforced here whose store write failed; retried by the sweep.
+    private let unpersisted = Mutex<[ImpersonationSession]>([])
     private let generationCounter = Atomic<UInt64>(1)
     /// How long a retired signing key stays in the JWKS.
     public let keyGracePeriod: TimeInterval
@@ -66,7 +88,14 @@ public final class LiveState: Sendable {
         tables.withLock { tables in
             guard let session = tables.sessions[sessionHash], session.expiresAt > now,
                   let user = tables.users[session.userID], user.status.maySignIn else { return nil }
-            return Principal(user: user, session: session, token: nil)
+            var principal = Principal(user: user, session: session)
+            if let impersonation = tables.openImpersonation(actorID: user.id) {
+                principal.impersonation = impersonation
+                principal.target = tables.users[impersonation.targetID]
+                principal.targetConsent = tables.consents[impersonation.targetID]
+            }
+            principal.pendingNotice = tables.pendingNotices[user.id]
+            return principal
         }
     }
 
@@ -92,9 +121,13 @@ public final class LiveState: Sendable {
         for token in snapshot.tokens where token.revokedAt == nil { fresh.tokens[token.tokenHash] = token }
         fresh.keyRing = Self.ring(snapshot.keys, now: now, grace: keyGracePeriod)
         for consent in snapshot.consents { fresh.consents[consent.userID] = consent }
-        for session in snapshot.impersonations where session.isOpen {
-            fresh.impersonations[session.id] = session
-            fresh.openImpersonationByActor[session.actorID] = session.id
+        for session in snapshot.impersonations {
+            if session.isOpen {
+                fresh.impersonations[session.id] = session
+                fresh.openImpersonationByActor[session.actorID] = session.id
+            } else if session.noticePending {
+                fresh.pendingNotices[session.actorID] = session
+            }
         }
         mutate { $0 = fresh }
     }
@@ -133,10 +166,14 @@ public final class LiveState: Sendable {
         mutate { $0.consents[userID] = consent }
     }
 
-    public func apply(impersonationID: String, session: ImpersonationSession?) {
+    /// Applies the current row of an impersonation session; returns the previous open
+    /// version, if it was open here (so a caller can tell that this change ended it).
+    @discardableResult
+    public func apply(impersonationID: String, session: ImpersonationSession?) -> ImpersonationSession? {
         mutate { tables in
-            if let old = tables.impersonations[impersonationID], tables.openImpersonationByActor[old.actorID] == impersonationID {
-                tables.openImpersonationByActor[old.actorID] = nil
+            let previous = tables.impersonations[impersonationID]
+            if let previous, tables.openImpersonationByActor[previous.actorID] == impersonationID {
+                tables.openImpersonationByActor[previous.actorID] = nil
             }
             if let session, session.isOpen {
                 tables.impersonations[impersonationID] = session
@@ -144,7 +181,54 @@ public final class LiveState: Sendable {
             } else {
                 tables.impersonations[impersonationID] = nil
             }
+            if let session {
+                if !session.isOpen, session.noticePending {
+                    tables.pendingNotices[session.actorID] = session
+                } else if tables.pendingNotices[session.actorID]?.id == session.id {
+                    tables.pendingNotices[session.actorID] = nil
+                }
+            }
+            return previous
         }
+    }
+
+    /// Ends an open session here and now (the store write follows): from this moment no
+    /// request of the actor is forwarded as the target. Returns the ended session, or nil when
+    /// it was not open.
+    public func end(impersonationID: String, at: Date, reason: EndReason) -> ImpersonationSession? {
+        mutate { tables in
+            guard var session = tables.impersonations.removeValue(forKey: impersonationID) else { return nil }
+            if tables.openImpersonationByActor[session.actorID] == impersonationID {
+                tables.openImpersonationByActor[session.actorID] = nil
+            }
+            session.endedAt = at
+            session.endReason = reason
+            session.noticePending = reason.isAnnounced
+            if session.noticePending { tables.pendingNotices[session.actorID] = session }
+            return session
+        }
+    }
+
+    /// The administrator has seen why their session ended.
+    public func clearNotice(actorID: String, impersonationID: String) {
+        mutate { tables in
+            if tables.pendingNotices[actorID]?.id == impersonationID { tables.pendingNotices[actorID] = nil }
+        }
+    }
+
+    public func markUnpersisted(_ session: ImpersonationSession) {
+        unpersisted.withLock { $0.append(session) }
+    }
+
+    public func takeUnpersisted() -> [ImpersonationSession] {
+        unpersisted.withLock { pending in
+            defer { pending = [] }
+            return pending
+        }
+    }
+
+    public var openImpersonations: [ImpersonationSession] {
+        tables.withLock { Array($0.impersonations.values) }
     }
 
     /// Drops sessions past their expiry (memory hygiene; resolution checks expiry anyway).

@@ -11,14 +11,18 @@ import SQLiteNIO
 /// wrote.
 public final class SQLiteStore: Store {
     private let connection: SQLiteConnection
+    /// Its own thread: a statement waiting out `busy_timeout` for another process's lock
+    /// blocks only this store, never the shared pool that password hashing uses.
+    private let threadPool: NIOThreadPool
     private let gate = TransactionGate()
     public let path: String
 
     /// Change rows older than this are pruned; a reader further behind reloads a snapshot.
     static let changeRetention: TimeInterval = 3600
 
-    private init(connection: SQLiteConnection, path: String) {
+    private init(connection: SQLiteConnection, threadPool: NIOThreadPool, path: String) {
         self.connection = connection
+        self.threadPool = threadPool
         self.path = path
     }
 
@@ -30,17 +34,20 @@ public final class SQLiteStore: Store {
         }
         let existed = FileManager.default.fileExists(atPath: path)
         let connection: SQLiteConnection
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
         do {
             connection = try await SQLiteConnection.open(
-                storage: .file(path: path), threadPool: .singleton, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
+                storage: .file(path: path), threadPool: threadPool, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
         } catch {
+            try? await threadPool.shutdownGracefully()
             throw StoreError.unavailable("cannot open the store \(path): \(error)")
         }
         if !existed {
             // Password hashes, session hashes and signing keys live here: owner only.
             chmod(path, 0o600)
         }
-        let store = SQLiteStore(connection: connection, path: path)
+        let store = SQLiteStore(connection: connection, threadPool: threadPool, path: path)
         // busy_timeout first: switching to WAL needs a lock another process may hold.
         _ = try await store.run("PRAGMA busy_timeout = 10000")
         _ = try await store.run("PRAGMA journal_mode = WAL")
@@ -52,6 +59,7 @@ public final class SQLiteStore: Store {
 
     public func close() async {
         try? await connection.close()
+        try? await threadPool.shutdownGracefully()
     }
 
     // MARK: plumbing
@@ -210,6 +218,11 @@ public final class SQLiteStore: Store {
                 at REAL NOT NULL)
             """,
         ]),
+        (2, [
+            // An ended session whose administrator has not yet been told why (SPEC §7: the
+            // first request after an announced end gets the notice).
+            "ALTER TABLE impersonations ADD COLUMN notice_pending INTEGER NOT NULL DEFAULT 0",
+        ]),
     ]
 
     public func migrate() async throws {
@@ -243,7 +256,7 @@ public final class SQLiteStore: Store {
             let tokens = try await tx.run("SELECT * FROM api_tokens WHERE revoked_at IS NULL").map(Self.token)
             let keys = try await tx.run("SELECT * FROM signing_keys ORDER BY created_at").compactMap(Self.signingKey)
             let consents = try await tx.run("SELECT * FROM consents").map(Self.consent)
-            let impersonations = try await tx.run("SELECT * FROM impersonations WHERE ended_at IS NULL").compactMap(Self.impersonation)
+            let impersonations = try await tx.run("SELECT * FROM impersonations WHERE ended_at IS NULL OR notice_pending = 1").compactMap(Self.impersonation)
             let changeID = try await tx.run("SELECT COALESCE(MAX(id), 0) AS id FROM changes").first?.column("id")?.integer ?? 0
             return StoreSnapshot(users: users, sessions: sessions, tokens: tokens, keys: keys, consents: consents,
                                  impersonations: impersonations, changeID: Int64(changeID))
@@ -252,11 +265,9 @@ public final class SQLiteStore: Store {
 
     public func changes(after id: Int64, limit: Int) async throws -> [Change]? {
         try await read { tx in
-            if id > 0 {
-                // If the row right after `id` was pruned, the reader missed changes.
-                let oldest = try await tx.run("SELECT MIN(id) AS id FROM changes").first?.column("id")?.integer
-                if let oldest, Int64(oldest) > id + 1 { return nil }
-            }
+            // If the row right after `id` was pruned, the reader missed changes.
+            let oldest = try await tx.run("SELECT MIN(id) AS id FROM changes").first?.column("id")?.integer
+            if let oldest, Int64(oldest) > id + 1 { return nil }
             return try await tx.run("SELECT id, kind, key FROM changes WHERE id > ? ORDER BY id LIMIT ?", [.integer(Int(id)), .integer(limit)])
                 .compactMap { row in
                     guard let id = row.column("id")?.integer, let kind = row.column("kind")?.string.flatMap(Change.Kind.init(rawValue:)),
@@ -466,6 +477,41 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func impersonations(actorID: String?, targetID: String?, limit: Int) async throws -> [ImpersonationSession] {
+        var conditions: [String] = []
+        var binds: [SQLiteData] = []
+        if let actorID {
+            conditions.append("actor_id = ?")
+            binds.append(.text(actorID))
+        }
+        if let targetID {
+            conditions.append("target_id = ?")
+            binds.append(.text(targetID))
+        }
+        binds.append(.integer(limit))
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        return try await query("SELECT * FROM impersonations \(filter) ORDER BY started_at DESC LIMIT ?", binds).compactMap(Self.impersonation)
+    }
+
+    public func endImpersonation(id: String, at: Date, reason: EndReason, notice: Bool) async throws -> ImpersonationSession? {
+        try await write { tx in
+            let rows = try await tx.run("""
+                UPDATE impersonations SET ended_at = ?2, end_reason = ?3, notice_pending = ?4
+                WHERE id = ?1 AND ended_at IS NULL RETURNING *
+                """, [.text(id), .float(at.timeIntervalSince1970), .text(reason.rawValue), .integer(notice ? 1 : 0)])
+            guard let row = rows.first else { return nil }
+            try await tx.changed(.impersonation, id)
+            return Self.impersonation(row)
+        }
+    }
+
+    public func clearEndNotice(id: String) async throws {
+        try await write { tx in
+            try await tx.run("UPDATE impersonations SET notice_pending = 0 WHERE id = ?", [.text(id)])
+            try await tx.changed(.impersonation, id)
+        }
+    }
+
     public func updateImpersonation(_ session: ImpersonationSession) async throws {
         try await write { tx in
             var binds = Self.binds(session)
@@ -562,7 +608,8 @@ public final class SQLiteStore: Store {
             startedAt: readDate(row, "started_at") ?? Date(timeIntervalSince1970: 0),
             expiresAt: readDate(row, "expires_at") ?? Date(timeIntervalSince1970: 0),
             endedAt: readDate(row, "ended_at"),
-            endReason: row.column("end_reason")?.string.flatMap(EndReason.init(rawValue:)))
+            endReason: row.column("end_reason")?.string.flatMap(EndReason.init(rawValue:)),
+            noticePending: (row.column("notice_pending")?.integer ?? 0) != 0)
     }
 
     static func binds(_ session: ImpersonationSession) -> [SQLiteData] {

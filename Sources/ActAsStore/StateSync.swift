@@ -11,10 +11,20 @@ public final class StateSync: Sendable {
     public let store: any Store
     public let state: LiveState
     private let position = PositionBox()
+    /// An open impersonation session this process learned had ended elsewhere.
+    private let onImpersonationEnded: @Sendable (ImpersonationSession) -> Void
+    /// A consent changed elsewhere (`actas consent …`): (before, after).
+    private let onConsentChanged: @Sendable (Consent?, Consent?) -> Void
 
-    public init(store: any Store, state: LiveState) {
+    public init(
+        store: any Store, state: LiveState,
+        onImpersonationEnded: @escaping @Sendable (ImpersonationSession) -> Void = { _ in },
+        onConsentChanged: @escaping @Sendable (Consent?, Consent?) -> Void = { _, _ in }
+    ) {
         self.store = store
         self.state = state
+        self.onImpersonationEnded = onImpersonationEnded
+        self.onConsentChanged = onConsentChanged
     }
 
     public func loadSnapshot(now: Date = Date()) async throws {
@@ -51,9 +61,14 @@ public final class StateSync: Sendable {
         case .key:
             state.apply(keys: try await store.signingKeys(), now: now)
         case .consent:
-            state.apply(consentOf: change.key, consent: try await store.consent(userID: change.key))
+            let consent = try await store.consent(userID: change.key)
+            let before = state.read { $0.consents[change.key] }
+            state.apply(consentOf: change.key, consent: consent)
+            if before != consent { onConsentChanged(before, consent) }
         case .impersonation:
-            state.apply(impersonationID: change.key, session: try await store.impersonation(id: change.key))
+            let session = try await store.impersonation(id: change.key)
+            let previous = state.apply(impersonationID: change.key, session: session)
+            if previous != nil, let session, !session.isOpen { onImpersonationEnded(session) }
         }
     }
 

@@ -41,6 +41,7 @@ public struct StoreSnapshot: Sendable {
     public var tokens: [APIToken]
     public var keys: [SigningKeyRecord]
     public var consents: [Consent]
+    /// Open sessions, and ended ones whose end notice is pending.
     public var impersonations: [ImpersonationSession]
     /// The change feed position the snapshot reflects.
     public var changeID: Int64
@@ -98,4 +99,10 @@ public protocol Store: Sendable {
     /// Inserts `session` unless the actor already has an open one (returns false then).
     func startImpersonation(_ session: ImpersonationSession) async throws -> Bool
     func updateImpersonation(_ session: ImpersonationSession) async throws
+    /// Newest first, filtered by actor and/or target.
+    func impersonations(actorID: String?, targetID: String?, limit: Int) async throws -> [ImpersonationSession]
+    /// Ends an open session (nil if it was already ended); `notice` keeps it pending until the
+    /// administrator has been told why.
+    func endImpersonation(id: String, at: Date, reason: EndReason, notice: Bool) async throws -> ImpersonationSession?
+    func clearEndNotice(id: String) async throws
 }

@@ -46,11 +46,21 @@ struct Serve: AsyncParsableCommand {
             }
         }
 
+        // A reader that went away must not kill the proxy (audit.file = "-" piped somewhere).
+        signal(SIGPIPE, SIG_IGN)
+
         // State: the store, the signing key, the live copy the request path reads.
         let store = try await StoreAccess.open(config)
         let live = LiveState()
-        let sync = StateSync(store: store, state: live)
         let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
+        let events = try AuditEvents.open(config)
+        let console = Console(config: config, directory: directory, live: live, events: events)
+        // Changes made by other processes (`actas sessions end`, `actas consent …`) are
+        // recorded here, where they are enforced.
+        let sync = StateSync(
+            store: store, state: live,
+            onImpersonationEnded: { console.impersonations.endedElsewhere($0) },
+            onConsentChanged: { console.impersonations.consentChangedElsewhere(before: $0, after: $1) })
         do {
             try await KeyManager.ensureSigningKey(store)
             if config.demo.enabled { try await DemoUsers.seedIfEmpty(directory) }
@@ -59,8 +69,6 @@ struct Serve: AsyncParsableCommand {
             Diagnostics.error("actas: cannot prepare the store: \(error)")
             throw ExitCode(1)
         }
-        let events = try AuditEvents.open(config)
-        let console = Console(config: config, directory: directory, live: live, events: events)
 
         let server: ProxyServer
         do {
@@ -77,14 +85,14 @@ struct Serve: AsyncParsableCommand {
                 + ", upstream \(config.upstream.url), \(threads) threads")
 
         let service = ProxyService(server: server, configPath: options.path)
-        let feed = ChangeFeedService(sync: sync, logger: logger)
+        let feed = ChangeFeedService(sync: sync, impersonations: console.impersonations, logger: logger)
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service), .init(service: feed)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await serviceGroup.run()
-        events.close()
+        events.writer.close()
         await store.close()
         try? await group.shutdownGracefully()
         Diagnostics.info("actas: stopped")
@@ -125,11 +133,20 @@ struct Serve: AsyncParsableCommand {
 /// another instance) reach the live state.
 struct ChangeFeedService: Service {
     let sync: StateSync
+    let impersonations: Impersonations
     let logger: Logger
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await sync.run(logger: logger) }
+            // Sessions end on time even when nobody makes a request (WebSockets are cut, the
+            // end is logged); the request path also checks on its own.
+            group.addTask {
+                while !Task.isCancelled {
+                    await impersonations.sweep()
+                    try? await Task.sleep(for: .milliseconds(250))
+                }
+            }
             try? await gracefulShutdown()
             group.cancelAll()
         }

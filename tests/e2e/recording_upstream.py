@@ -20,6 +20,9 @@ what reached the upstream and what did not. It answers according to the path:
   /hsts                   response carries its own Strict-Transport-Security
   /head                   Content-Length: 11 for HEAD and GET
   /continue               if Expect: 100-continue, sends 100 Continue before reading the body
+  /set-cookie?name=&value=&path=   sets that cookie (and second=2)
+
+Each record carries `t`, the time it arrived (same clock as the tests).
 """
 import argparse
 import asyncio
@@ -27,6 +30,7 @@ import base64
 import json
 import os
 import sys
+import time
 import urllib.parse
 
 connection_counter = 0
@@ -105,7 +109,7 @@ async def handle(reader, writer, recorder):
             parsed = urllib.parse.urlsplit(target)
             query = dict(urllib.parse.parse_qsl(parsed.query))
             path = parsed.path
-            entry = {"conn": conn, "method": method, "target": target, "version": version, "headers": headers}
+            entry = {"conn": conn, "method": method, "target": target, "version": version, "headers": headers, "t": time.time()}
 
             if path == "/early":
                 recorder.record({**entry, "body": None})
@@ -173,6 +177,9 @@ async def handle(reader, writer, recorder):
                 writer.write(response(200, b"hop\n", [
                     ("Connection", "X-Secret-Hop, keep-alive"), ("Keep-Alive", "timeout=5"), ("X-Secret-Hop", "1"),
                     ("Proxy-Authenticate", "Basic"), ("Upgrade", "h2c"), ("X-Kept", "yes")]))
+            elif path == "/set-cookie":
+                cookie = f"{query.get('name', 'app')}={query.get('value', '1')}; Path={query.get('path', '/')}; HttpOnly"
+                writer.write(response(200, b"cookie set\n", [("Set-Cookie", cookie), ("Set-Cookie", "second=2; Path=/")]))
             elif path == "/request-id":
                 writer.write(response(200, b"id\n", [("X-Request-Id", "upstream-chosen")]))
             elif path == "/hsts":

@@ -1,0 +1,132 @@
+import ActAsAudit
+import ActAsCore
+import ActAsStore
+import Foundation
+
+/// "My account": who I am, my consent, and the sessions in which someone acted as me.
+extension Console {
+    func account(_ request: ConsoleRequest, _ principal: LiveState.Principal, notice: String? = nil, error: String? = nil, status: Int = 200) async throws -> ConsoleResponse {
+        let user = principal.user
+        let consent = live.read { $0.consents[user.id] }
+        let active = consent?.isActive(at: request.now) ?? false
+        let rules = impersonations.policy.rules
+        let history = try await directory.store.impersonations(actorID: nil, targetID: user.id, limit: 50)
+        let names = live.read { tables in Dictionary(uniqueKeysWithValues: history.map { ($0.actorID, tables.users[$0.actorID]?.displayName ?? $0.actorID) }) }
+        var context: [String: Any] = [
+            "user": Self.userContext(user),
+            "sessionExpires": principal.session.map { Self.timestamp($0.expiresAt) } ?? "",
+            "consentRequired": rules.consentRequired,
+            "consentActive": active,
+            "consentExpires": active ? Self.timestamp(consent!.expiresAt) : "",
+            "consentMaxHours": rules.consentMaxHours,
+            "presets": [1, 24, 72].filter { $0 <= rules.consentMaxHours }.map { ["hours": $0, "label": $0 == 1 ? "1 hour" : "\($0) hours"] },
+            "csrf": principal.session?.csrfToken ?? "",
+            "hasSessions": !history.isEmpty,
+            "sessions": history.map { session -> [String: Any] in
+                [
+                    "id": session.id, "actor": names[session.actorID] ?? session.actorID, "reason": session.reason,
+                    "started": Self.timestamp(session.startedAt), "ended": session.endedAt.map(Self.timestamp) ?? "",
+                    "open": session.isOpen, "mode": session.mode.rawValue,
+                    "duration": Self.describe(interval: (session.endedAt ?? request.now).timeIntervalSince(session.startedAt)),
+                    "endReason": session.endReason?.rawValue ?? "",
+                ]
+            },
+        ]
+        if let notice { context["notice"] = notice }
+        if let error { context["error"] = error }
+        if let open = live.read({ $0.openImpersonation(actorID: user.id) }) {
+            context["actingAs"] = live.read { $0.users[open.targetID].map(Self.userContext) } ?? [:]
+        }
+        return .html(status, Templates.page(title: "My account", "account", context, signedIn: signedInContext(principal)))
+    }
+
+    /// The HTML form: `hours` to grant (presets or custom), or `action=revoke`.
+    func consentForm(_ request: ConsoleRequest, _ principal: LiveState.Principal) async throws -> ConsoleResponse {
+        guard let session = principal.session else { return csrfRefused(request) }
+        guard csrfValid(request, session: session) else { return csrfRefused(request) }
+        if request.formValue("action") == "revoke" {
+            _ = try await impersonations.revokeConsent(principal.user, context: context(request), now: request.now)
+            return .redirect(303, to: "/.actas/")
+        }
+        let text = (request.formValue("hours") ?? "").isEmpty ? (request.formValue("custom_hours") ?? "") : request.formValue("hours")!
+        let hours: Int
+        do {
+            hours = try impersonations.policy.consentHours(parsing: text.trimmingCharacters(in: .whitespaces))
+        } catch {
+            return try await account(request, principal, error: error.sentence, status: 400)
+        }
+        switch try await impersonations.grantConsent(principal.user, hours: hours, context: context(request), now: request.now) {
+        case .success: return .redirect(303, to: "/.actas/")
+        case .failure(let failure): return try await account(request, principal, error: failure.sentence, status: failure.httpStatus)
+        }
+    }
+
+    /// `POST {hours}` grants, `DELETE` revokes; both answer the consent as `/me` shows it.
+    func consentAPI(_ request: ConsoleRequest, _ principal: LiveState.Principal, grant: Bool) async throws -> ConsoleResponse {
+        if let refusal = apiCSRF(request, principal) { return refusal }
+        if grant {
+            // JSONDecoder is strict about types: `true`, `1.5` and `"24"` are not hours.
+            struct Body: Decodable { let hours: Int }
+            guard let hours = try? JSONDecoder().decode(Body.self, from: Data(request.body)).hours else {
+                let invalid = InvalidInput.hours(maximum: impersonations.policy.rules.consentMaxHours)
+                return .json(400, ["error": invalid.code, "message": invalid.sentence])
+            }
+            switch try await impersonations.grantConsent(principal.user, hours: hours, context: context(request), now: request.now) {
+            case .success(let consent):
+                return .json(200, consentObject(consent, now: request.now))
+            case .failure(let failure):
+                return .json(failure.httpStatus, ["error": failure.code, "message": failure.sentence])
+            }
+        }
+        let revoked = try await impersonations.revokeConsent(principal.user, context: context(request), now: request.now)
+        return .json(200, consentObject(revoked, now: request.now))
+    }
+
+    func consentObject(_ consent: Consent?, now: Date) -> [String: Any] {
+        let active = consent?.isActive(at: now) ?? false
+        return ["active": active, "expires_at": active ? Self.timestamp(consent!.expiresAt) : NSNull()]
+    }
+
+    /// Cookie-authenticated API calls need the CSRF token and a same-origin request; tokens don't.
+    func apiCSRF(_ request: ConsoleRequest, _ principal: LiveState.Principal) -> ConsoleResponse? {
+        guard let session = principal.session else { return nil }
+        return csrfValid(request, session: session) ? nil : csrfRefused(request)
+    }
+
+    func me(_ principal: LiveState.Principal, now: Date) -> [String: Any] {
+        let user = principal.user
+        let consent = live.read { $0.consents[user.id] }
+        var impersonation: Any = NSNull()
+        if principal.token == nil, let open = live.read({ $0.openImpersonation(actorID: user.id) }) {
+            impersonation = impersonationObject(open)
+        }
+        return [
+            "user": [
+                "id": user.id, "username": user.username, "email": user.email, "name": user.name, "role": user.role,
+                "groups": user.groups, "org_unit": user.orgUnit,
+            ] as [String: Any],
+            "impersonation": impersonation,
+            "consent": consentObject(consent, now: now),
+            "csrf_token": principal.session.map { $0.csrfToken as Any } ?? NSNull(),
+        ]
+    }
+
+    /// SPEC §4: `{"id", "target": {id, username, name}, "mode", "started_at", "expires_at"}`.
+    func impersonationObject(_ session: ImpersonationSession) -> [String: Any] {
+        let target = live.read { $0.users[session.targetID] }
+        return [
+            "id": session.id,
+            "target": ["id": session.targetID, "username": target?.username ?? "", "name": target?.name ?? ""] as [String: Any],
+            "mode": session.mode.rawValue,
+            "started_at": Self.timestamp(session.startedAt),
+            "expires_at": Self.timestamp(session.expiresAt),
+        ]
+    }
+
+    static func describe(interval: TimeInterval) -> String {
+        let seconds = max(0, Int(interval.rounded()))
+        if seconds < 60 { return "\(seconds) s" }
+        if seconds < 3600 { return "\(seconds / 60) min" }
+        return "\(seconds / 3600) h \(seconds % 3600 / 60) min"
+    }
+}
