@@ -20,13 +20,30 @@ public struct AuditWriterConfiguration: Sendable {
     public var maxFileSize: Int64
     /// Records waiting for the writer thread; `append` refuses beyond this.
     public var queueCapacity: Int
+    /// Receives, on the writer thread after each successful batch, the written lines of
+    /// records that belong to an impersonation session (the store keeps a copy for the people
+    /// concerned). Must only hand off.
+    public var onSessionLines: (@Sendable ([AuditSessionLine]) -> Void)?
 
-    public init(destination: AuditDestination, redactor: Redactor, maxFileSize: Int64 = 100 << 20, queueCapacity: Int = 16_384) {
+    public init(
+        destination: AuditDestination, redactor: Redactor, maxFileSize: Int64 = 100 << 20, queueCapacity: Int = 16_384,
+        onSessionLines: (@Sendable ([AuditSessionLine]) -> Void)? = nil
+    ) {
         self.destination = destination
         self.redactor = redactor
         self.maxFileSize = maxFileSize
         self.queueCapacity = max(queueCapacity, 1)
+        self.onSessionLines = onSessionLines
     }
+}
+
+/// One written record of an impersonation session: exactly the line in the log (without the
+/// newline), so the copy verifies against the file.
+public struct AuditSessionLine: Sendable, Equatable {
+    public var sessionID: String
+    public var seq: UInt64
+    public var timestamp: AuditTimestamp
+    public var line: String
 }
 
 public struct AuditError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -297,6 +314,8 @@ final class AuditFileSink: @unchecked Sendable {
     private let maxFileSize: Int64
     private let encoder: AuditLineEncoder
     private let onError: @Sendable (AuditError) -> Void
+    private let onSessionLines: (@Sendable ([AuditSessionLine]) -> Void)?
+    private var sessionLines: [AuditSessionLine] = []
 
     private(set) var nextSeq: UInt64 = 1
     private var prev = AuditHash.genesis
@@ -318,6 +337,7 @@ final class AuditFileSink: @unchecked Sendable {
         self.maxFileSize = configuration.maxFileSize
         self.encoder = AuditLineEncoder(redactor: configuration.redactor)
         self.onError = onError
+        self.onSessionLines = configuration.onSessionLines
         line.reserveCapacity(4096)
         chunk.reserveCapacity(64 * 1024)
         switch configuration.destination {
@@ -554,6 +574,11 @@ final class AuditFileSink: @unchecked Sendable {
                 }
             }
             chunk.append(contentsOf: line)
+            if onSessionLines != nil, let session = item.record.sessionID {
+                sessionLines.append(AuditSessionLine(
+                    sessionID: session, seq: nextSeq, timestamp: item.record.timestamp,
+                    line: String(decoding: line.dropLast(), as: UTF8.self)))
+            }
             chunkItems.append((item.completion, nextSeq, item.durable))
             nextSeq += 1
             prev = hash
@@ -571,6 +596,10 @@ final class AuditFileSink: @unchecked Sendable {
         } else if failing {
             failing = false
             onError(AuditError(kind: .recovered, path: displayPath, message: "writing again"))
+        }
+        if !sessionLines.isEmpty {
+            if batchError == nil { onSessionLines?(sessionLines) }
+            sessionLines.removeAll(keepingCapacity: true)
         }
     }
 

@@ -64,11 +64,46 @@ public struct Redactor: Sendable {
 
     /// Whether a field or header name contains any redact key (see the type's documentation).
     public func isSensitiveName(_ name: String) -> Bool {
+        // Names arrive decoded once; one still holding escapes (`pass%2577ord` sent, or a
+        // framework that decodes twice) is checked in every decoded form too.
+        if name.utf8.contains(UInt8(ascii: "%")) {
+            var form = Array(name.utf8)
+            for _ in 0..<3 {
+                let decoded = Self.percentDecoded(form)
+                if decoded == form { break }
+                form = decoded
+                if isSensitiveName(utf8: Array(String(decoding: form, as: UTF8.self).lowercased().utf8)) { return true }
+            }
+        }
         if name.utf8.contains(where: { $0 >= 0x80 }) {
             return isSensitiveName(utf8: Array(name.lowercased().utf8))
         }
         if let result = name.utf8.withContiguousStorageIfAvailable({ isSensitiveName(bytes: $0) }) { return result }
         return isSensitiveName(utf8: Array(name.utf8))
+    }
+
+    static func percentDecoded(_ bytes: [UInt8]) -> [UInt8] {
+        func hex(_ byte: UInt8) -> UInt8? {
+            switch byte {
+            case 0x30...0x39: return byte - 0x30
+            case 0x41...0x46: return byte - 0x41 + 10
+            case 0x61...0x66: return byte - 0x61 + 10
+            default: return nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let high = hex(bytes[i + 1]), let low = hex(bytes[i + 2]) {
+                out.append(high << 4 | low)
+                i += 3
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return out
     }
 
     private func isSensitiveName(utf8: [UInt8]) -> Bool {

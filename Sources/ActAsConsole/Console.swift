@@ -106,7 +106,15 @@ public final class Console: Sendable {
         case ("PATCH", "/.actas/api/v1/impersonation"): return try await extendAPI(request, principal)
         case ("DELETE", "/.actas/api/v1/impersonation"): return try await exitAPI(request, principal)
         case ("GET", "/.actas/ended"): return try await endedPage(request, principal)
+        case ("GET", "/.actas/sessions"): return try await sessionsPage(request, principal)
+        case ("GET", "/.actas/api/v1/sessions"): return try await sessionsAPI(request, principal)
         default: break
+        }
+        if method == "GET", segments.count == 2, segments.first == "sessions", let id = segments.last, !id.isEmpty {
+            return try await sessionPage(request, principal, id: String(id))
+        }
+        if method == "GET", segments.count == 5, Array(segments[...].prefix(3)) == ["api", "v1", "sessions"], segments.last == "events" {
+            return try await sessionEventsAPI(request, principal, id: String(segments[segments.startIndex + 3]))
         }
         if method == "GET", segments.count == 2, segments.first == "users", let username = segments.last, !username.isEmpty {
             return confirmPage(request, principal, username: FormCoding.percentDecode(username))
@@ -131,6 +139,8 @@ public final class Console: Sendable {
         "/.actas/impersonate/extend": "POST",
         "/.actas/api/v1/impersonation": "POST, PATCH, DELETE",
         "/.actas/ended": "GET, HEAD",
+        "/.actas/sessions": "GET, HEAD",
+        "/.actas/api/v1/sessions": "GET, HEAD",
     ]
 
     static func knownPath(_ path: String) -> Bool {

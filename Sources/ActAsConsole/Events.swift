@@ -1,4 +1,5 @@
 import ActAsAudit
+import Synchronization
 
 /// Where security events go (the audit writer in the server). Events are never dropped
 /// silently: a sink that cannot queue reports it through its own error channel.
@@ -20,18 +21,53 @@ public struct EventContext: Sendable {
     public static let operatorCommand = EventContext()
 }
 
-/// The request log as an event sink: the audit writer, with failures to queue counted and
-/// reported rather than dropped silently.
+/// The request log: the audit writer as an event sink, with its health for the request path
+/// (impersonated requests are refused with 503 while the log cannot be written) and failures
+/// to queue reported rather than dropped silently.
 public final class AuditLog: AuditSink {
     public let writer: AuditWriter
-    private let onDrop: @Sendable (AuditRecord) -> Void
+    private let health: Health
+    private let report: @Sendable (String) -> Void
 
-    public init(writer: AuditWriter, onDrop: @escaping @Sendable (AuditRecord) -> Void) {
-        self.writer = writer
-        self.onDrop = onDrop
+    final class Health: Sendable {
+        private let ok = Atomic<Bool>(true)
+        var isOK: Bool { ok.load(ordering: .relaxed) }
+        func set(_ value: Bool) { ok.store(value, ordering: .relaxed) }
     }
 
+    public init(configuration: AuditWriterConfiguration, report: @escaping @Sendable (String) -> Void) throws(AuditError) {
+        let health = Health()
+        self.health = health
+        self.report = report
+        writer = try AuditWriter(configuration: configuration) { error in
+            switch error.kind {
+            case .recovered: health.set(true)
+            case .recovery: break  // a damaged file was set aside; writing goes on
+            default: health.set(false)
+            }
+            report("\(error)")
+        }
+    }
+
+    /// False from a write failure until writing works again.
+    public var isHealthy: Bool { health.isOK }
+
+    /// `body_capture_bytes`: how much of an impersonated request's body is kept for the log.
+    public var captureBytes: Int { writer.configuration.redactor.bodyCaptureBytes }
+
     public func record(_ record: AuditRecord) {
-        if !writer.append(record) { onDrop(record) }
+        if !writer.append(record) {
+            report("queue full: a \(record.type.rawValue) record could not be queued")
+        }
+    }
+
+    /// Queues a record that must be on disk before the caller goes on; `done` runs on the
+    /// writer thread (hand off from there). Returns false when it could not even be queued.
+    public func recordDurably(_ record: AuditRecord, done: @escaping @Sendable (Bool) -> Void) -> Bool {
+        let queued = writer.append(record, durable: true) { result in
+            if case .failure = result { done(false) } else { done(true) }
+        }
+        if !queued { report("queue full: an impersonated request was refused rather than logged late") }
+        return queued
     }
 }

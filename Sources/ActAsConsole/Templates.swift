@@ -70,6 +70,7 @@ enum Templates {
               <nav aria-label="Console">
                 <a href="/">Application</a>
                 {{#impersonator}}<a href="/.actas/users">Act as a user</a>{{/impersonator}}
+                <a href="/.actas/sessions">Sessions</a>
                 <a href="/.actas/">My account</a>
                 <form method="post" action="/.actas/logout" class="inline">
                   <input type="hidden" name="csrf_token" value="{{csrf}}">
@@ -231,6 +232,59 @@ enum Templates {
               </form>
               {{/refusal}}
               <p><a href="/.actas/users">Back to the user list</a></p>
+            </section>
+
+            """,
+        "sessions": """
+            <h1>Sessions</h1>
+            <p class="hint">{{#auditor}}Every session in which someone acted as someone else.{{/auditor}}{{^auditor}}Sessions in which someone acted as you, and sessions you ran.{{/auditor}}</p>
+            {{#hasSessions}}
+            <table>
+              <thead><tr><th scope="col">Started</th><th scope="col">Who</th><th scope="col">As</th><th scope="col">Reason</th><th scope="col">Duration</th><th scope="col">Ended</th><th scope="col"><span class="visually-hidden">Audit</span></th></tr></thead>
+              <tbody>
+              {{#sessions}}
+              <tr><td><time datetime="{{started}}">{{started}}</time></td><td>{{actor}}</td><td>{{target}}</td><td>{{reason}}</td>
+                <td>{{duration}}{{#open}} <span class="tag">active</span>{{/open}}</td>
+                <td>{{#ended}}<time datetime="{{ended}}">{{ended}}</time> <span class="muted">{{endReason}}</span>{{/ended}}</td>
+                <td><a href="/.actas/sessions/{{id}}">Show audit log</a></td></tr>
+              {{/sessions}}
+              </tbody>
+            </table>
+            {{/hasSessions}}
+            {{^hasSessions}}<p class="muted">No sessions.</p>{{/hasSessions}}
+
+            """,
+        "session": """
+            <h1>{{actor}} acting as {{target}}</h1>
+            <section class="card">
+              <dl class="facts">
+                <dt>Session</dt><dd><code>{{id}}</code></dd>
+                <dt>Administrator</dt><dd>{{actor}} (<code>{{actorUsername}}</code>)</dd>
+                <dt>Acting as</dt><dd>{{target}} (<code>{{targetUsername}}</code>)</dd>
+                <dt>Reason given</dt><dd>{{reason}}</dd>
+                <dt>Mode</dt><dd>{{mode}}</dd>
+                <dt>Started</dt><dd><time datetime="{{started}}">{{started}}</time></dd>
+                <dt>Ended</dt><dd>{{#ended}}<time datetime="{{ended}}">{{ended}}</time> ({{endReason}}){{/ended}}{{^ended}}still active{{/ended}}</dd>
+              </dl>
+            </section>
+            <section class="card" aria-labelledby="log-title">
+              <h2 id="log-title">Audit log</h2>
+              <p class="hint">Every request made in this session. Passwords, tokens and other secrets are redacted.</p>
+              {{#hasRows}}
+              <table class="log">
+                <thead><tr><th scope="col">Time</th><th scope="col">Request</th><th scope="col">Status</th><th scope="col">Parameters</th><th scope="col">Body</th></tr></thead>
+                <tbody>
+                {{#rows}}
+                <tr>
+                  <td><time datetime="{{time}}">{{time}}</time></td>
+                  <td>{{#isRequest}}<code>{{method}} {{path}}</code>{{/isRequest}}{{^isRequest}}<span class="tag">{{type}}</span> {{note}}{{/isRequest}}</td>
+                  <td>{{status}}</td><td><code>{{query}}</code></td><td><code>{{body}}</code></td>
+                </tr>
+                {{/rows}}
+                </tbody>
+              </table>
+              {{/hasRows}}
+              {{^hasRows}}<p class="muted">No requests recorded.</p>{{/hasRows}}
             </section>
 
             """,

@@ -59,6 +59,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     private var state = State.awaitingHead
 
     private var clientAddress: [UInt8] = []
+    /// The same as text, for the request log (once per connection).
+    private var clientIPText = "unknown"
     private var peerIsTrustedProxy = false
 
     private var readPending = false
@@ -112,6 +114,14 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     /// The session whose in-flight count this exchange holds (see SessionActivity).
     private var countedSessionID: String?
 
+    // The request log record of the current exchange, and whether its response is held back
+    // until that record is on disk (impersonated requests, SPEC §8).
+    private var exchangeLog: ExchangeLog?
+    private var auditHeld = false
+    /// Some response bytes of this exchange already went to the client (it cannot be
+    /// replaced by an error any more).
+    private var responseBytesSent = false
+
     // The console request being read or answered.
     private var consoleHead: ConsoleHead?
     private var consoleBody: [UInt8] = []
@@ -158,7 +168,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         loop.register(self)
         headStartedAt = .now()
         if let address = context.channel.remoteAddress {
-            clientAddress = Array((address.ipAddress ?? "unknown").utf8)
+            clientIPText = address.ipAddress ?? "unknown"
+            clientAddress = Array(clientIPText.utf8)
             if !settings.trustedProxies.isEmpty, let bytes = Self.addressBytes(address) {
                 peerIsTrustedProxy = settings.trustedProxies.contains { $0.contains(bytes) }
             }
@@ -168,6 +179,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     func channelInactive(context: ChannelHandlerContext) {
         releaseSessionActivity()
+        if var log = exchangeLog, inFlight {
+            // The client left before the exchange completed: logged, with nginx's 499.
+            exchangeLog = nil
+            log.upstreamNanoseconds = log.upstreamStarted.map { (NIODeadline.now() - $0).nanoseconds }
+            loop.audit.record(log.record(requestID: requestID, clientIP: clientIPText, status: responseStatus == 0 ? 499 : responseStatus,
+                                         duration: (NIODeadline.now() - requestStart).nanoseconds, detail: "the client closed the connection"))
+        }
         let wasExchange = state == .exchange || state == .tunnel || state == .console
         state = .closed
         loop.unregister(self)
@@ -357,6 +375,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         case .chunked: requestBody = .chunked(ChunkedDecoder(limits: settings.limits))
         }
         requestHadBody = !requestBodyIsEmpty
+        responseBytesSent = false
+        exchangeLog = ExchangeLog(method: head.methodString)
 
         if head.method == .connect || head.method == .trace {
             let mustClose = head.framing != .none
@@ -391,6 +411,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             return
         }
         let target = RequestTarget(head: head, override: facts.targetOverride)
+        exchangeLog?.path = target.path
+        exchangeLog?.query = target.queryIfAny
+        if let range = credentials.clientRequestID { exchangeLog?.clientRequestID = head.block.string(range) }
         let now = Date()
         let identity: IdentityResult
         do {
@@ -400,7 +423,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                       close: false, extraHeaders: "WWW-Authenticate: Bearer realm=\"actas\", error=\"invalid_token\"\r\n")
             return
         }
+        exchangeLog?.user = identity?.memo.forwarded.user.username
         if target.isConsole {
+            exchangeLog?.user = identity?.memo.principal.user.username  // the console never acts as the target
             startConsole(head, target: target, identity: identity)
             return
         }
@@ -505,6 +530,21 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         _ head: RequestHead, target: RequestTarget, session: ImpersonationSession, principal: LiveState.Principal,
         facts: inout HeaderRewriter.RequestFacts
     ) -> Bool {
+        // Logged as the administrator acting as the target, durably, with headers and body.
+        exchangeLog?.user = principal.target?.username
+        exchangeLog?.impersonator = principal.user.username
+        exchangeLog?.sessionID = session.id
+        exchangeLog?.mode = session.mode
+        exchangeLog?.headers = head.block.pairs.map { AuditHeader($0.0, $0.1) }
+        if !requestBodyIsEmpty {
+            // Types the redactor cannot parse are not kept at all: only their size and type.
+            let contentType = head.block.first("content-type")
+            let keep = ExchangeLog.capturable(contentType) ? loop.audit.captureBytes : 0
+            exchangeLog?.contentType = contentType
+            exchangeLog?.contentEncoding = head.block.first("content-encoding")
+            exchangeLog?.captureLimit = keep
+            exchangeLog?.capture = context.channel.allocator.buffer(capacity: min(keep, 16 * 1024))
+        }
         let normalized = target.bytes[..<target.pathEnd].withUnsafeBytes { PathNormalizer.normalize($0, strict: true) }
         var path = Array(target.bytes[..<target.pathEnd])
         switch normalized {
@@ -518,6 +558,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             break
         }
         let pathString = String(decoding: path, as: UTF8.self)
+        exchangeLog?.path = pathString
+        guard loop.audit.isHealthy else {
+            sendError(status: 503, code: "audit_unavailable",
+                      message: "The request log cannot be written, so requests made while acting as another user are refused.", close: false)
+            return false
+        }
         if path.withUnsafeBytes({ settings.hiddenPaths.isHidden($0) }) {
             deny(.hiddenPath, head: head, path: pathString, session: session, principal: principal)
             return false
@@ -671,6 +717,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     private func dispatchConsole() {
         guard let head = consoleHead else { return }
+        exchangeLog?.bytesIn = Int64(consoleBody.count)
         let request = ConsoleRequest(
             method: head.method, path: head.path, query: head.query, headers: head.headers, body: consoleBody,
             clientIP: String(decoding: clientAddress, as: UTF8.self), requestID: requestID.string,
@@ -710,6 +757,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         if closeAfterResponse { pendingOut.writeStaticString("Connection: close\r\n") }
         pendingOut.writeStaticString("\r\n")
         if requestMethod != .head { pendingOut.writeBytes(response.body) }
+        exchangeLog?.bytesOut = Int64(response.body.count)
         completeExchange()
     }
 
@@ -749,6 +797,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             countedSessionID = id
             loop.console.impersonations.activity.begin(id)
         }
+        if exchangeLog?.upstreamStarted == nil { exchangeLog?.upstreamStarted = .now() }
         upstream = connection
         connection.owner = self
         connection.channel.write(upstreamRequestHead, promise: nil)
@@ -773,7 +822,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         case .contentLength(let remaining):
             let take = Int(min(Int64(inbound.readableBytes), remaining))
             if take > 0 {
-                upstream.channel.write(inbound.readSlice(length: take)!, promise: nil)
+                let slice = inbound.readSlice(length: take)!
+                exchangeLog?.requestBody(slice)
+                upstream.channel.write(slice, promise: nil)
                 wrote = true
             }
             if remaining - Int64(take) == 0 {
@@ -795,6 +846,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 }
                 switch event {
                 case .data(let slice):
+                    exchangeLog?.requestBody(slice)
                     var header = context.channel.allocator.buffer(capacity: 18)
                     ChunkedEncoding.writeChunkHeader(slice.readableBytes, into: &header)
                     upstream.channel.write(header, promise: nil)
@@ -901,7 +953,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 startResponse(head)
             case .contentLength(let remaining):
                 let take = Int(min(Int64(buffer.readableBytes), remaining))
-                if take > 0 { emit(buffer.readSlice(length: take)!) }
+                if take > 0 { emitBody(buffer.readSlice(length: take)!) }
                 if remaining == Int64(take) {
                     if buffer.readableBytes > 0 { upstreamReusable = false }
                     finishResponse()
@@ -990,6 +1042,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     private func startTunnel(_ head: ResponseHead, rest: ByteBuffer) {
         releaseSessionActivity()  // the request was answered; the tunnel is cut at the end instead
+        if let log = exchangeLog {
+            exchangeLog = nil
+            loop.audit.record(log.record(requestID: requestID, clientIP: clientIPText, status: 101,
+                                         duration: (NIODeadline.now() - requestStart).nanoseconds))
+        }
         responseStatus = 101
         responseStarted = true
         let facts = HeaderRewriter.ResponseFacts(
@@ -1011,6 +1068,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     /// Body bytes in the framing the client gets.
     private func emitBody(_ slice: ByteBuffer) {
+        exchangeLog?.bytesOut += Int64(slice.readableBytes)
         if downstreamFraming == .chunked {
             ChunkedEncoding.writeChunkHeader(slice.readableBytes, into: &pendingOut)
             emit(slice)
@@ -1026,23 +1084,27 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             pendingOut.writeBuffer(&buffer)
         } else {
             writePending()
+            responseBytesSent = true
             context.write(wrapOutboundOut(buffer), promise: nil)
         }
     }
 
     private func writePending() {
-        guard pendingOut.readableBytes > 0 else { return }
+        guard pendingOut.readableBytes > 0, !auditHeld else { return }
         context.write(wrapOutboundOut(pendingOut), promise: nil)
         pendingOut.clear()
     }
 
     private func flushDownstream() {
+        guard !auditHeld else { return }
         writePending()
+        if responseStarted { responseBytesSent = true }
         context.flush()
     }
 
     private func finishResponse() {
         responseBody = .done
+        if let started = exchangeLog?.upstreamStarted { exchangeLog?.upstreamNanoseconds = (NIODeadline.now() - started).nanoseconds }
         // Give the connection back before the last write: that write can synchronously
         // deliver the next pipelined request, which may want a connection at once.
         if let upstream {
@@ -1083,6 +1145,49 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         upstreamDeadline = nil
         exchangeImpersonationID = nil
         responseCookieJar = nil
+        if let log = exchangeLog {
+            exchangeLog = nil
+            let record = log.record(requestID: requestID, clientIP: clientIPText, status: responseStatus,
+                                    duration: (NIODeadline.now() - requestStart).nanoseconds)
+            if log.durable {
+                holdUntilLogged(record)
+                return
+            }
+            loop.audit.record(record)
+        }
+        finishExchange()
+    }
+
+    /// SPEC §8: a request made while impersonating is on disk before its response is
+    /// returned. The response's last bytes wait here (unflushed) for the writer's fsync.
+    private func holdUntilLogged(_ record: AuditRecord) {
+        auditHeld = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let id = exchangeID
+        let queued = loop.audit.recordDurably(record) { written in
+            bound.eventLoop.execute { bound.value.logged(written, exchange: id) }
+        }
+        if !queued { logged(false, exchange: id) }
+    }
+
+    private func logged(_ written: Bool, exchange id: UInt64) {
+        guard auditHeld, id == exchangeID else { return }
+        auditHeld = false
+        guard state != .closed else { return }
+        if written {
+            finishExchange()
+        } else if !responseBytesSent {
+            // Nothing went out yet: answer 503 instead (the record could not be kept).
+            pendingOut.clear()
+            responseStarted = false
+            sendError(status: 503, code: "audit_unavailable",
+                      message: "The request log cannot be written, so requests made while acting as another user are refused.", close: true)
+        } else {
+            forceClose()  // part of the response left already: cut it rather than complete it unlogged
+        }
+    }
+
+    private func finishExchange() {
         if closeAfterResponse {
             closeAfterFlush()
             return

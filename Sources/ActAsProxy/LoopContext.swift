@@ -12,6 +12,7 @@ final class LoopContext {
     /// Shared by all loops: identity headers and assertions, and the console.
     let identity: IdentityForwarding
     let console: Console
+    let audit: AuditLog
     private var requestIDs = RequestIDGenerator()
     private var connections: [ObjectIdentifier: DownstreamHandler] = [:]
     private(set) var draining = false
@@ -27,6 +28,7 @@ final class LoopContext {
         self.metrics = metrics
         self.identity = services.identity
         self.console = services.console
+        self.audit = services.audit
         self.pool = UpstreamPool(eventLoop: eventLoop, settings: settings, share: poolShare, metrics: metrics)
     }
 

@@ -12,10 +12,12 @@ import NIOSSL
 public struct ProxyServices: Sendable {
     let identity: IdentityForwarding
     let console: Console
+    let audit: AuditLog
 
-    public init(live: LiveState, console: Console) {
+    public init(live: LiveState, console: Console, audit: AuditLog) {
         self.identity = IdentityForwarding(live: live)
         self.console = console
+        self.audit = audit
     }
 }
 

@@ -44,8 +44,20 @@ struct RequestID: Sendable, Equatable {
     }
 
     var string: String {
-        var buffer = ByteBuffer()
-        write(into: &buffer)
-        return String(buffer: buffer)
+        String(unsafeUninitializedCapacity: 32) { out in
+            Self.hexDigits.withUnsafeBufferPointer { digits in
+                var value = high
+                for i in stride(from: 15, through: 0, by: -1) {
+                    out[i] = digits[Int(value & 0xF)]
+                    value >>= 4
+                }
+                value = low
+                for i in stride(from: 31, through: 16, by: -1) {
+                    out[i] = digits[Int(value & 0xF)]
+                    value >>= 4
+                }
+            }
+            return 32
+        }
     }
 }

@@ -20,6 +20,7 @@ struct RequestTarget {
 
     var path: String { String(decoding: bytes[..<pathEnd], as: UTF8.self) }
     var query: String { pathEnd < bytes.count ? String(decoding: bytes[(pathEnd + 1)...], as: UTF8.self) : "" }
+    var queryIfAny: String? { pathEnd < bytes.count ? String(decoding: bytes[(pathEnd + 1)...], as: UTF8.self) : nil }
     var originForm: String { String(decoding: bytes, as: UTF8.self) }
 
     static let consoleRoot: [UInt8] = Array("/.actas".utf8)

@@ -223,6 +223,16 @@ public final class SQLiteStore: Store {
             // first request after an announced end gets the notice).
             "ALTER TABLE impersonations ADD COLUMN notice_pending INTEGER NOT NULL DEFAULT 0",
         ]),
+        (3, [
+            """
+            CREATE TABLE session_audit (
+                session_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                ts REAL NOT NULL,
+                line TEXT NOT NULL,
+                PRIMARY KEY (session_id, seq))
+            """,
+        ]),
     ]
 
     public func migrate() async throws {
@@ -509,6 +519,26 @@ public final class SQLiteStore: Store {
         try await write { tx in
             try await tx.run("UPDATE impersonations SET notice_pending = 0 WHERE id = ?", [.text(id)])
             try await tx.changed(.impersonation, id)
+        }
+    }
+
+    public func appendSessionAudit(_ lines: [SessionAuditLine]) async throws {
+        guard !lines.isEmpty else { return }
+        try await write { tx in
+            for line in lines {
+                // A record the log wrote twice (same seq) is the same line: keep one.
+                try await tx.run("INSERT OR IGNORE INTO session_audit (session_id, seq, ts, line) VALUES (?, ?, ?, ?)", [
+                    .text(line.sessionID), .integer(Int(line.seq)), .float(line.timestamp.timeIntervalSince1970), .text(line.line),
+                ])
+            }
+        }
+    }
+
+    public func sessionAudit(sessionID: String) async throws -> [SessionAuditLine] {
+        try await query("SELECT * FROM session_audit WHERE session_id = ? ORDER BY seq", [.text(sessionID)]).map { row in
+            SessionAuditLine(
+                sessionID: row.column("session_id")?.string ?? "", seq: Int64(row.column("seq")?.integer ?? 0),
+                timestamp: Self.readDate(row, "ts") ?? Date(timeIntervalSince1970: 0), line: row.column("line")?.string ?? "")
         }
     }
 

@@ -105,4 +105,24 @@ public protocol Store: Sendable {
     /// administrator has been told why.
     func endImpersonation(id: String, at: Date, reason: EndReason, notice: Bool) async throws -> ImpersonationSession?
     func clearEndNotice(id: String) async throws
+
+    // The request log's records of impersonation sessions, for the people concerned
+    func appendSessionAudit(_ lines: [SessionAuditLine]) async throws
+    func sessionAudit(sessionID: String) async throws -> [SessionAuditLine]
+}
+
+/// A request-log line that belongs to an impersonation session, kept in the store exactly as
+/// written to the log (so the copy verifies against the file's hash).
+public struct SessionAuditLine: Sendable, Equatable {
+    public var sessionID: String
+    public var seq: Int64
+    public var timestamp: Date
+    public var line: String
+
+    public init(sessionID: String, seq: Int64, timestamp: Date, line: String) {
+        self.sessionID = sessionID
+        self.seq = seq
+        self.timestamp = timestamp
+        self.line = line
+    }
 }

@@ -1,12 +1,13 @@
 import ActAsAudit
 import ActAsConfig
 import ActAsConsole
+import ActAsStore
 import ArgumentParser
 import Foundation
 
 /// The request log (`[audit]`): one writer thread, records redacted per the configuration.
 enum AuditEvents {
-    static func open(_ config: ActAsConfig) throws -> AuditLog {
+    static func open(_ config: ActAsConfig, copier: SessionAuditCopier?) throws -> AuditLog {
         let redactor = Redactor(redactKeys: config.audit.redactKeys, redactHeaders: config.audit.redactHeaders,
                                 bodyCaptureBytes: config.audit.bodyCaptureBytes)
         let destination: AuditDestination = config.audit.file.map { .file($0) } ?? .standardOutput
@@ -14,17 +15,57 @@ enum AuditEvents {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
         }
-        let writer: AuditWriter
         do {
-            writer = try AuditWriter(
-                configuration: AuditWriterConfiguration(destination: destination, redactor: redactor, maxFileSize: config.audit.maxFileSize),
-                onError: { error in Diagnostics.error("actas: audit log: \(error)") })
+            var configuration = AuditWriterConfiguration(destination: destination, redactor: redactor, maxFileSize: config.audit.maxFileSize)
+            if let copier {
+                configuration.onSessionLines = { lines in copier.yield(lines) }
+            }
+            return try AuditLog(configuration: configuration, report: { message in Diagnostics.error("actas: audit log: \(message)") })
         } catch {
             Diagnostics.error("actas: audit.file: cannot open the request log: \(error)")
             throw ExitCode(1)
         }
-        return AuditLog(writer: writer) { record in
-            Diagnostics.error("actas: audit log queue full: a \(record.type.rawValue) record could not be queued")
+    }
+}
+
+/// Copies request-log lines of impersonation sessions into the store, off the writer thread,
+/// so the target and auditors can read them in the console.
+final class SessionAuditCopier: Sendable {
+    private let continuation: AsyncStream<[AuditSessionLine]>.Continuation
+    private let stream: AsyncStream<[AuditSessionLine]>
+
+    init() {
+        (stream, continuation) = AsyncStream.makeStream(of: [AuditSessionLine].self)
+    }
+
+    func yield(_ lines: [AuditSessionLine]) {
+        continuation.yield(lines)
+    }
+
+    func finish() { continuation.finish() }
+
+    /// Runs until `finish()`; a failed write is retried a few times, then reported (the log
+    /// file keeps the records either way).
+    func run(into store: any Store) async {
+        for await lines in stream {
+            let copies = lines.map {
+                SessionAuditLine(sessionID: $0.sessionID, seq: Int64($0.seq),
+                                 timestamp: Date(timeIntervalSince1970: Double($0.timestamp.millisecondsSinceEpoch) / 1000), line: $0.line)
+            }
+            var attempt = 0
+            while true {
+                do {
+                    try await store.appendSessionAudit(copies)
+                    break
+                } catch {
+                    attempt += 1
+                    if attempt >= 5 {
+                        Diagnostics.error("actas: cannot copy \(copies.count) session audit records to the store: \(error)")
+                        break
+                    }
+                    try? await Task.sleep(for: .milliseconds(200 * attempt))
+                }
+            }
         }
     }
 }

@@ -53,7 +53,9 @@ struct Serve: AsyncParsableCommand {
         let store = try await StoreAccess.open(config)
         let live = LiveState()
         let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
-        let events = try AuditEvents.open(config)
+        let copier = SessionAuditCopier()
+        let events = try AuditEvents.open(config, copier: copier)
+        let copying = Task { await copier.run(into: store) }
         let console = Console(config: config, directory: directory, live: live, events: events)
         // Changes made by other processes (`actas sessions end`, `actas consent …`) are
         // recorded here, where they are enforced.
@@ -72,7 +74,7 @@ struct Serve: AsyncParsableCommand {
 
         let server: ProxyServer
         do {
-            server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics(), services: ProxyServices(live: live, console: console))
+            server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics(), services: ProxyServices(live: live, console: console, audit: events))
             try await server.start()
         } catch {
             Diagnostics.error("actas: cannot start: \(error)")
@@ -93,6 +95,8 @@ struct Serve: AsyncParsableCommand {
                 logger: logger))
         try await serviceGroup.run()
         events.writer.close()
+        copier.finish()
+        await copying.value
         await store.close()
         try? await group.shutdownGracefully()
         Diagnostics.info("actas: stopped")

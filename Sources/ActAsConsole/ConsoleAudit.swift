@@ -1,0 +1,104 @@
+import ActAsCore
+import ActAsStore
+import Foundation
+
+/// Who acted as whom, and every request they made: for the target, the administrator who ran
+/// the session, and auditors (SPEC §4, §8). Anyone else gets 404, as if it did not exist.
+extension Console {
+    func mayRead(_ session: ImpersonationSession, _ user: User) -> Bool {
+        session.targetID == user.id || session.actorID == user.id || impersonations.policy.roles.isAuditor(user.role)
+    }
+
+    func visibleSessions(_ user: User) async throws -> [ImpersonationSession] {
+        if impersonations.policy.roles.isAuditor(user.role) {
+            return try await directory.store.impersonations(activeOnly: false)
+        }
+        let asTarget = try await directory.store.impersonations(actorID: nil, targetID: user.id, limit: 500)
+        let asActor = try await directory.store.impersonations(actorID: user.id, targetID: nil, limit: 500)
+        return (asTarget + asActor).sorted { $0.startedAt > $1.startedAt }
+    }
+
+    func sessionObject(_ session: ImpersonationSession) -> [String: Any] {
+        let (actor, target) = live.read { ($0.users[session.actorID], $0.users[session.targetID]) }
+        func person(_ id: String, _ user: User?) -> [String: Any] {
+            ["id": id, "username": user?.username ?? "", "name": user?.name ?? ""]
+        }
+        return [
+            "id": session.id, "actor": person(session.actorID, actor), "target": person(session.targetID, target),
+            "reason": session.reason, "mode": session.mode.rawValue,
+            "started_at": Self.timestamp(session.startedAt), "expires_at": Self.timestamp(session.expiresAt),
+            "ended_at": session.endedAt.map { Self.timestamp($0) as Any } ?? NSNull(),
+            "end_reason": session.endReason.map { $0.rawValue as Any } ?? NSNull(),
+        ]
+    }
+
+    func sessionsAPI(_ request: ConsoleRequest, _ principal: LiveState.Principal) async throws -> ConsoleResponse {
+        let sessions = try await visibleSessions(principal.user)
+        return .json(200, ["sessions": sessions.map(sessionObject)])
+    }
+
+    func sessionEventsAPI(_ request: ConsoleRequest, _ principal: LiveState.Principal, id: String) async throws -> ConsoleResponse {
+        guard let session = try await directory.store.impersonation(id: id), mayRead(session, principal.user) else {
+            return .json(404, ["error": "not_found", "message": "There is no session \(id) you may see."])
+        }
+        let events = try await directory.store.sessionAudit(sessionID: id).compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.line.utf8))) as? [String: Any]
+        }
+        return .json(200, ["session": sessionObject(session), "events": events])
+    }
+
+    func sessionsPage(_ request: ConsoleRequest, _ principal: LiveState.Principal) async throws -> ConsoleResponse {
+        let sessions = try await visibleSessions(principal.user)
+        let names = live.read { tables in
+            Dictionary(sessions.flatMap { [$0.actorID, $0.targetID] }.map { ($0, tables.users[$0]?.displayName ?? $0) }, uniquingKeysWith: { a, _ in a })
+        }
+        let context: [String: Any] = [
+            "auditor": impersonations.policy.roles.isAuditor(principal.user.role),
+            "hasSessions": !sessions.isEmpty,
+            "sessions": sessions.map { session -> [String: Any] in
+                [
+                    "id": session.id, "actor": names[session.actorID] ?? "", "target": names[session.targetID] ?? "",
+                    "reason": session.reason, "mode": session.mode.rawValue, "started": Self.timestamp(session.startedAt),
+                    "ended": session.endedAt.map(Self.timestamp) ?? "", "open": session.isOpen, "endReason": session.endReason?.rawValue ?? "",
+                    "duration": Self.describe(interval: (session.endedAt ?? request.now).timeIntervalSince(session.startedAt)),
+                ]
+            },
+        ]
+        return .html(200, Templates.page(title: "Sessions", "sessions", context, signedIn: signedInContext(principal)))
+    }
+
+    func sessionPage(_ request: ConsoleRequest, _ principal: LiveState.Principal, id: String) async throws -> ConsoleResponse {
+        guard let session = try await directory.store.impersonation(id: id), mayRead(session, principal.user) else {
+            return problem(request, status: 404, code: "not_found", message: "There is no session \(id) you may see.")
+        }
+        let lines = try await directory.store.sessionAudit(sessionID: id)
+        let (actor, target) = live.read { ($0.users[session.actorID], $0.users[session.targetID]) }
+        let rows = lines.compactMap { line -> [String: Any]? in
+            guard let record = (try? JSONSerialization.jsonObject(with: Data(line.line.utf8))) as? [String: Any] else { return nil }
+            let type = record["type"] as? String ?? ""
+            return [
+                "time": record["ts"] as? String ?? "", "type": type, "isRequest": type == "request",
+                "method": record["method"] as? String ?? "", "path": record["path"] as? String ?? "",
+                "status": (record["status"] as? Int).map(String.init) ?? "",
+                "query": Self.compactJSON(record["query"]), "body": Self.compactJSON(record["request_body"]),
+                "note": (record["end_reason"] as? String) ?? (record["reason"] as? String) ?? "",
+            ]
+        }
+        let context: [String: Any] = [
+            "id": session.id, "actor": actor?.displayName ?? session.actorID, "actorUsername": actor?.username ?? "",
+            "target": target?.displayName ?? session.targetID, "targetUsername": target?.username ?? "",
+            "reason": session.reason, "mode": session.mode.rawValue, "started": Self.timestamp(session.startedAt),
+            "ended": session.endedAt.map(Self.timestamp) ?? "", "endReason": session.endReason?.rawValue ?? "",
+            "rows": rows, "hasRows": !rows.isEmpty,
+        ]
+        return .html(200, Templates.page(title: "Session \(session.id)", "session", context, signedIn: signedInContext(principal)))
+    }
+
+    /// Redacted values as they are in the log, compact, for a table cell.
+    static func compactJSON(_ value: Any?) -> String {
+        guard let value, !(value is NSNull),
+              let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+        else { return "" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

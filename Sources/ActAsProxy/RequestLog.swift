@@ -1,0 +1,61 @@
+import ActAsAudit
+import ActAsCore
+import ActAsHTTP
+import NIOCore
+
+/// What the request log needs to know about one exchange, gathered as it goes and turned into
+/// one `request` record when it completes (SPEC §8). Plain values only: redaction, JSON and
+/// the hash chain happen on the audit writer's thread.
+struct ExchangeLog {
+    var method: String?
+    /// The path as forwarded (normalised while impersonating), without the query.
+    var path: String?
+    var query: String?
+    var clientRequestID: String?
+    var user: String?
+    var impersonator: String?
+    var sessionID: String?
+    var mode: ImpersonationMode?
+    /// While impersonating: the request's headers and the first `body_capture_bytes` of its
+    /// body (redacted by the writer), and the record must be durable before the response ends.
+    var headers: [AuditHeader]?
+    var capture: ByteBuffer?
+    var captureLimit = 0
+    var contentType: String?
+    var contentEncoding: String?
+    var bytesIn: Int64 = 0
+    var bytesOut: Int64 = 0
+    var upstreamStarted: NIODeadline?
+    var upstreamNanoseconds: Int64?
+
+    var durable: Bool { sessionID != nil }
+
+    /// Counts request body bytes, keeping the first `captureLimit` of them while impersonating.
+    mutating func requestBody(_ slice: ByteBuffer) {
+        bytesIn += Int64(slice.readableBytes)
+        guard var capture, capture.readableBytes < captureLimit else { return }
+        self.capture = nil  // keep the buffer uniquely referenced while it grows
+        let take = min(slice.readableBytes, captureLimit - capture.readableBytes)
+        var part = slice.getSlice(at: slice.readerIndex, length: take)!
+        capture.writeBuffer(&part)
+        self.capture = capture
+    }
+
+    func record(requestID: RequestID, clientIP: String, status: Int, duration: Int64, detail: String? = nil) -> AuditRecord {
+        AuditRecord(
+            type: .request, requestID: requestID.string, clientIP: clientIP, method: method, path: path,
+            query: query?.isEmpty == false ? query : nil, status: status, durationNanoseconds: duration,
+            upstreamNanoseconds: upstreamNanoseconds, bytesIn: bytesIn, bytesOut: bytesOut, user: user,
+            impersonator: impersonator, sessionID: sessionID, mode: mode, requestHeaders: headers,
+            requestBody: capture.flatMap { $0.readableBytes > 0 || bytesIn > 0 ? AuditCapturedBody(
+                bytes: $0, totalBytes: bytesIn, contentType: contentType, contentEncoding: contentEncoding) : nil },
+            clientRequestID: clientRequestID, detail: detail)
+    }
+
+    /// Body types the redactor can parse; other bodies are only counted.
+    static func capturable(_ contentType: String?) -> Bool {
+        guard let type = contentType?.lowercased() else { return false }
+        return type.hasPrefix("application/x-www-form-urlencoded") || type.hasPrefix("multipart/form-data")
+            || type.hasPrefix("application/json") || (type.hasPrefix("application/") && type.contains("+json"))
+    }
+}
