@@ -101,6 +101,7 @@ let package = Package(
             dependencies: [
                 "ActAsHTTP", "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),

@@ -54,6 +54,29 @@ public enum AuditFiles {
         return joined + (FileIO.exists(path) ? [path] : [])
     }
 
+    /// The first seq a rotated file's name gives (`audit.jsonl.000000001042` or `…-1` → 1042).
+    static func rotatedSeq(inName name: String) -> UInt64? {
+        guard let dot = name.lastIndex(of: ".") else { return nil }
+        let parts = name[name.index(after: dot)...].split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let digits = parts.first, digits.count >= 12, digits.allSatisfy(\.isASCIIDigit) else { return nil }
+        if parts.count == 2, parts[1].isEmpty || !parts[1].allSatisfy(\.isASCIIDigit) { return nil }
+        return UInt64(digits)
+    }
+
+    /// Why a chain whose first record is `firstSeq` (> 1) in `file` cannot be trusted as an
+    /// anchor, or nil when it can: a rotated file whose name is its first seq (the writer named
+    /// it so), or the current file when a rotated file with earlier records is beside it. A log
+    /// whose first records were deleted fits neither.
+    static func missingHead(file: String, firstSeq: UInt64) -> String? {
+        if let named = rotatedSeq(inName: FileIO.baseName(of: file)) {
+            if named == firstSeq { return nil }
+            return "the file name says its first record is seq \(named), but it starts at seq \(firstSeq): records were removed from its start"
+        }
+        let earlier = chainOrder(for: file).compactMap { rotatedSeq(inName: FileIO.baseName(of: $0)) }
+        if earlier.contains(where: { $0 < firstSeq }) { return nil }
+        return "the log starts at seq \(firstSeq), not 1, and no rotated file with earlier records is beside it: records were removed from its start (or give the earlier files too, oldest first)"
+    }
+
     /// Calls `body` with each line (without its `\n`), its 1-based number and whether it was
     /// terminated by `\n`. Stops when `body` returns false. A line longer than `maxLineBytes` is
     /// passed cut short, flagged unterminated, and reading stops.

@@ -168,6 +168,11 @@ public enum AuditVerifier {
                             return broken(1, "the first record's prev is not 64 zeros")
                         }
                     } else {
+                        // Only where the log's own file names show an earlier part: otherwise the
+                        // chain's head was cut (its first records deleted), which must not pass.
+                        if let why = AuditFiles.missingHead(file: file, firstSeq: inspected.seq) {
+                            return broken(inspected.seq, why)
+                        }
                         anchor = inspected.seq
                     }
                 }

@@ -72,7 +72,9 @@ public struct ActAsConfig: Sendable {
         public var failedLoginWindow: ConfigDuration
 
         public var passwordEnabled: Bool { methods.contains("password") }
-        public var tokensEnabled: Bool { methods.contains("token") }
+        /// API tokens work whenever one exists: an operator made it on purpose with `actas
+        /// tokens create`, and revokes it with `tokens revoke`. `"token"` in `methods` is
+        /// accepted for clarity.
     }
 
     public struct Headers: Sendable {

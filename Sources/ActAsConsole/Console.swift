@@ -17,12 +17,10 @@ public enum ActAsCookies {
 public struct ConsoleSettings: Sendable {
     public var sessionTTL: TimeInterval
     public var passwordEnabled: Bool
-    public var tokensEnabled: Bool
 
     public init(config: ActAsConfig) {
         sessionTTL = config.auth.sessionTTL.seconds
         passwordEnabled = config.auth.passwordEnabled
-        tokensEnabled = config.auth.tokensEnabled
     }
 }
 
@@ -77,6 +75,8 @@ public final class Console: Sendable {
         case (_, Self.jwksPath): return methodNotAllowed(request, allow: "GET, HEAD")
         case (_, "/.actas"): return .redirect(308, to: Self.prefix)
         case ("GET", "/.actas/console.css"): return .asset("text/css; charset=utf-8", Templates.css)
+        case ("GET", Banner.jsPath): return .asset("text/javascript; charset=utf-8", Banner.bannerJS)
+        case ("GET", Banner.cssPath): return .asset("text/css; charset=utf-8", Banner.bannerCSS)
         case ("GET", "/.actas/login"): return loginPage(request)
         case ("POST", "/.actas/login"): return try await login(request)
         case (_, "/.actas/login"): return methodNotAllowed(request, allow: "GET, HEAD, POST")

@@ -122,6 +122,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     /// replaced by an error any more).
     private var responseBytesSent = false
 
+    /// While impersonating a page load: what the banner shows, should the answer be HTML.
+    private var bannerInfo: BannerInfo?
+    /// Active while an HTML response is being rewritten.
+    private var pageRewriter: PageRewriter?
+    private var rewriteOutput: [ByteBuffer] = []
+
     // The console request being read or answered.
     private var consoleHead: ConsoleHead?
     private var consoleBody: [UInt8] = []
@@ -258,6 +264,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     private var wantsClientBytes: Bool {
+        if auditHeld { return false }
         switch state {
         case .awaitingHead:
             return true
@@ -289,7 +296,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     // MARK: requests
 
     private func processInbound() {
-        while true {
+        // A finished exchange waiting for its log record: the next request (or anything the
+        // client sends) waits until the answer has gone out.
+        while !auditHeld {
             switch state {
             case .awaitingHead:
                 guard inbound.readableBytes > 0 else {
@@ -440,6 +449,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         }
         exchangeImpersonationID = nil
         responseCookieJar = nil
+        bannerInfo = nil
         if let identified = identity, let session = identified.memo.principal.impersonation {
             guard applyImpersonationRules(head, target: target, session: session, principal: identified.memo.principal, facts: &facts) else { return }
         }
@@ -472,7 +482,6 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         let authentication: ConsoleRequest.Authentication
         let range: Range<Int>
         if let token = credentials.bearerToken {
-            guard settings.tokensEnabled else { throw InvalidToken() }
             authentication = .token
             range = token
         } else if let cookie = credentials.sessionCookie, !cookie.isEmpty {
@@ -575,6 +584,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         }
         let jar = loop.identity.cookieJars.jar(for: session.id)
         facts.impersonationCookies = jar.header(for: pathString, now: Date()) ?? ""
+        facts.narrowAcceptEncoding = true
+        if Self.isPageLoad(head), let targetUser = principal.target {
+            bannerInfo = BannerInfo(
+                targetName: targetUser.displayName, targetUsername: targetUser.username, mode: session.mode, sessionID: session.id,
+                startedAt: session.startedAt, expiresAt: session.expiresAt, now: Date(), warnBeforeEnd: settings.warnBeforeEnd,
+                csrfToken: principal.session?.csrfToken ?? "", path: target.originForm,
+                extendable: session.expiresAt < min(session.startedAt.addingTimeInterval(settings.maxImpersonation),
+                                                    principal.targetConsent?.expiresAt ?? .distantFuture))
+        }
         responseCookieJar = jar
         responseCookiePath = pathString
         exchangeImpersonationID = session.id
@@ -602,6 +620,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             sendError(status: 403, code: "impersonation_ended", message: "Your session acting as another user has ended: \(reason.sentence)",
                       close: false, extraJSON: ",\"end_reason\":\"\(reason.rawValue)\"")
         }
+    }
+
+    /// A document load (the banner's audience): not a fragment fetched by a script. Browsers say
+    /// so in `Sec-Fetch-Dest`; scripts of old often in `X-Requested-With`.
+    static func isPageLoad(_ head: RequestHead) -> Bool {
+        if let dest = head.block.first("sec-fetch-dest")?.lowercased(), dest != "document", dest != "iframe", dest != "frame" {
+            return false
+        }
+        return head.block.first("x-requested-with") == nil
     }
 
     /// SPEC §7: a `GET` with `Sec-Fetch-Mode: navigate`, or without that header one whose
@@ -954,7 +981,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             case .contentLength(let remaining):
                 let take = Int(min(Int64(buffer.readableBytes), remaining))
                 if take > 0 { emitBody(buffer.readSlice(length: take)!) }
+                guard state == .exchange else { return }
                 if remaining == Int64(take) {
+                    finishRewriting(writeLastChunk: true)
                     if buffer.readableBytes > 0 { upstreamReusable = false }
                     finishResponse()
                 } else {
@@ -977,6 +1006,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                     case .data(let slice):
                         emitBody(slice)
                     case .end(let trailers):
+                        finishRewriting(writeLastChunk: false)
                         if downstreamFraming == .chunked {
                             HeaderRewriter.writeTrailers(trailers, into: &pendingOut)
                         }
@@ -1030,12 +1060,26 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             upstreamReusable = false
             responseBody = .untilClose
         }
+        pageRewriter = nil
+        if let info = bannerInfo {
+            let emptyBody: Bool
+            if case .done = responseBody { emptyBody = true } else if case .contentLength(0) = responseBody { emptyBody = true } else { emptyBody = false }
+            let (applies, gzip) = PageRewriter.applies(
+                status: head.status, contentType: head.block.first("content-type"), contentEncoding: head.block.first("content-encoding"),
+                requestIsPageLoad: true, isHead: requestMethod == .head, emptyBody: emptyBody)
+            if applies, let rewriter = try? PageRewriter(banner: ByteBuffer(bytes: Banner.markup(info)), gzip: gzip) {
+                // The length changes: chunked (or close-delimited for HTTP/1.0 clients).
+                pageRewriter = rewriter
+                downstreamFraming = clientIsHTTP10 ? .close : .chunked
+            }
+        }
         closeAfterResponse = !clientKeepAlive || downstreamFraming == .close || loop.draining
-        let facts = HeaderRewriter.ResponseFacts(
+        var facts = HeaderRewriter.ResponseFacts(
             requestID: requestID, framing: downstreamFraming, contentLength: contentLength,
             close: closeAfterResponse, http10KeepAlive: clientIsHTTP10 && !closeAfterResponse,
-            hstsLine: settings.hstsLine, passContentLength: passContentLength, upgrade: false,
+            hstsLine: settings.hstsLine, passContentLength: passContentLength && pageRewriter == nil, upgrade: false,
             cookieJar: responseCookieJar, cookiePath: responseCookiePath)
+        facts.rewritten = pageRewriter != nil
         HeaderRewriter.writeDownstreamResponse(head, facts: facts, into: &pendingOut)
         if case .done = responseBody { finishResponse() }
     }
@@ -1068,6 +1112,35 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     /// Body bytes in the framing the client gets.
     private func emitBody(_ slice: ByteBuffer) {
+        if pageRewriter != nil {
+            do {
+                try pageRewriter!.feed(slice, allocator: context.channel.allocator, into: &rewriteOutput)
+            } catch {
+                // A corrupt gzip body after the head went out: cut, don't send garbage.
+                loop.metrics.upstreamErrors.increment()
+                pageRewriter = nil
+                forceClose()
+                return
+            }
+            for piece in rewriteOutput { emitFramed(piece) }
+            rewriteOutput.removeAll(keepingCapacity: true)
+            return
+        }
+        emitFramed(slice)
+    }
+
+    /// End of a rewritten body: what the rewriter held back (and the banner if the page never
+    /// opened a body), and the last chunk when the upstream's framing had none.
+    private func finishRewriting(writeLastChunk: Bool) {
+        guard var rewriter = pageRewriter else { return }
+        pageRewriter = nil
+        rewriter.finish(into: &rewriteOutput)
+        for piece in rewriteOutput { emitFramed(piece) }
+        rewriteOutput.removeAll(keepingCapacity: true)
+        if writeLastChunk, downstreamFraming == .chunked { pendingOut.writeStaticString("0\r\n\r\n") }
+    }
+
+    private func emitFramed(_ slice: ByteBuffer) {
         exchangeLog?.bytesOut += Int64(slice.readableBytes)
         if downstreamFraming == .chunked {
             ChunkedEncoding.writeChunkHeader(slice.readableBytes, into: &pendingOut)
@@ -1267,6 +1340,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         case .exchange:
             switch responseBody {
             case .untilClose:
+                finishRewriting(writeLastChunk: false)
                 if downstreamFraming == .chunked { pendingOut.writeStaticString("0\r\n\r\n") }
                 finishResponse()
             case .awaitingHead where !upstreamBytesSeen:

@@ -25,6 +25,8 @@ enum HeaderRewriter {
         var identity: [UInt8]? = nil
         /// While impersonating: the session jar's cookies replace every cookie the browser sent.
         var impersonationCookies: String? = nil
+        /// While impersonating: ask only for encodings the banner rewriter can decode.
+        var narrowAcceptEncoding = false
     }
 
     // MARK: request
@@ -57,6 +59,11 @@ enum HeaderRewriter {
                     if field.nameLength == 6, facts.filterCookies || facts.impersonationCookies != nil,
                        equalsLowercase(raw, field.nameRange, RequestCredentials.cookieName) {
                         if facts.impersonationCookies == nil { writeFilteredCookies(raw, field, into: &out) }
+                        continue
+                    }
+                    if facts.narrowAcceptEncoding, field.nameLength == 15, equalsLowercase(raw, field.nameRange, acceptEncoding) {
+                        let value = String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.valueRange]), as: UTF8.self).lowercased()
+                        if value.contains("gzip") { out.writeStaticString("Accept-Encoding: gzip\r\n") }
                         continue
                     }
                     if facts.dropActAsToken, field.nameLength == 13, equalsLowercase(raw, field.nameRange, RequestCredentials.authorizationName),
@@ -226,6 +233,9 @@ enum HeaderRewriter {
         /// While impersonating: `Set-Cookie` goes into the session's jar, not to the browser.
         var cookieJar: CookieJar? = nil
         var cookiePath = "/"
+        /// The body is rewritten (the banner): validators and ranges no longer describe it, it
+        /// leaves uncompressed, and it carries a CSRF token, so it must not be cached.
+        var rewritten = false
     }
 
     static func writeDownstreamResponse(_ head: ResponseHead, facts: ResponseFacts, into out: inout ByteBuffer) {
@@ -258,6 +268,7 @@ enum HeaderRewriter {
                         continue
                     }
                     if range.count == 25, equalsLowercase(raw, range, strictTransportSecurity) { sawHSTS = true }
+                    if facts.rewritten, rewrittenDrops.contains(where: { equalsLowercase(raw, range, $0) }) { continue }
                 case .host, .expect:
                     break
                 default:
@@ -280,6 +291,7 @@ enum HeaderRewriter {
         out.writeStaticString("X-Request-Id: ")
         facts.requestID.write(into: &out)
         out.writeStaticString("\r\n")
+        if facts.rewritten { out.writeStaticString("Cache-Control: no-store\r\n") }
         if !sawHSTS { out.writeBytes(facts.hstsLine) }
         if facts.close && !facts.upgrade {
             out.writeStaticString("Connection: close\r\n")
@@ -345,5 +357,8 @@ enum HeaderRewriter {
 
     static let xRequestID: [UInt8] = Array("x-request-id".utf8)
     static let setCookie: [UInt8] = Array("set-cookie".utf8)
+    static let acceptEncoding: [UInt8] = Array("accept-encoding".utf8)
+    static let rewrittenDrops: [[UInt8]] = ["content-encoding", "etag", "content-md5", "accept-ranges", "cache-control", "digest",
+                                            "content-digest", "repr-digest"].map { Array($0.utf8) }
     static let strictTransportSecurity: [UInt8] = Array("strict-transport-security".utf8)
 }

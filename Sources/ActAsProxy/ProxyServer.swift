@@ -201,12 +201,28 @@ public final class ProxyServer: Sendable {
         if old.demo.enabled != config.demo.enabled {
             notes.append("demo.enabled changed; it takes effect at the next restart")
         }
+        // The console, the impersonation policy and the request log were built from the
+        // configuration at start; say so rather than pretend.
+        for (section, changed) in [
+            ("[roles] or [impersonation] (other than hidden_paths, paths_case_sensitive, warn_before_end)",
+             Self.policyKeys(old) != Self.policyKeys(config)),
+            ("[audit]", old.values.filter { $0.key.hasPrefix("audit.") } != config.values.filter { $0.key.hasPrefix("audit.") }),
+            ("auth.session_ttl and sign-in limits", ["auth.session_ttl", "auth.max_failed_logins", "auth.max_failed_logins_per_ip", "auth.failed_login_window", "auth.methods"].contains { old.values[$0] != config.values[$0] }),
+            ("store.url", old.values["store.url"] != config.values["store.url"]),
+        ] where changed {
+            notes.append("\(section) changed; the console and policy keep the running values until the next restart")
+        }
         let settings = ProxySettings(config: config)
         let share = Self.poolShare(config.upstream.maxConnections, loops: loops.count)
         for bound in loops.values {
             bound.eventLoop.execute { bound.value.apply(settings: settings, poolShare: share) }
         }
         return notes
+    }
+
+    static func policyKeys(_ config: ActAsConfig) -> [String: ConfigValue] {
+        let live: Set = ["impersonation.hidden_paths", "impersonation.paths_case_sensitive", "impersonation.warn_before_end"]
+        return config.values.filter { ($0.key.hasPrefix("roles.") || $0.key.hasPrefix("impersonation.")) && !live.contains($0.key) }
     }
 
     // MARK: drain

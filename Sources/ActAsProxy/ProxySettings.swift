@@ -1,6 +1,7 @@
 import ActAsConfig
 import ActAsCore
 import ActAsHTTP
+import Foundation
 import NIOCore
 
 /// What the request path needs from the configuration, precomputed once per (re)load so the
@@ -37,10 +38,12 @@ public struct ProxySettings: Sendable {
     public var assertionIssuer: String?
     public var assertionAudience: String
     public var passwordSignIn: Bool
-    public var tokensEnabled: Bool
     public var publicPaths: [PathPattern]
     /// `impersonation.hidden_paths`, refused while impersonating.
     public var hiddenPaths: HiddenPaths
+    /// For the banner: when to offer Extend, and the longest a session may run.
+    public var warnBeforeEnd: TimeInterval
+    public var maxImpersonation: TimeInterval
 
     public init(config: ActAsConfig) {
         limits = HTTPLimits(
@@ -81,9 +84,10 @@ public struct ProxySettings: Sendable {
         assertionIssuer = headers.assertionIssuer.isEmpty ? nil : headers.assertionIssuer
         assertionAudience = headers.assertionAudience.isEmpty ? config.upstream.url : headers.assertionAudience
         passwordSignIn = config.auth.passwordEnabled
-        tokensEnabled = config.auth.tokensEnabled
         publicPaths = config.auth.publicPaths.map { PathPattern($0) }
         hiddenPaths = HiddenPaths(config.impersonation.hiddenPaths, caseSensitive: config.impersonation.pathsCaseSensitive)
+        warnBeforeEnd = config.impersonation.warnBeforeEnd.seconds
+        maxImpersonation = config.impersonation.maxDuration.seconds
     }
 
     /// Lower case, `_` as `-`: how header names are compared for anti-spoofing.

@@ -86,7 +86,7 @@ struct Serve: AsyncParsableCommand {
                 + (server.adminAddress.map { ", admin http://\(Self.describe($0, fallback: config.listen.admin!))" } ?? "")
                 + ", upstream \(config.upstream.url), \(threads) threads")
 
-        let service = ProxyService(server: server, configPath: options.path)
+        let service = ProxyService(server: server, audit: events, configPath: options.path)
         let feed = ChangeFeedService(sync: sync, impersonations: console.impersonations, logger: logger)
         let serviceGroup = ServiceGroup(
             configuration: .init(
@@ -160,6 +160,7 @@ struct ChangeFeedService: Service {
 /// Runs until SIGTERM/SIGINT, reloading on SIGHUP; then drains.
 struct ProxyService: Service {
     let server: ProxyServer
+    let audit: AuditLog
     let configPath: String
 
     func run() async throws {
@@ -178,6 +179,8 @@ struct ProxyService: Service {
     }
 
     func reload() {
+        // After an external logrotate moved the request log away: continue in a new file.
+        audit.writer.reopen()
         switch ConfigLoader(path: configPath).load() {
         case .success(let loaded):
             for warning in loaded.warnings { Diagnostics.warn(warning) }

@@ -142,9 +142,37 @@ import Testing
         // Deleting the last line of a rotated file shows at the next file's first line.
         writeLines(Array(lines[0..<5]), to: older)
         expectBroken(AuditVerifier.verify(files: [older, current]), seq: 7, file: current, line: 1, containing: "seq 7 follows seq 5")
-        // Deleting the very first line: the chain then starts at seq 2, taken as an anchor.
+        // Deleting the very first line: the chain then starts at seq 2, which the file's name
+        // (its first seq, 1) contradicts.
         writeLines(Array(lines[1..<6]), to: older)
-        #expect(AuditVerifier.verify(files: [older, current]) == .ok(records: 9, lastSeq: 10, anchorSeq: 2))
+        expectBroken(AuditVerifier.verify(files: [older, current]), seq: 2, file: older, line: 1, containing: "removed from its start")
+        expectBroken(AuditVerifier.verify(files: [older]), seq: 2, file: older, line: 1, containing: "says its first record is seq 1")
+    }
+
+    @Test func cutHeadIsNotTakenAsAnAnchor() {
+        let directory = TemporaryDirectory()
+        let (lines, _) = Self.chain(count: 10)
+        // A log that never rotated, with its first record deleted.
+        let alone = directory.file("audit.jsonl")
+        writeLines(Array(lines[1...]), to: alone)
+        expectBroken(AuditVerifier.verify(files: [alone]), seq: 2, file: alone, line: 1, containing: "no rotated file with earlier records")
+        // A rotated file named for its first seq is a legitimate anchor, alone or followed by the current file.
+        let rotated = directory.file("audit.jsonl.000000000002")
+        writeLines(Array(lines[1..<5]), to: rotated)
+        writeLines(Array(lines[5...]), to: alone)
+        #expect(AuditVerifier.verify(files: [rotated]) == .ok(records: 4, lastSeq: 5, anchorSeq: 2))
+        #expect(AuditVerifier.verify(files: [rotated, alone]) == .ok(records: 9, lastSeq: 10, anchorSeq: 2))
+        // The current file alone, with a rotated file (earlier seq) beside it.
+        #expect(AuditVerifier.verify(files: [alone]) == .ok(records: 5, lastSeq: 10, anchorSeq: 6))
+        // A name with a counter suffix after a collision still names the first seq.
+        let collided = directory.file("other.jsonl.000000000006-1")
+        writeLines(Array(lines[5...]), to: collided)
+        #expect(AuditVerifier.verify(files: [collided]).isOK)
+        #expect(AuditFiles.rotatedSeq(inName: "audit.jsonl.000000001042") == 1042)
+        #expect(AuditFiles.rotatedSeq(inName: "audit.jsonl.000000001042-2") == 1042)
+        #expect(AuditFiles.rotatedSeq(inName: "audit.jsonl.1") == nil)
+        #expect(AuditFiles.rotatedSeq(inName: "audit.jsonl.000000001042-") == nil)
+        #expect(AuditFiles.rotatedSeq(inName: "audit.jsonl") == nil)
     }
 
     @Test func insertedLines() throws {

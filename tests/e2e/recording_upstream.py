@@ -21,6 +21,7 @@ what reached the upstream and what did not. It answers according to the path:
   /head                   Content-Length: 11 for HEAD and GET
   /continue               if Expect: 100-continue, sends 100 Continue before reading the body
   /set-cookie?name=&value=&path=   sets that cookie (and second=2)
+  /page?kind=length|chunked|gzip|gzip-chunked|overlay|big   an HTML page (tricky <body> decoys)
 
 Each record carries `t`, the time it arrived (same clock as the tests).
 """
@@ -177,6 +178,40 @@ async def handle(reader, writer, recorder):
                 writer.write(response(200, b"hop\n", [
                     ("Connection", "X-Secret-Hop, keep-alive"), ("Keep-Alive", "timeout=5"), ("X-Secret-Hop", "1"),
                     ("Proxy-Authenticate", "Basic"), ("Upgrade", "h2c"), ("X-Kept", "yes")]))
+            elif path == "/page":
+                kind = query.get("kind", "length")
+                page = (b"<!doctype html><html><head><title>t</title><!-- <body> in a comment -->"
+                        b"<script>var s = '<body>';</script></head><body class=\"app\"><p>hello page</p></body></html>")
+                if kind == "overlay":
+                    page = (b"<!doctype html><html><head><style>#cover{position:fixed;top:0;left:0;right:0;height:120px;"
+                            b"z-index:2147483647;background:#c00} div{position:static!important;z-index:0!important}"
+                            b" form{display:none} button{visibility:hidden} body{font-size:2px;margin-top:0}</style></head>"
+                            b"<body><div id=\"cover\">app header with a huge z-index</div><p>content</p></body></html>")
+                if kind == "big":
+                    page = b"<!doctype html><html><head><title>big</title></head><body>" + (b"<p>" + b"x" * 1000 + b"</p>\n") * int(query.get("n", "50")) + b"</body></html>"
+                if kind in ("gzip", "gzip-chunked") and "gzip" in (header(headers, "accept-encoding") or ""):
+                    import gzip as gz
+                    page_bytes = gz.compress(page)
+                    if kind == "gzip":
+                        writer.write(response(200, page_bytes, [("Content-Type", "text/html"), ("Content-Encoding", "gzip"), ("ETag", '"v1"')]))
+                    else:
+                        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
+                        for i in range(0, len(page_bytes), 7):
+                            part = page_bytes[i:i + 7]
+                            writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+                        writer.write(b"0\r\n\r\n")
+                elif kind == "chunked":
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    cut = page.index(b"<body") + 3  # split the tag across chunks: "<bo" | "dy class=..."
+                    for part in (page[:cut], page[cut:]):
+                        writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+                        await writer.drain()
+                        await asyncio.sleep(0.01)
+                    writer.write(b"0\r\n\r\n")
+                else:
+                    writer.write(response(200, b"" if method == "HEAD" else page,
+                                          [("Content-Type", "text/html; charset=utf-8"), ("ETag", '"v1"'), ("Accept-Ranges", "bytes")]
+                                          + ([("Content-Length", str(len(page)))] if method == "HEAD" else [])))
             elif path == "/set-cookie":
                 cookie = f"{query.get('name', 'app')}={query.get('value', '1')}; Path={query.get('path', '/')}; HttpOnly"
                 writer.write(response(200, b"cookie set\n", [("Set-Cookie", cookie), ("Set-Cookie", "second=2; Path=/")]))
