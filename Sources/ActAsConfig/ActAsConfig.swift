@@ -55,6 +55,9 @@ public struct ActAsConfig: Sendable {
         public var redactKeys: [String]
         public var redactHeaders: [String]
         public var maxFileSize: Int64
+        /// `log_requests = "all"`: a record for every request; `"impersonated"`: only requests
+        /// made while impersonating (events are always logged).
+        public var logAllRequests: Bool
     }
 
     public struct Demo: Sendable {
@@ -275,7 +278,8 @@ struct ConfigBuilder {
             bodyCaptureBytes: int("audit.body_capture_bytes"),
             redactKeys: list("audit.redact_keys").map { $0.lowercased() },
             redactHeaders: list("audit.redact_headers").map { $0.lowercased() },
-            maxFileSize: size("audit.max_file_size")
+            maxFileSize: size("audit.max_file_size"),
+            logAllRequests: string("audit.log_requests") == "all"
         )
 
         // other sections: checks that need more than one key

@@ -111,6 +111,7 @@ public enum ConfigSchema {
         .init(section: "audit", key: "redact_keys", kind: .stringList, defaultValue: .list(["password", "passwd", "secret", "token", "api_key", "apikey", "authorization", "credential", "private_key", "ssn"])),
         .init(section: "audit", key: "redact_headers", kind: .stringList, defaultValue: .list(["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"])),
         .init(section: "audit", key: "max_file_size", kind: .size((1 << 10)...(1 << 40)), defaultValue: .size(100 << 20)),
+        .init(section: "audit", key: "log_requests", kind: .choice(["all", "impersonated"]), defaultValue: .string("all")),
         // [notify]
         .init(section: "notify", key: "webhook_url", kind: .string, defaultValue: .string("")),
         .init(section: "notify", key: "webhook_secret", kind: .string, defaultValue: .string("")),

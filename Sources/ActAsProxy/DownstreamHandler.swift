@@ -385,7 +385,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         }
         requestHadBody = !requestBodyIsEmpty
         responseBytesSent = false
-        exchangeLog = ExchangeLog(method: head.methodString)
+        // Made only when it will be written; applyImpersonationRules makes one otherwise.
+        exchangeLog = settings.logAllRequests ? ExchangeLog(method: head.methodString) : nil
 
         if head.method == .connect || head.method == .trace {
             let mustClose = head.framing != .none
@@ -539,6 +540,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         _ head: RequestHead, target: RequestTarget, session: ImpersonationSession, principal: LiveState.Principal,
         facts: inout HeaderRewriter.RequestFacts
     ) -> Bool {
+        if exchangeLog == nil {
+            exchangeLog = ExchangeLog(method: head.methodString, path: target.path, query: target.queryIfAny)
+            exchangeLog?.clientRequestID = head.block.first("x-request-id")
+        }
         // Logged as the administrator acting as the target, durably, with headers and body.
         exchangeLog?.user = principal.target?.username
         exchangeLog?.impersonator = principal.user.username

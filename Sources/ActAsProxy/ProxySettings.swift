@@ -43,6 +43,8 @@ public struct ProxySettings: Sendable {
     public var hiddenPaths: HiddenPaths
     /// For the banner: when to offer Extend, and the longest a session may run.
     public var warnBeforeEnd: TimeInterval
+    /// `audit.log_requests = "all"`.
+    public var logAllRequests: Bool
     public var maxImpersonation: TimeInterval
 
     public init(config: ActAsConfig) {
@@ -87,6 +89,7 @@ public struct ProxySettings: Sendable {
         publicPaths = config.auth.publicPaths.map { PathPattern($0) }
         hiddenPaths = HiddenPaths(config.impersonation.hiddenPaths, caseSensitive: config.impersonation.pathsCaseSensitive)
         warnBeforeEnd = config.impersonation.warnBeforeEnd.seconds
+        logAllRequests = config.audit.logAllRequests
         maxImpersonation = config.impersonation.maxDuration.seconds
     }
 
