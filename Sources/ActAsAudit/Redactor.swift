@@ -1,3 +1,4 @@
+import ActAsCore
 import CompressNIO
 import NIOCore
 
@@ -69,7 +70,7 @@ public struct Redactor: Sendable {
         if name.utf8.contains(UInt8(ascii: "%")) {
             var form = Array(name.utf8)
             for _ in 0..<3 {
-                let decoded = Self.percentDecoded(form)
+                let decoded = PercentEncoding.decode(form)
                 if decoded == form { break }
                 form = decoded
                 if isSensitiveName(utf8: Array(String(decoding: form, as: UTF8.self).lowercased().utf8)) { return true }
@@ -80,30 +81,6 @@ public struct Redactor: Sendable {
         }
         if let result = name.utf8.withContiguousStorageIfAvailable({ isSensitiveName(bytes: $0) }) { return result }
         return isSensitiveName(utf8: Array(name.utf8))
-    }
-
-    static func percentDecoded(_ bytes: [UInt8]) -> [UInt8] {
-        func hex(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case 0x30...0x39: return byte - 0x30
-            case 0x41...0x46: return byte - 0x41 + 10
-            case 0x61...0x66: return byte - 0x61 + 10
-            default: return nil
-            }
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let high = hex(bytes[i + 1]), let low = hex(bytes[i + 2]) {
-                out.append(high << 4 | low)
-                i += 3
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return out
     }
 
     private func isSensitiveName(utf8: [UInt8]) -> Bool {
@@ -355,36 +332,10 @@ public struct Redactor: Sendable {
 
     /// `%XX` → byte (a malformed escape stays literal); invalid UTF-8 in the result → U+FFFD.
     static func percentDecode(_ bytes: UnsafeBufferPointer<UInt8>, plusAsSpace: Bool) -> String {
-        @inline(__always) func hexValue(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case 0x30...0x39: return byte - 0x30
-            case 0x41...0x46: return byte - 0x41 + 10
-            case 0x61...0x66: return byte - 0x61 + 10
-            default: return nil
-            }
-        }
         if !bytes.contains(where: { $0 == UInt8(ascii: "%") || (plusAsSpace && $0 == UInt8(ascii: "+")) }) {
             return String(decoding: bytes, as: UTF8.self)
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "%"), index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
-                let low = hexValue(bytes[index + 2])
-            {
-                out.append(high << 4 | low)
-                index += 3
-            } else if byte == UInt8(ascii: "+") && plusAsSpace {
-                out.append(0x20)
-                index += 1
-            } else {
-                out.append(byte)
-                index += 1
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        return PercentEncoding.decodeString(bytes, plusAsSpace: plusAsSpace)
     }
 
     // MARK: - Bodies

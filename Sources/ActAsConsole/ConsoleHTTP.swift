@@ -1,3 +1,4 @@
+import ActAsCore
 import ActAsStore
 import Foundation
 
@@ -141,31 +142,7 @@ public enum FormCoding {
     }
 
     static func percentDecode(_ text: Substring) -> String {
-        let input = Array(text.utf8)
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(input.count)
-        var i = 0
-        while i < input.count {
-            let byte = input[i]
-            if byte == UInt8(ascii: "%"), i + 2 < input.count, let high = hexValue(input[i + 1]), let low = hexValue(input[i + 2]) {
-                bytes.append(high << 4 | low)
-                i += 3
-                continue
-            }
-            // A `%` without two hex digits stays as it is; what follows is decoded normally.
-            bytes.append(byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
-            i += 1
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
+        PercentEncoding.decodeString(Array(text.utf8), plusAsSpace: true)
     }
 
     /// For a query parameter value: everything but unreserved characters escaped.

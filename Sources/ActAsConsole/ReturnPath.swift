@@ -1,3 +1,5 @@
+import ActAsCore
+
 /// Where to go after sign-in (`rd`): only paths on this origin. Everything a browser could
 /// read as another origin — `//evil`, `/\evil`, `/%09/evil` (browsers drop tabs and
 /// newlines), `https://evil`, `javascript:` — falls back to `/`.
@@ -19,7 +21,7 @@ public enum ReturnPath {
             return false
         }
         // The same after one round of percent-decoding, and no `//` or `/\` authority trick.
-        let decoded = percentDecoded(bytes)
+        let decoded = PercentEncoding.decode(bytes)
         for byte in decoded where byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\\") {
             return false
         }
@@ -27,22 +29,5 @@ public enum ReturnPath {
             if form[1] == UInt8(ascii: "/") || form[1] == UInt8(ascii: "\\") { return false }
         }
         return true
-    }
-
-    static func percentDecoded(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count,
-               let high = FormCoding.hexValue(bytes[i + 1]), let low = FormCoding.hexValue(bytes[i + 2]) {
-                out.append(high << 4 | low)
-                i += 3
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return out
     }
 }

@@ -122,7 +122,7 @@ public enum PathNormalizer {
                 let byte = path[index]
                 if byte == slash { break }
                 if byte == percent {
-                    guard index + 2 < count, let high = hexValue(path[index + 1]), let low = hexValue(path[index + 2]) else {
+                    guard index + 2 < count, let high = PercentEncoding.hexValue(path[index + 1]), let low = PercentEncoding.hexValue(path[index + 2]) else {
                         if strict { return nil }
                         if !inParameters {
                             out[length] = byte
@@ -187,23 +187,13 @@ public enum PathNormalizer {
         var index = start
         while index + 4 < end {
             if out[index] == percent && out[index + 1] == UInt8(ascii: "2") && out[index + 2] == UInt8(ascii: "5")
-                && hexValue(out[index + 3]) != nil && hexValue(out[index + 4]) != nil
+                && PercentEncoding.hexValue(out[index + 3]) != nil && PercentEncoding.hexValue(out[index + 4]) != nil
             {
                 return true
             }
             index += 1
         }
         return false
-    }
-
-    @inline(__always)
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        default: return nil
-        }
     }
 
     /// RFC 3986 §2.3: ALPHA / DIGIT / "-" / "." / "_" / "~".

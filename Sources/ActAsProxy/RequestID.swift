@@ -25,39 +25,32 @@ struct RequestID: Sendable, Equatable {
     static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     func write(into buffer: inout ByteBuffer) {
-        buffer.reserveCapacity(minimumWritableBytes: 32)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 32) { out in
-            Self.hexDigits.withUnsafeBufferPointer { digits in
-                var value = high
-                for i in stride(from: 15, through: 0, by: -1) {
-                    out[i] = digits[Int(value & 0xF)]
-                    value >>= 4
-                }
-                value = low
-                for i in stride(from: 31, through: 16, by: -1) {
-                    out[i] = digits[Int(value & 0xF)]
-                    value >>= 4
-                }
-            }
+            writeHex(into: UnsafeMutableRawBufferPointer(rebasing: out[0..<32]))
             return 32
         }
     }
 
     var string: String {
         String(unsafeUninitializedCapacity: 32) { out in
-            Self.hexDigits.withUnsafeBufferPointer { digits in
-                var value = high
-                for i in stride(from: 15, through: 0, by: -1) {
-                    out[i] = digits[Int(value & 0xF)]
-                    value >>= 4
-                }
-                value = low
-                for i in stride(from: 31, through: 16, by: -1) {
-                    out[i] = digits[Int(value & 0xF)]
-                    value >>= 4
-                }
-            }
+            writeHex(into: UnsafeMutableRawBufferPointer(out))
             return 32
+        }
+    }
+
+    /// 32 lower-case hex digits: `high` then `low`.
+    private func writeHex(into out: UnsafeMutableRawBufferPointer) {
+        Self.hexDigits.withUnsafeBufferPointer { digits in
+            var value = high
+            for i in stride(from: 15, through: 0, by: -1) {
+                out[i] = digits[Int(value & 0xF)]
+                value >>= 4
+            }
+            value = low
+            for i in stride(from: 31, through: 16, by: -1) {
+                out[i] = digits[Int(value & 0xF)]
+                value >>= 4
+            }
         }
     }
 }

@@ -31,3 +31,23 @@ def screenshot(driver, name):
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+def sign_in(driver, base, username, password):
+    """Signs in through the real form and waits until the browser has left it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    driver.get(base + "/.actas/login")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    WebDriverWait(driver, 10).until(lambda d: "/.actas/login" not in d.current_url)
+
+
+def start_impersonating(driver, target, reason="Ticket 4711: the report page is blank", duration=None):
+    """Starts acting as `target` through the JSON API, from the signed-in page; returns the status."""
+    csrf = driver.execute_script("return fetch('/.actas/api/v1/me').then(r => r.json()).then(j => j.csrf_token)")
+    body = {"target": target, "reason": reason, **({"duration": duration} if duration else {})}
+    return driver.execute_script(
+        "return fetch('/.actas/api/v1/impersonation', {method: 'POST', headers: {'Content-Type': 'application/json',"
+        " 'X-CSRF-Token': arguments[0]}, body: JSON.stringify(arguments[1])}).then(r => r.status)", csrf, body)

@@ -288,7 +288,7 @@ def test_session_audit_in_the_console_for_target_actor_and_auditor_only(acting):
 
 
 def test_target_reads_their_session_audit_in_a_browser(tmp_path):
-    from browser import chromium_driver, screenshot
+    from browser import chromium_driver, screenshot, sign_in
     from conftest import PASSWORD, free_port
     from selenium.webdriver.common.by import By
 
@@ -303,10 +303,7 @@ def test_target_reads_their_session_audit_in_a_browser(tmp_path):
         driver = chromium_driver()
         try:
             base = f"https://localhost:{proxy.https_port}"
-            driver.get(base + "/.actas/login")
-            driver.find_element(By.ID, "username").send_keys("emp")
-            driver.find_element(By.ID, "password").send_keys(PASSWORD)
-            driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+            sign_in(driver, base, "emp", PASSWORD)
             driver.get(base + "/.actas/")
             assert "Ada Admin" in driver.find_element(By.ID, "history-title").find_element(By.XPATH, "..").text
             driver.find_element(By.LINK_TEXT, "Show audit log").click()
@@ -322,3 +319,35 @@ def test_target_reads_their_session_audit_in_a_browser(tmp_path):
             driver.quit()
     finally:
         proxy.stop()
+
+
+def test_sighup_reopens_the_log_after_external_rotation_and_the_chain_continues(acting):
+    proxy, upstream, admin, session = acting
+    admin.fetch("/before-rotation")
+    log = proxy.dir / "logs" / "audit.jsonl"
+    wait_for(lambda: "/before-rotation" in log.read_text(), timeout=3, what="the record")
+    rotated = proxy.dir / "logs" / "audit.jsonl.000000000001"
+    log.rename(rotated)  # what logrotate does
+    proxy.process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    admin.fetch("/after-rotation")
+    wait_for(lambda: log.exists() and "/after-rotation" in log.read_text(), timeout=5, what="a new file")
+    assert "/after-rotation" not in rotated.read_text()
+    result = run(["audit", "verify", str(rotated), str(log)], check=False)
+    assert result.returncode == 0 and result.stdout.startswith("ok: "), result.stdout + result.stderr
+    first_new = json.loads(log.read_text().splitlines()[0])
+    last_old = json.loads(rotated.read_text().splitlines()[-1])
+    assert first_new["seq"] == last_old["seq"] + 1 and first_new["prev"] == last_old["hash"]
+
+
+def test_log_requests_impersonated_logs_only_impersonated_requests(make_proxy, upstream):
+    proxy = make_proxy(config(**{"audit.log_requests": "impersonated"}))
+    setup_site(proxy)
+    admin = Admin(proxy, "admin")
+    admin.fetch("/not-impersonating")
+    admin.start("emp")
+    admin.fetch("/impersonating")
+    wait_for(lambda: any(r.get("path") == "/impersonating" for r in records(proxy)), timeout=3, what="the record")
+    paths = [r.get("path") for r in records(proxy) if r["type"] == "request"]
+    assert "/not-impersonating" not in paths and "/impersonating" in paths
+    assert any(r["type"] == "impersonation_started" for r in records(proxy))

@@ -120,7 +120,7 @@ def test_hostile_name_is_escaped(make_proxy, upstream):
 
 
 def test_banner_in_a_real_browser(tmp_path):
-    from browser import chromium_driver, screenshot
+    from browser import chromium_driver, screenshot, sign_in, start_impersonating
     from conftest import PASSWORD, Upstream
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -133,18 +133,8 @@ def test_banner_in_a_real_browser(tmp_path):
         driver = chromium_driver()
         try:
             base = f"https://localhost:{proxy.https_port}"
-            driver.get(base + "/.actas/login")
-            driver.find_element(By.ID, "username").send_keys("admin")
-            driver.find_element(By.ID, "password").send_keys(PASSWORD)
-            driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-            WebDriverWait(driver, 10).until(lambda d: "/.actas/login" not in d.current_url)
-            csrf = driver.execute_script(
-                "return fetch('/.actas/api/v1/me').then(r => r.json()).then(j => j.csrf_token)")
-            started = driver.execute_script(
-                "return fetch('/.actas/api/v1/impersonation', {method: 'POST', headers: {'Content-Type': 'application/json',"
-                " 'X-CSRF-Token': arguments[0]}, body: JSON.stringify({target: 'emp', reason: 'Ticket 4711: the report page is blank'})})"
-                ".then(r => r.status)", csrf)
-            assert started == 201
+            sign_in(driver, base, "admin", PASSWORD)
+            assert start_impersonating(driver, "emp") == 201
             driver.get(base + "/page?kind=overlay")
             banner = WebDriverWait(driver, 10).until(lambda d: d.find_element(By.TAG_NAME, "actas-banner"))
             time.sleep(1.2)  # banner.js ticks the countdown
@@ -163,11 +153,44 @@ def test_banner_in_a_real_browser(tmp_path):
             # Exit works from the banner (a real form POST).
             exit_button = driver.execute_script("return arguments[0].shadowRoot.querySelector('form[data-actas=exit] button')", banner)
             exit_button.click()
-            WebDriverWait(driver, 10).until(lambda d: "kind=overlay" in d.current_url or d.current_url.endswith("/.actas/users"))
-            me = driver.execute_script("return fetch('/.actas/api/v1/me').then(r => r.json())")
-            assert me["impersonation"] is None
+            # The form POST ends the session and brings the browser back to the page.
+            WebDriverWait(driver, 10).until(
+                lambda d: d.execute_script("return fetch('/.actas/api/v1/me').then(r => r.json())")["impersonation"] is None)
             driver.get(base + "/page?kind=length")
             assert len(driver.find_elements(By.TAG_NAME, "actas-banner")) == 0
+        finally:
+            driver.quit()
+    finally:
+        proxy.stop()
+        upstream.stop()
+
+
+def test_banner_says_when_the_session_ends_while_the_page_is_open(tmp_path):
+    from browser import chromium_driver, screenshot, sign_in, start_impersonating
+    from conftest import PASSWORD, Upstream
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    upstream = Upstream(tmp_path)
+    proxy = Proxy(tmp_path, upstream.port, config(**{"impersonation.warn_before_end": "3s"}))
+    try:
+        setup_site(proxy)
+        driver = chromium_driver()
+        try:
+            base = f"https://localhost:{proxy.https_port}"
+            sign_in(driver, base, "admin", PASSWORD)
+            assert start_impersonating(driver, "emp", duration="5s") == 201  # extendable: max_duration is 24h
+            driver.get(base + "/page?kind=length")
+            banner = driver.find_element(By.TAG_NAME, "actas-banner")
+
+            def banner_text(_):
+                return " ".join(driver.execute_script("return arguments[0].shadowRoot.textContent", banner).split())
+            # Within warn_before_end the banner offers Extend; at the end it says so and offers the way back.
+            WebDriverWait(driver, 6).until(lambda d: "Extend" in banner_text(d))
+            WebDriverWait(driver, 10).until(lambda d: "ended" in banner_text(d).lower())
+            screenshot(driver, "banner-session-ended")
+            link = driver.execute_script("return arguments[0].shadowRoot.querySelector('a[href^=\"/.actas/ended\"]')", banner)
+            assert link is not None
         finally:
             driver.quit()
     finally:

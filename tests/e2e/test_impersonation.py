@@ -755,7 +755,7 @@ def test_websocket_is_closed_with_1008_within_a_second_of_the_end(fresh):
 # ---- the whole flow in a browser -----------------------------------------------------------------
 
 def test_browser_flow_sign_in_find_confirm_browse_exit(tmp_path):
-    from browser import chromium_driver, screenshot
+    from browser import chromium_driver, screenshot, sign_in
     from conftest import free_port
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
@@ -768,11 +768,7 @@ def test_browser_flow_sign_in_find_confirm_browse_exit(tmp_path):
         driver = chromium_driver()
         try:
             base = f"https://localhost:{proxy.https_port}"
-            driver.get(base + "/.actas/login")
-            driver.find_element(By.ID, "username").send_keys("admin")
-            driver.find_element(By.ID, "password").send_keys(PASSWORD)
-            driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-            WebDriverWait(driver, 10).until(lambda d: not d.current_url.endswith("/.actas/login"))
+            sign_in(driver, base, "admin", PASSWORD)
             driver.get(base + "/.actas/users")
             driver.find_element(By.ID, "q").send_keys("Emma")
             driver.find_element(By.CSS_SELECTOR, "form.search button").click()
