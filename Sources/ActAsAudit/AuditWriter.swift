@@ -190,6 +190,8 @@ final class WriterQueue: @unchecked Sendable {
     private var finished = false
     private var reopenRequested = false
     private var writerSleeping = false
+    /// A durable record is queued: the writer must not wait for more.
+    private var durablePending = false
     var statistics = AuditWriterStatistics()
 
     init(capacity: Int) {
@@ -224,12 +226,21 @@ final class WriterQueue: @unchecked Sendable {
             return false
         }
         items.append(item)
-        let wake = writerSleeping
-        writerSleeping = false
+        if item.durable { durablePending = true }
+        // Waking the writer for every record would cost a futex call and a context switch per
+        // request. Only durable records (someone waits for them) and a filling queue wake it;
+        // otherwise it comes by itself within `idleWait`.
+        let wake = writerSleeping && (item.durable || items.count >= Self.wakeAt)
+        if wake { writerSleeping = false }
         pthread_mutex_unlock(mutex)
         if wake { pthread_cond_signal(workAvailable) }
         return true
     }
+
+    /// Queue length that wakes the writer early.
+    static let wakeAt = 256
+    /// How long a sleeping writer leaves non-durable records waiting (nanoseconds).
+    static let idleWait: Int = 2_000_000
 
     func requestReopen() {
         locked { reopenRequested = true }
@@ -262,11 +273,24 @@ final class WriterQueue: @unchecked Sendable {
         var outcomes: [(AuditWriter.Completion, Result<UInt64, AuditError>)] = []
         while true {
             pthread_mutex_lock(mutex)
-            while items.isEmpty && !closing && !reopenRequested {
+            // Sleep until woken (durable record, full queue, reopen, close) or `idleWait`
+            // passed with records waiting.
+            // Otherwise records gather for up to `idleWait`: one write() per batch, not per record.
+            while !durablePending && items.count < Self.wakeAt && !closing && !reopenRequested {
                 writerSleeping = true
-                pthread_cond_wait(workAvailable, mutex)
+                var deadline = timespec()
+                clock_gettime(CLOCK_REALTIME, &deadline)
+                deadline.tv_nsec += Self.idleWait
+                if deadline.tv_nsec >= 1_000_000_000 {
+                    deadline.tv_sec += 1
+                    deadline.tv_nsec -= 1_000_000_000
+                }
+                if pthread_cond_timedwait(workAvailable, mutex, &deadline) == ETIMEDOUT, !items.isEmpty {
+                    break
+                }
             }
             writerSleeping = false
+            durablePending = false
             swap(&batch, &items)
             let reopen = reopenRequested
             reopenRequested = false

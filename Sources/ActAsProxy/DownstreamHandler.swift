@@ -439,8 +439,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             startConsole(head, target: target, identity: identity)
             return
         }
-        if let identified = identity, identified.memo.principal.impersonation == nil,
-           let notice = identified.memo.principal.pendingNotice {
+        if let notice = identity?.memo.pendingNotice {
             announceEnd(notice, head: head)
             return
         }
@@ -451,7 +450,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         exchangeImpersonationID = nil
         responseCookieJar = nil
         bannerInfo = nil
-        if let identified = identity, let session = identified.memo.principal.impersonation {
+        if let identified = identity, identified.memo.impersonating, let session = identified.memo.principal.impersonation {
             guard applyImpersonationRules(head, target: target, session: session, principal: identified.memo.principal, facts: &facts) else { return }
         }
         facts.identity = identity?.memo.forwarded.lines

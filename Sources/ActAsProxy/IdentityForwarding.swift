@@ -136,14 +136,32 @@ final class IdentityForwarding: Sendable {
 /// Per connection: the identity of the last request, reused while nothing changed (same
 /// credential bytes, same live-state generation, assertion fresh, session unexpired). Most
 /// requests on a keep-alive connection then cost a few comparisons.
-struct IdentityMemo {
-    var credential: [UInt8]
-    var generation: UInt64
-    var principal: LiveState.Principal
-    var forwarded: ForwardedIdentity
+/// A class, confined to its connection's event loop: reusing it costs one reference count,
+/// where copying the principal (users, sessions: dozens of strings shared with the other
+/// loops) cost dozens of contended ones.
+final class IdentityMemo {
+    let credential: [UInt8]
+    let generation: UInt64
+    let principal: LiveState.Principal
+    let forwarded: ForwardedIdentity
     /// Host the issuer was derived from (empty when `assertion_issuer` is configured).
-    var issuerHost: [UInt8]
-    var expiresAt: Date
+    let issuerHost: [UInt8]
+    let expiresAt: Date
+    /// What the request path asks every time, read once.
+    let impersonating: Bool
+    let pendingNotice: ImpersonationSession?
+
+    init(credential: [UInt8], generation: UInt64, principal: LiveState.Principal, forwarded: ForwardedIdentity,
+         issuerHost: [UInt8], expiresAt: Date) {
+        self.credential = credential
+        self.generation = generation
+        self.principal = principal
+        self.forwarded = forwarded
+        self.issuerHost = issuerHost
+        self.expiresAt = expiresAt
+        self.impersonating = principal.impersonation != nil
+        self.pendingNotice = principal.impersonation == nil ? principal.pendingNotice : nil
+    }
 
     func matches(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, generation: UInt64, now: Date) -> Bool {
         guard generation == self.generation, !range.isEmpty, range.count == credential.count, now < expiresAt else { return false }

@@ -6,46 +6,47 @@ import NIOCore
 
 /// What the request path needs from the configuration, precomputed once per (re)load so the
 /// data path never looks at strings or does arithmetic on durations. Immutable: a reload
-/// builds a new one and each event loop picks it up for new requests.
-public struct ProxySettings: Sendable {
-    public var limits: HTTPLimits
-    public var headerTimeout: TimeAmount
-    public var idleTimeout: TimeAmount
-    public var responseTimeout: TimeAmount
-    public var connectTimeout: TimeAmount
-    public var drainTimeout: TimeAmount
-    public var maxUpstreamConnections: Int
-    public var upstreamHost: String
-    public var upstreamPort: Int
+/// builds a new one and each event loop picks it up for new requests. A class, so taking the
+/// current settings per request is one reference count, not one per array field.
+public final class ProxySettings: Sendable {
+    public let limits: HTTPLimits
+    public let headerTimeout: TimeAmount
+    public let idleTimeout: TimeAmount
+    public let responseTimeout: TimeAmount
+    public let connectTimeout: TimeAmount
+    public let drainTimeout: TimeAmount
+    public let maxUpstreamConnections: Int
+    public let upstreamHost: String
+    public let upstreamPort: Int
     /// `Host` to send when an HTTP/1.0 client sent none.
-    public var upstreamAuthority: [UInt8]
-    public var trustedProxies: [CIDR]
+    public let upstreamAuthority: [UInt8]
+    public let trustedProxies: [CIDR]
     /// The full `Strict-Transport-Security: …\r\n` line, or empty when off.
-    public var hstsLine: [UInt8]
+    public let hstsLine: [UInt8]
     /// Request headers a client may never set (lowercase, `_` read as `-`): the proxy owns them.
-    public var strippedRequestHeaders: [[UInt8]]
+    public let strippedRequestHeaders: [[UInt8]]
     /// Prefixes of such headers (lowercase).
-    public var strippedRequestHeaderPrefixes: [[UInt8]]
+    public let strippedRequestHeaderPrefixes: [[UInt8]]
     /// First bytes (lowercase, and upper case) of every stripped name or prefix: one table
     /// lookup rejects most ordinary headers.
-    public var strippedFirstBytes: [Bool]
+    public let strippedFirstBytes: [Bool]
     /// Identity header names as configured (`[headers]`), written before `: `.
-    public var userHeader: [UInt8]
-    public var emailHeader: [UInt8]
-    public var groupsHeader: [UInt8]
-    public var assertionHeader: [UInt8]
+    public let userHeader: [UInt8]
+    public let emailHeader: [UInt8]
+    public let groupsHeader: [UInt8]
+    public let assertionHeader: [UInt8]
     /// `assertion_issuer`, or nil for "the public origin of the request".
-    public var assertionIssuer: String?
-    public var assertionAudience: String
-    public var passwordSignIn: Bool
-    public var publicPaths: [PathPattern]
+    public let assertionIssuer: String?
+    public let assertionAudience: String
+    public let passwordSignIn: Bool
+    public let publicPaths: [PathPattern]
     /// `impersonation.hidden_paths`, refused while impersonating.
-    public var hiddenPaths: HiddenPaths
+    public let hiddenPaths: HiddenPaths
     /// For the banner: when to offer Extend, and the longest a session may run.
-    public var warnBeforeEnd: TimeInterval
+    public let warnBeforeEnd: TimeInterval
     /// `audit.log_requests = "all"`.
-    public var logAllRequests: Bool
-    public var maxImpersonation: TimeInterval
+    public let logAllRequests: Bool
+    public let maxImpersonation: TimeInterval
 
     public init(config: ActAsConfig) {
         limits = HTTPLimits(
