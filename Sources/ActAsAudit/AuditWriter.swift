@@ -149,6 +149,13 @@ public final class AuditWriter: Sendable {
         queue.push(WriterQueueItem(record: record, durable: durable, completion: completion))
     }
 
+    /// Queues several non-durable records under one lock (an event loop hands over what one
+    /// round of I/O produced). Returns how many were accepted; the rest found the queue full.
+    @discardableResult
+    public func append(contentsOf records: [AuditRecord]) -> Int {
+        queue.push(contentsOf: records)
+    }
+
     /// For SIGHUP after an external logrotate moved the file: later records go to a new file at
     /// the configured path; the chain continues. Takes effect before the next batch.
     public func reopen() {
@@ -235,6 +242,25 @@ final class WriterQueue: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
         if wake { pthread_cond_signal(workAvailable) }
         return true
+    }
+
+    func push(contentsOf records: [AuditRecord]) -> Int {
+        pthread_mutex_lock(mutex)
+        if closing {
+            statistics.dropped += UInt64(records.count)
+            pthread_mutex_unlock(mutex)
+            return 0
+        }
+        let accepted = min(records.count, max(0, capacity - items.count))
+        for record in records.prefix(accepted) {
+            items.append(WriterQueueItem(record: record, durable: false, completion: nil))
+        }
+        statistics.dropped += UInt64(records.count - accepted)
+        let wake = writerSleeping && items.count >= Self.wakeAt
+        if wake { writerSleeping = false }
+        pthread_mutex_unlock(mutex)
+        if wake { pthread_cond_signal(workAvailable) }
+        return accepted
     }
 
     /// Queue length that wakes the writer early.

@@ -61,6 +61,14 @@ public final class AuditLog: AuditSink {
         }
     }
 
+    /// Queues records gathered by one event loop; reports the ones the full queue refused.
+    public func record(contentsOf records: [AuditRecord]) {
+        let accepted = writer.append(contentsOf: records)
+        if accepted < records.count {
+            report("queue full: \(records.count - accepted) request records could not be queued")
+        }
+    }
+
     /// Queues a record that must be on disk before the caller goes on; `done` runs on the
     /// writer thread (hand off from there). Returns false when it could not even be queued.
     public func recordDurably(_ record: AuditRecord, done: @escaping @Sendable (Bool) -> Void) -> Bool {

@@ -189,7 +189,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             // The client left before the exchange completed: logged, with nginx's 499.
             exchangeLog = nil
             log.upstreamNanoseconds = log.upstreamStarted.map { (NIODeadline.now() - $0).nanoseconds }
-            loop.audit.record(log.record(requestID: requestID, clientIP: clientIPText, status: responseStatus == 0 ? 499 : responseStatus,
+            loop.log(log.record(requestID: requestID, clientIP: clientIPText, status: responseStatus == 0 ? 499 : responseStatus,
                                          duration: (NIODeadline.now() - requestStart).nanoseconds, detail: "the client closed the connection"))
         }
         let wasExchange = state == .exchange || state == .tunnel || state == .console
@@ -1092,7 +1092,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         releaseSessionActivity()  // the request was answered; the tunnel is cut at the end instead
         if let log = exchangeLog {
             exchangeLog = nil
-            loop.audit.record(log.record(requestID: requestID, clientIP: clientIPText, status: 101,
+            loop.log(log.record(requestID: requestID, clientIP: clientIPText, status: 101,
                                          duration: (NIODeadline.now() - requestStart).nanoseconds))
         }
         responseStatus = 101
@@ -1230,7 +1230,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 holdUntilLogged(record)
                 return
             }
-            loop.audit.record(record)
+            loop.log(record)
         }
         finishExchange()
     }

@@ -1,3 +1,4 @@
+import ActAsAudit
 import ActAsConsole
 import NIOCore
 
@@ -14,6 +15,8 @@ final class LoopContext {
     let console: Console
     let audit: AuditLog
     private var requestIDs = RequestIDGenerator()
+    /// Request records of this loop waiting to be handed to the audit writer in one go.
+    private var pendingRecords: [AuditRecord] = []
     private var connections: [ObjectIdentifier: DownstreamHandler] = [:]
     private(set) var draining = false
     private var sweepTask: RepeatedTask?
@@ -40,6 +43,7 @@ final class LoopContext {
     }
 
     func stop() {
+        flushRecords()
         sweepTask?.cancel()
         sweepTask = nil
         pool.closeAll()
@@ -47,6 +51,23 @@ final class LoopContext {
 
     @inline(__always)
     func nextRequestID() -> RequestID { requestIDs.next() }
+
+    /// A non-durable request record: gathered here and handed over once per round of the event
+    /// loop, so the writer's lock is taken once per batch rather than per request (the loops
+    /// and the writer would otherwise contend for it on every request).
+    func log(_ record: AuditRecord) {
+        if pendingRecords.isEmpty {
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            eventLoop.execute { bound.value.flushRecords() }
+        }
+        pendingRecords.append(record)
+    }
+
+    private func flushRecords() {
+        guard !pendingRecords.isEmpty else { return }
+        audit.record(contentsOf: pendingRecords)
+        pendingRecords.removeAll(keepingCapacity: true)
+    }
 
     func apply(settings: ProxySettings, poolShare: Int) {
         self.settings = settings
