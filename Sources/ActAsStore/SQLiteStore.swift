@@ -50,7 +50,17 @@ public final class SQLiteStore: Store {
         let store = SQLiteStore(connection: connection, threadPool: threadPool, path: path)
         // busy_timeout first: switching to WAL needs a lock another process may hold.
         _ = try await store.run("PRAGMA busy_timeout = 10000")
-        _ = try await store.run("PRAGMA journal_mode = WAL")
+        // Switching to WAL takes the database lock and does not always wait for it (SQLite
+        // answers SQLITE_BUSY at once when another process is opening the file too): retry.
+        for attempt in 1...200 {
+            do {
+                _ = try await store.run("PRAGMA journal_mode = WAL")
+                break
+            } catch StoreError.unavailable(let message) where message.contains("locked") || message.contains("busy") {
+                if attempt == 200 { throw StoreError.unavailable(message) }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
         // FULL: a revocation or sign-out must survive a power cut, and writes are rare.
         _ = try await store.run("PRAGMA synchronous = FULL")
         _ = try await store.run("PRAGMA foreign_keys = ON")

@@ -669,3 +669,15 @@ def subprocess_run(args, input=None):
     import subprocess
     from conftest import ACTAS, clean_env
     return subprocess.run([str(ACTAS), *args], capture_output=True, text=True, env=clean_env(), input=input)
+
+
+def test_several_processes_open_a_new_store_at_once(tmp_path):
+    """Migrations and the switch to WAL are safe when processes start together."""
+    import subprocess
+    from conftest import ACTAS, clean_env
+    for name in "abcd":
+        (tmp_path / f"{name}.conf").write_text(f'[store]\nurl = "sqlite:shared.db"\n[audit]\nfile = "{name}.jsonl"\n')
+    processes = [subprocess.Popen([str(ACTAS), "users", "list", "--config", str(tmp_path / f"{name}.conf")],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env()) for name in "abcd"]
+    results = [(p.wait(timeout=60), p.stderr.read().decode()) for p in processes]
+    assert all(code == 0 for code, _ in results), results
