@@ -109,6 +109,13 @@ extension Console {
 
     func startAPI(_ request: ConsoleRequest, _ principal: LiveState.Principal) async throws -> ConsoleResponse {
         let body = request.jsonBody ?? [:]
+        // A duration or mode of the wrong JSON type is invalid, not "not given".
+        if let duration = body["duration"], !(duration is String) {
+            return .json(400, ["error": InvalidInput.duration.code, "message": InvalidInput.duration.sentence])
+        }
+        if let mode = body["mode"], !(mode is String), !(mode is NSNull) {
+            return .json(400, ["error": InvalidInput.mode.code, "message": InvalidInput.mode.sentence])
+        }
         let csrfOK = principal.session.map { csrfValid(request, session: $0) } ?? true
         let start = Impersonations.StartRequest(
             target: body["target"] as? String ?? "", reason: body["reason"] as? String ?? "", mode: body["mode"] as? String,

@@ -14,6 +14,8 @@ final class CookieJar: Sendable {
     }
 
     private let cookies = Mutex<[Cookie]>([])
+    /// An application setting more than this many cookies in one session loses the oldest.
+    static let maxCookies = 200
 
     /// Applies one `Set-Cookie` value (RFC 6265 §5.2, the parts a single-host jar needs).
     func store(_ setCookie: String, requestPath: String, now: Date) {
@@ -46,6 +48,7 @@ final class CookieJar: Sendable {
             cookies.removeAll { $0.name == name && $0.path == path }
             if let expires, expires <= now { return }  // a deletion
             cookies.append(cookie)
+            if cookies.count > Self.maxCookies { cookies.removeFirst(cookies.count - Self.maxCookies) }
         }
     }
 

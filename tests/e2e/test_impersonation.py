@@ -335,6 +335,10 @@ def test_extend_and_caps(make_proxy, upstream):
     assert response.status == 400 and body["error"] == "invalid_duration"
     response, body = admin.start("emp", mode="god-mode")
     assert response.status == 400 and body["error"] == "invalid_mode"
+    response, body = admin.start("emp", duration=3600)
+    assert response.status == 400 and body["error"] == "invalid_duration"
+    response, body = admin.start("emp", mode=1)
+    assert response.status == 400 and body["error"] == "invalid_mode"
 
 
 def test_duration_capped_by_consent_expiry(make_proxy, upstream):
