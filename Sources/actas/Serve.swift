@@ -16,10 +16,13 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the proxy.",
         discussion: """
-            Listens on listen.https (and listen.http, which redirects to https), forwards to \
-            upstream.url and serves /healthz, /readyz and /metrics on listen.admin. SIGHUP \
-            reloads the configuration and certificates (a bad new configuration is reported and \
-            the running one kept); SIGTERM stops accepting, drains in-flight requests for up to \
+            Listens on listen.https (and listen.http, which redirects to https), signs people in, \
+            forwards to upstream.url with identity headers, serves the console under /.actas/ \
+            and /healthz, /readyz and /metrics on listen.admin. Opens (and migrates) the store, \
+            writes the request log to audit.file, and with demo.enabled starts the demo app and \
+            creates demo users in an empty directory. SIGHUP reloads the configuration and \
+            certificates (a bad new configuration is reported and the running one kept) and \
+            reopens the request log; SIGTERM stops accepting, drains in-flight requests for up to \
             limits.drain_timeout and exits 0. Configuration errors exit 2.
             """
     )
