@@ -385,6 +385,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         }
         requestHadBody = !requestBodyIsEmpty
         responseBytesSent = false
+        exchangeImpersonationID = nil
+        responseCookieJar = nil
+        bannerInfo = nil
         // Made only when it will be written; applyImpersonationRules makes one otherwise.
         exchangeLog = settings.logAllRequests ? ExchangeLog(method: head.methodString) : nil
 
@@ -447,9 +450,6 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             refuseUnauthenticated(target)
             return
         }
-        exchangeImpersonationID = nil
-        responseCookieJar = nil
-        bannerInfo = nil
         if let identified = identity, identified.memo.impersonating, let session = identified.memo.principal.impersonation {
             guard applyImpersonationRules(head, target: target, session: session, principal: identified.memo.principal, facts: &facts) else { return }
         }
