@@ -23,6 +23,8 @@ public struct ConsoleRequest: Sendable {
     public var principal: LiveState.Principal?
     public var authentication: Authentication
     public var now: Date
+    /// Fields of an `application/x-www-form-urlencoded` body (empty for other bodies).
+    public let formFields: [(String, String)]
 
     public init(
         method: String, path: String, query: String, headers: [(name: String, value: String)], body: [UInt8],
@@ -38,6 +40,9 @@ public struct ConsoleRequest: Sendable {
         self.principal = principal
         self.authentication = authentication
         self.now = now
+        // Decoded once: handlers ask for several fields.
+        let isForm = headers.first { $0.name == "content-type" }?.value.lowercased().hasPrefix("application/x-www-form-urlencoded") ?? false
+        self.formFields = isForm ? FormCoding.decode(String(decoding: body, as: UTF8.self)) : []
     }
 
     public func header(_ name: String) -> String? {
@@ -66,12 +71,6 @@ public struct ConsoleRequest: Sendable {
             }
         }
         return nil
-    }
-
-    /// Form fields of an `application/x-www-form-urlencoded` body.
-    public var formFields: [(String, String)] {
-        guard header("content-type")?.lowercased().hasPrefix("application/x-www-form-urlencoded") ?? false else { return [] }
-        return FormCoding.decode(String(decoding: body, as: UTF8.self))
     }
 
     public func formValue(_ name: String) -> String? {

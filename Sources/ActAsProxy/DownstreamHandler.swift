@@ -558,15 +558,14 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             exchangeLog?.captureLimit = keep
             exchangeLog?.capture = context.channel.allocator.buffer(capacity: min(keep, 16 * 1024))
         }
-        let normalized = target.bytes[..<target.pathEnd].withUnsafeBytes { PathNormalizer.normalize($0, strict: true) }
-        var path = Array(target.bytes[..<target.pathEnd])
-        switch normalized {
+        var path = target.withPath { Array($0) }
+        switch path.withUnsafeBytes({ PathNormalizer.normalize($0, strict: true) }) {
         case .badEncoding:
             deny(.badPathEncoding, head: head, path: String(decoding: path, as: UTF8.self), session: session, principal: principal)
             return false
         case .normalized(let clean):
             path = clean
-            facts.targetOverride = clean + target.bytes[target.pathEnd...]
+            facts.targetOverride = clean + target.querySuffix
         case .unchanged:
             break
         }
@@ -711,27 +710,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             let take = Int(min(Int64(inbound.readableBytes), remaining))
             if take > 0 { consoleBody.append(contentsOf: inbound.readBytes(length: take)!) }
             requestBody = remaining == Int64(take) ? .done : .contentLength(remaining: remaining - Int64(take))
-        case .chunked(var decoder):
-            requestBody = .done
-            loop: while true {
-                let event: ChunkedDecoder.Event?
-                do {
-                    event = try decoder.next(&inbound)
-                } catch {
-                    requestBodyFailed(error)
-                    return
-                }
-                switch event {
-                case .data(var slice):
-                    consoleBody.append(contentsOf: slice.readBytes(length: slice.readableBytes)!)
-                    if consoleBody.count > Self.maxConsoleBody { break loop }
-                case .end:
-                    break loop
-                case nil:
-                    requestBody = .chunked(decoder)
-                    break loop
-                }
+        case .chunked:
+            let outcome = decodeChunkedRequestBody { slice in
+                consoleBody.append(contentsOf: slice.readableBytesView)
+                return consoleBody.count <= Self.maxConsoleBody
             }
+            if case .failed = outcome { return }
         }
         if consoleBody.count > Self.maxConsoleBody {
             sendError(status: 413, code: "body_too_large", message: "Console requests are limited to 1 MB.", close: true)
@@ -864,37 +848,28 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             } else {
                 requestBody = .contentLength(remaining: remaining - Int64(take))
             }
-        case .chunked(var decoder):
-            // Park the decoder in `.done` while it is mutated, to keep it uniquely referenced.
-            requestBody = .done
-            loop: while true {
-                let event: ChunkedDecoder.Event?
-                do {
-                    event = try decoder.next(&inbound)
-                } catch {
-                    requestBodyFailed(error)
-                    return
-                }
-                switch event {
-                case .data(let slice):
-                    exchangeLog?.requestBody(slice)
-                    var header = context.channel.allocator.buffer(capacity: 18)
-                    ChunkedEncoding.writeChunkHeader(slice.readableBytes, into: &header)
-                    upstream.channel.write(header, promise: nil)
-                    upstream.channel.write(slice, promise: nil)
-                    upstream.channel.write(crlf, promise: nil)
-                    wrote = true
-                case .end(let trailers):
-                    var tail = context.channel.allocator.buffer(capacity: 64)
-                    HeaderRewriter.writeTrailers(trailers, into: &tail)
-                    upstream.channel.write(tail, promise: nil)
-                    wrote = true
-                    requestSent = true
-                    break loop
-                case nil:
-                    requestBody = .chunked(decoder)
-                    break loop
-                }
+        case .chunked:
+            let outcome = decodeChunkedRequestBody { slice in
+                exchangeLog?.requestBody(slice)
+                var header = context.channel.allocator.buffer(capacity: 18)
+                ChunkedEncoding.writeChunkHeader(slice.readableBytes, into: &header)
+                upstream.channel.write(header, promise: nil)
+                upstream.channel.write(slice, promise: nil)
+                upstream.channel.write(crlf, promise: nil)
+                wrote = true
+                return true
+            }
+            switch outcome {
+            case .failed:
+                return
+            case .end(let trailers):
+                var tail = context.channel.allocator.buffer(capacity: 64)
+                HeaderRewriter.writeTrailers(trailers, into: &tail)
+                upstream.channel.write(tail, promise: nil)
+                wrote = true
+                requestSent = true
+            case .needMore, .stopped:
+                break
             }
         }
         if wrote {
@@ -902,6 +877,42 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             upstreamDeadline = .now() + settings.responseTimeout
         }
         resumeReadingIfNeeded()
+    }
+
+    enum ChunkedProgress {
+        case needMore
+        case end(HeaderBlock?)
+        /// `onData` asked to stop.
+        case stopped
+        /// The body was malformed; the exchange has been answered.
+        case failed
+    }
+
+    /// Decodes what `inbound` holds of a chunked request body, handing each data slice to
+    /// `onData` (which returns false to stop). Leaves `requestBody` as `.chunked` while more
+    /// is expected, `.done` otherwise.
+    private func decodeChunkedRequestBody(_ onData: (ByteBuffer) -> Bool) -> ChunkedProgress {
+        guard case .chunked(var decoder) = requestBody else { return .needMore }
+        // Park the decoder in `.done` while it is mutated, to keep it uniquely referenced.
+        requestBody = .done
+        while true {
+            let event: ChunkedDecoder.Event?
+            do {
+                event = try decoder.next(&inbound)
+            } catch {
+                requestBodyFailed(error)
+                return .failed
+            }
+            switch event {
+            case .data(let slice):
+                if !onData(slice) { return .stopped }
+            case .end(let trailers):
+                return .end(trailers)
+            case nil:
+                requestBody = .chunked(decoder)
+                return .needMore
+            }
+        }
     }
 
     private func requestBodyFailed(_ error: HTTPParseError) {

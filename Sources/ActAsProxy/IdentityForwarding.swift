@@ -1,3 +1,4 @@
+import ActAsConsole
 import ActAsCore
 import ActAsCrypto
 import ActAsStore
@@ -101,7 +102,7 @@ final class IdentityForwarding: Sendable {
             Self.appendLine(&lines, Self.impersonatorEmail, actor.email)
             Self.appendLine(&lines, Self.impersonationID, session.id)
             Self.appendLine(&lines, Self.impersonationMode, session.mode.rawValue)
-            Self.appendLine(&lines, Self.impersonationExpires, Self.rfc3339(session.expiresAt))
+            Self.appendLine(&lines, Self.impersonationExpires, Console.timestamp(session.expiresAt))
         }
         Self.appendLine(&lines, settings.assertionHeader, token)
         return ForwardedIdentity(
@@ -116,12 +117,6 @@ final class IdentityForwarding: Sendable {
     static let impersonationID = Array("X-Impersonation-Id".utf8)
     static let impersonationMode = Array("X-Impersonation-Mode".utf8)
     static let impersonationExpires = Array("X-Impersonation-Expires".utf8)
-
-    static func rfc3339(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
-    }
 
     /// `Name: value\r\n`, with any control character in the value dropped: values are
     /// validated when users are saved, and this keeps a bad row from splitting a header.

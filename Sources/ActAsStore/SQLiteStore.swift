@@ -17,9 +17,6 @@ public final class SQLiteStore: Store {
     private let gate = TransactionGate()
     public let path: String
 
-    /// Change rows older than this are pruned; a reader further behind reloads a snapshot.
-    static let changeRetention: TimeInterval = 3600
-
     private init(connection: SQLiteConnection, threadPool: NIOThreadPool, path: String) {
         self.connection = connection
         self.threadPool = threadPool

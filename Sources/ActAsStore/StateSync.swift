@@ -11,6 +11,8 @@ public final class StateSync: Sendable {
     public let store: any Store
     public let state: LiveState
     private let position = PositionBox()
+    /// Change rows older than this are pruned; a reader further behind reloads a snapshot.
+    static let changeRetention: TimeInterval = 3600
     /// An open impersonation session this process learned had ended elsewhere.
     private let onImpersonationEnded: @Sendable (ImpersonationSession) -> Void
     /// A consent changed elsewhere (`actas consent …`): (before, after).
@@ -99,9 +101,7 @@ public final class StateSync: Sendable {
     func housekeeping(now: Date) async throws {
         state.pruneExpired(now: now)
         _ = try await store.deleteExpiredSessions(before: now)
-        if let sqlite = store as? SQLiteStore {
-            try await sqlite.pruneChanges(before: now.addingTimeInterval(-SQLiteStore.changeRetention))
-        }
+        try await store.pruneChanges(before: now.addingTimeInterval(-Self.changeRetention))
         try await store.deleteSigningKeys(retiredBefore: now.addingTimeInterval(-state.keyGracePeriod))
         // Retired keys age out of the JWKS even when nothing changed.
         state.apply(keys: try await store.signingKeys(), now: now)

@@ -60,6 +60,8 @@ public protocol Store: Sendable {
     /// Changes after `id`, oldest first. `nil` when `id` is older than the feed keeps, so the
     /// reader must reload a full snapshot.
     func changes(after id: Int64, limit: Int) async throws -> [Change]?
+    /// Forgets change rows older than `before` (never the newest one).
+    func pruneChanges(before: Date) async throws
 
     // Users
     func users() async throws -> [User]

@@ -1,4 +1,5 @@
 import ActAsConfig
+import ActAsConsole
 import ActAsStore
 import ArgumentParser
 import Foundation
@@ -53,11 +54,9 @@ func shortDate(_ date: Date?) -> String {
     return formatter.string(from: date)
 }
 
+/// RFC 3339 for JSON output, `null` when there is no date.
 func rfc3339(_ date: Date?) -> Any {
-    guard let date else { return NSNull() }
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime]
-    return formatter.string(from: date)
+    date.map(Console.timestamp) ?? NSNull()
 }
 
 /// Prints rows as aligned columns (a header row first).

@@ -788,6 +788,9 @@ def test_browser_flow_sign_in_find_confirm_browse_exit(tmp_path):
             driver.get(base + "/.actas/")
             assert "You are acting as Emma Employee" in driver.page_source
             driver.find_element(By.CSS_SELECTOR, "form[action='/.actas/impersonate/exit'] button").click()
+            # The form POST ends the session; only then is "/" the administrator's own view.
+            WebDriverWait(driver, 10).until(
+                lambda d: d.execute_script("return fetch('/.actas/api/v1/me').then(r => r.json())")["impersonation"] is None)
             driver.get(base + "/")
             table = driver.find_element(By.TAG_NAME, "table").text
             assert "X-Forwarded-User admin" in table and "X-Impersonator-User (absent)" in table
