@@ -123,7 +123,8 @@ public final class Impersonations: Sendable {
         let duration: TimeInterval?
         do {
             mode = try policy.mode(requested: request.mode)
-            duration = try request.duration.flatMap { $0.isEmpty ? nil : try DurationText.parse($0) }
+            // Absent: the default. Present but empty or garbled: `invalid_duration` (SPEC §4).
+            duration = try request.duration.map { try DurationText.parse($0) }
         } catch {
             return denied(.invalid(error as? InvalidInput ?? .duration))
         }
@@ -145,7 +146,7 @@ public final class Impersonations: Sendable {
         guard var session = live.read({ $0.openImpersonation(actorID: principal.user.id) }) else { return .failure(.notImpersonating) }
         let requested: TimeInterval?
         do {
-            requested = try duration.flatMap { $0.isEmpty ? nil : try DurationText.parse($0) }
+            requested = try duration.map { try DurationText.parse($0) }
         } catch {
             return .failure(.invalid(error as? InvalidInput ?? .duration))
         }

@@ -620,6 +620,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             sendError(status: 303, code: "impersonation_ended", message: reason.sentence, close: false,
                       extraHeaders: "Location: /.actas/ended?id=\(session.id)\r\n")
         } else {
+            requestWantsHTML = false  // SPEC §7: JSON for everything that is not a navigation
             sendError(status: 403, code: "impersonation_ended", message: "Your session acting as another user has ended: \(reason.sentence)",
                       close: false, extraJSON: ",\"end_reason\":\"\(reason.rawValue)\"")
         }

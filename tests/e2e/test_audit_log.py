@@ -119,8 +119,11 @@ def test_secrets_never_reach_the_log_stdout_stderr_or_store(acting):
     verify_chain(lines)
     by_path = {r.get("path"): r for r in map(json.loads, lines) if r["type"] == "request"}
     assert by_path["/q"]["query"]["ok"] == "visible"
-    assert by_path["/bad"]["request_body"]["unparsed"] is True
-    assert by_path["/xml"]["request_body"]["unparsed"] is True and by_path["/xml"]["request_body"]["content_type"] == "text/xml"
+    bad_json = f'{{"password": "{s[27]}", '.encode()
+    assert by_path["/bad"]["request_body"]["unparsed"] is True and by_path["/bad"]["request_body"]["bytes"] == len(bad_json)
+    assert by_path["/utf"]["request_body"]["unparsed"] is True
+    xml = by_path["/xml"]["request_body"]
+    assert xml["unparsed"] is True and xml["content_type"] == "text/xml" and xml["bytes"] == len(f"<password>{s[29]}</password>")
     assert by_path["/gz"]["request_body"]["visible"] == "fine"
     assert by_path["/j"]["request_body"]["user"]["name"] == "Jane"
     # Every impersonated record is in the store copy, identical to the log line.
@@ -178,6 +181,7 @@ def test_every_request_and_event_is_logged_with_the_spec_fields(acting):
              "bytes_in", "bytes_out", "user", "impersonator", "session_id", "mode", "request_headers", "request_body"]
     keys = [k for k in record if k in order]
     assert keys == sorted(keys, key=order.index)
+    assert set(order) - {"request_body"} <= set(record), set(order) - set(record)  # none missing
     types = {r["type"] for r in records(proxy)}
     assert {"login", "impersonation_started", "impersonation_ended", "request"} <= types
 
@@ -232,9 +236,14 @@ def test_kill_9_under_load_keeps_every_answered_impersonated_request(acting):
     ok = run(["audit", "verify", str(proxy.dir / "logs" / "audit.jsonl")], check=False)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: "), ok.stdout + ok.stderr
     # And it starts again, continuing the chain.
+    last = json.loads(lines[-1])
     proxy.start()
-    admin2 = Admin(proxy, "admin2")
-    verify_chain(log_lines(proxy))
+    Admin(proxy, "admin2")
+    wait_for(lambda: any(json.loads(line).get("user") == "admin2" for line in log_lines(proxy)), timeout=5, what="a record after the restart")
+    after = log_lines(proxy)
+    verify_chain(after)
+    first_new = json.loads(after[len(lines)])
+    assert first_new["seq"] == last["seq"] + 1 and first_new["prev"] == last["hash"]
 
 
 def test_impersonated_requests_are_refused_when_the_log_cannot_be_written(acting):

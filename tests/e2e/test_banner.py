@@ -36,8 +36,10 @@ def page(admin, kind, extra=()):
 
 def assert_banner_after_body(body):
     assert body.count(MARKER) == 1, body[:600]
+    import re
     opening = body.index(b'<body class="app">') + len(b'<body class="app">')
-    assert body[opening:].startswith(b"<link") or body[opening:].startswith(MARKER), body[opening:opening + 80]
+    # Right after the opening tag: the banner's stylesheet link, then the banner itself.
+    assert re.match(rb'<link[^>]*banner\.css[^>]*>\s*<actas-banner', body[opening:]), body[opening:opening + 120]
     # Not inside the decoys in the head.
     assert body.index(MARKER) > body.index(b"<body class=")
     assert b"hello page" in body
@@ -196,3 +198,12 @@ def test_banner_says_when_the_session_ends_while_the_page_is_open(tmp_path):
     finally:
         proxy.stop()
         upstream.stop()
+
+
+def test_banner_assets_are_served_to_anyone(make_proxy, upstream):
+    proxy = make_proxy(config())
+    for path, kind in (("/.actas/banner.js", "text/javascript"), ("/.actas/banner.css", "text/css")):
+        response = proxy.request(request_bytes("GET", path))
+        assert response.status == 200 and response.header("content-type").startswith(kind), path
+        assert response.header("x-content-type-options") == "nosniff"
+    assert b"attachShadow" in proxy.request(request_bytes("GET", "/.actas/banner.js")).body

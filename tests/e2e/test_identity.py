@@ -219,8 +219,14 @@ def normalised(name):
     return name.lower().replace("_", "-")
 
 
-def assert_no_spoof(record, signed_in):
+def assert_no_spoof(record, signed_in, response=None):
     names = [normalised(name) for name, _ in record["headers"]]
+    # The proxy's own values, not merely one value each.
+    assert header_values(record, "X-Forwarded-For") == ["127.0.0.1"]
+    assert header_values(record, "X-Forwarded-Proto") == ["https"]
+    assert header_values(record, "X-Forwarded-Host") == ["localhost"]
+    if response is not None:
+        assert header_values(record, "X-Request-Id") == [response.header("x-request-id")]
     for name in names:
         assert not name.startswith("x-impersonat"), record["headers"]
         assert name != "x-forwarded-prefix"
@@ -239,7 +245,7 @@ def test_each_spoofed_header_is_removed_signed_in(site, name, value):
     proxy, upstream, cookie = site
     response = proxy.request(request_bytes("GET", "/spoof", [(name, value), session_header(cookie)]))
     assert response.status == 200, response
-    assert_no_spoof(last(upstream), signed_in=True)
+    assert_no_spoof(last(upstream), signed_in=True, response=response)
 
 
 @pytest.mark.parametrize("name,value", SPOOFED)
@@ -247,7 +253,7 @@ def test_each_spoofed_header_is_removed_on_a_public_path(site, name, value):
     proxy, upstream, _ = site
     response = proxy.request(request_bytes("GET", "/static/app.css", [(name, value)]))
     assert response.status == 200, response
-    assert_no_spoof(last(upstream), signed_in=False)
+    assert_no_spoof(last(upstream), signed_in=False, response=response)
 
 
 def test_all_spoofed_headers_together_twice_each_with_connection_tricks(site):
@@ -621,7 +627,7 @@ def test_users_cli_round_trip_and_errors(fresh):
     assert "s3cret" not in added.stdout + added.stderr
     shown = json.loads(run(["users", "show", "zoe", "--json", *config]).stdout)
     assert shown["groups"] == ["a", "b"] and shown["role"] == "manager" and shown["org_unit"] == "acme/x"
-    assert "password" not in json.dumps(shown).lower() or "s3cret" not in json.dumps(shown)
+    assert not {"password", "password_hash"} & set(shown) and "s3cret" not in json.dumps(shown)
     assert login(proxy, "zoe", "s3cret-pass")
 
     duplicate = subprocess_run(["users", "add", "zoe", *config])
@@ -681,3 +687,31 @@ def test_several_processes_open_a_new_store_at_once(tmp_path):
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env()) for name in "abcd"]
     results = [(p.wait(timeout=60), p.stderr.read().decode()) for p in processes]
     assert all(code == 0 for code, _ in results), results
+
+
+def test_configured_header_names_are_used_and_their_spoofs_stripped(make_proxy, upstream):
+    proxy = make_proxy({**IDENTITY_CONFIG, "headers.user": "X-Remote-User", "headers.email": "X-Remote-Email",
+                        "headers.groups": "X-Remote-Groups", "headers.assertion": "X-Remote-Jwt"})
+    import_users(proxy, [ALICE])
+    cookie = login(proxy, "alice")
+    proxy.request(request_bytes("GET", "/custom", [session_header(cookie), ("X-Remote-User", "mallory"), ("x_remote_user", "mallory"),
+                                                   ("X-Remote-Jwt", "forged"), ("X-Forwarded-User", "mallory")]))
+    record = last(upstream)
+    assert header_values(record, "X-Remote-User") == ["alice"]
+    assert header_values(record, "X-Remote-Email") == ["alice@example.com"]
+    assert header_values(record, "X-Remote-Groups") == ["sales,emea"]
+    assert len(header_values(record, "X-Remote-Jwt")) == 1 and header_values(record, "X-Remote-Jwt") != ["forged"]
+    assert header_values(record, "x_remote_user") == [] and header_values(record, "X-Forwarded-User") == []
+
+
+def test_signing_in_again_replaces_the_presented_session(fresh):
+    """Session fixation: a cookie the browser already holds is never kept at sign-in."""
+    proxy, _ = fresh
+    planted = login(proxy, "alice")
+    from conftest import post_login as form_login
+    token, login_cookie, _ = login_form(proxy)
+    response = form_login(proxy, "alice", token=token, login_cookie="",
+                          extra=[("Cookie", f"__Host-actas_login={login_cookie}; __Host-actas_session={planted}")])
+    assert response.status == 303
+    fresh_value = set_cookies(response)["__Host-actas_session"][0]
+    assert fresh_value and fresh_value != planted
