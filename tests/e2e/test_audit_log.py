@@ -300,6 +300,7 @@ def test_target_reads_their_session_audit_in_a_browser(tmp_path):
     from browser import chromium_driver, screenshot, sign_in
     from conftest import PASSWORD, free_port
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     proxy = Proxy(tmp_path, free_port(), {"demo.enabled": True, "auth.public_paths": ["/static/*"]})
     try:
@@ -316,7 +317,7 @@ def test_target_reads_their_session_audit_in_a_browser(tmp_path):
             driver.get(base + "/.actas/")
             assert "Ada Admin" in driver.find_element(By.ID, "history-title").find_element(By.XPATH, "..").text
             driver.find_element(By.LINK_TEXT, "Show audit log").click()
-            assert f"/.actas/sessions/{session}" in driver.current_url
+            WebDriverWait(driver, 10).until(lambda d: f"/.actas/sessions/{session}" in d.current_url)
             deadline = time.time() + 5
             while "/api/whoami" not in driver.page_source and time.time() < deadline:
                 time.sleep(0.3)

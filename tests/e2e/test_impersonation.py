@@ -826,7 +826,10 @@ def test_browser_flow_sign_in_find_confirm_browse_exit(tmp_path):
             driver.get(base + "/.actas/users")
             driver.find_element(By.ID, "q").send_keys("Emma")
             driver.find_element(By.CSS_SELECTOR, "form.search button").click()
-            driver.find_element(By.LINK_TEXT, "Act as Emma Employee").click()
+            # The unfiltered list already links Emma: wait for the search's own page, or the
+            # click can land on the old page as it unloads (a stale element).
+            WebDriverWait(driver, 10).until(lambda d: "q=Emma" in d.current_url)
+            WebDriverWait(driver, 10).until(EC.element_to_be_clickable((By.LINK_TEXT, "Act as Emma Employee"))).click()
             WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "reason")))
             driver.find_element(By.ID, "reason").send_keys(REASON)
             screenshot(driver, "impersonation-confirm")
