@@ -1,7 +1,8 @@
 import ActAsCore
 
 /// Turns a record into one log line: redaction, fixed key order, escaping, `prev` and `hash`.
-/// Runs on the writer thread, appending into a buffer the caller reuses.
+/// Appends into a buffer the caller reuses. The body (`writeBody`) may be encoded on the thread
+/// that made the record; `seq`, `prev` and `hash` only on the writer thread.
 public struct AuditLineEncoder: Sendable {
     public let redactor: Redactor
 
@@ -16,11 +17,35 @@ public struct AuditLineEncoder: Sendable {
     @discardableResult
     public func encode(_ record: AuditRecord, seq: UInt64, prev: AuditHash, into out: inout [UInt8]) -> AuditHash {
         let start = out.count
+        Self.writeHead(timestamp: record.timestamp, seq: seq, into: &out)
+        writeBody(record, into: &out)
+        return Self.finish(prev: prev, lineStart: start, into: &out)
+    }
+
+    /// Appends a complete line from a body `writeBody` produced earlier (see `EncodedAuditRecords`).
+    static func encode(
+        body: UnsafeRawBufferPointer, timestamp: AuditTimestamp, seq: UInt64, prev: AuditHash, into out: inout [UInt8]
+    ) -> AuditHash {
+        let start = out.count
+        writeHead(timestamp: timestamp, seq: seq, into: &out)
+        out.append(contentsOf: body)
+        return finish(prev: prev, lineStart: start, into: &out)
+    }
+
+    /// `{"ts":"…","seq":N,`: the part only the writer knows (`seq`) and what precedes it.
+    private static func writeHead(timestamp: AuditTimestamp, seq: UInt64, into out: inout [UInt8]) {
         JSONWriter.writeRaw(#"{"ts":""#, into: &out)
-        record.timestamp.write(into: &out)
+        timestamp.write(into: &out)
         JSONWriter.writeRaw(#"","seq":"#, into: &out)
         JSONWriter.writeUnsigned(seq, into: &out)
-        JSONWriter.writeRaw(#","type":""#, into: &out)
+        out.append(UInt8(ascii: ","))
+    }
+
+    /// The members from `type` to the last `extra` field, redacted and escaped: everything of a
+    /// line that does not depend on its place in the chain, so it can be encoded on the thread
+    /// that made the record.
+    public func writeBody(_ record: AuditRecord, into out: inout [UInt8]) {
+        JSONWriter.writeRaw(#""type":""#, into: &out)
         out.append(contentsOf: record.type.rawValue.utf8)
         out.append(UInt8(ascii: "\""))
 
@@ -28,9 +53,9 @@ public struct AuditLineEncoder: Sendable {
         writeText(",\"client_ip\":", record.clientIP, into: &out)
         writeText(",\"method\":", record.method, into: &out)
         writeText(",\"path\":", record.path, into: &out)
-        if let query = record.query, let value = redactor.redactQuery(query) {
+        if let query = record.query, !query.isEmpty {
             JSONWriter.writeRaw(#","query":"#, into: &out)
-            JSONWriter.writeValue(value, into: &out)
+            redactor.writeQuery(query, into: &out)
         }
         if let status = record.status {
             JSONWriter.writeRaw(#","status":"#, into: &out)
@@ -94,7 +119,10 @@ public struct AuditLineEncoder: Sendable {
             let value = redactor.isSensitiveName(field.key) ? .string(Redactor.placeholder) : scrubbed(field.value)
             JSONWriter.writeValue(value, into: &out)
         }
+    }
 
+    /// Appends `prev`, hashes the line from `lineStart` (SPEC §8), then appends `hash` and `\n`.
+    private static func finish(prev: AuditHash, lineStart start: Int, into out: inout [UInt8]) -> AuditHash {
         JSONWriter.writeRaw(#","prev":""#, into: &out)
         prev.writeHex(into: &out)
         JSONWriter.writeRaw(#""}"#, into: &out)

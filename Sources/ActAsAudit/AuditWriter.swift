@@ -146,15 +146,19 @@ public final class AuditWriter: Sendable {
     /// Otherwise it runs after the write. The completion gets the record's seq or the failure.
     @discardableResult
     public func append(_ record: AuditRecord, durable: Bool = false, completion: Completion? = nil) -> Bool {
-        queue.push(WriterQueueItem(record: record, durable: durable, completion: completion))
+        queue.push(.record(record, durable: durable, completion: completion))
     }
 
-    /// Queues several non-durable records under one lock (an event loop hands over what one
-    /// round of I/O produced). Returns how many were accepted; the rest found the queue full.
+    /// Queues non-durable records encoded elsewhere (an event loop hands over what one round of
+    /// I/O produced) under one lock. All or none: false when the queue is full or closed.
     @discardableResult
-    public func append(contentsOf records: [AuditRecord]) -> Int {
-        queue.push(contentsOf: records)
+    public func append(encoded records: EncodedAuditRecords) -> Bool {
+        if records.isEmpty { return true }
+        return queue.push(.encoded(records))
     }
+
+    /// The encoder this writer uses, for `EncodedAuditRecords`.
+    public var encoder: AuditLineEncoder { AuditLineEncoder(redactor: configuration.redactor) }
 
     /// For SIGHUP after an external logrotate moved the file: later records go to a new file at
     /// the configured path; the chain continues. Takes effect before the next batch.
@@ -175,14 +179,20 @@ public final class AuditWriter: Sendable {
     public var nextSeq: UInt64 { queue.snapshot().lastSeq + 1 }
 }
 
-/// The queue between event loops and the writer thread: a pthread mutex and condition variables.
-/// One queued record.
-struct WriterQueueItem {
-    var record: AuditRecord
-    var durable: Bool
-    var completion: AuditWriter.Completion?
+/// What the queue holds: a record, or a round's worth of records an event loop encoded.
+enum WriterQueueItem {
+    case record(AuditRecord, durable: Bool, completion: AuditWriter.Completion?)
+    case encoded(EncodedAuditRecords)
+
+    var recordCount: Int {
+        switch self {
+        case .record: return 1
+        case .encoded(let records): return records.count
+        }
+    }
 }
 
+/// The queue between event loops and the writer thread: a pthread mutex and condition variables.
 final class WriterQueue: @unchecked Sendable {
     typealias Item = WriterQueueItem
 
@@ -193,6 +203,8 @@ final class WriterQueue: @unchecked Sendable {
 
     // Guarded by `mutex`.
     private var items: [Item] = []
+    /// Records in `items` (an encoded item holds many); the capacity applies to these.
+    private var queuedRecords = 0
     private var closing = false
     private var finished = false
     private var reopenRequested = false
@@ -226,41 +238,27 @@ final class WriterQueue: @unchecked Sendable {
     }
 
     func push(_ item: Item) -> Bool {
+        let count = item.recordCount
+        var durable = false
+        if case .record(_, true, _) = item { durable = true }
         pthread_mutex_lock(mutex)
-        if closing || items.count >= capacity {
-            statistics.dropped += 1
+        // An encoded round may take the queue past `capacity` once; the next push is refused.
+        if closing || queuedRecords >= capacity {
+            statistics.dropped += UInt64(count)
             pthread_mutex_unlock(mutex)
             return false
         }
         items.append(item)
-        if item.durable { durablePending = true }
+        queuedRecords += count
+        if durable { durablePending = true }
         // Waking the writer for every record would cost a futex call and a context switch per
         // request. Only durable records (someone waits for them) and a filling queue wake it;
         // otherwise it comes by itself within `idleWait`.
-        let wake = writerSleeping && (item.durable || items.count >= Self.wakeAt)
+        let wake = writerSleeping && (durable || queuedRecords >= Self.wakeAt)
         if wake { writerSleeping = false }
         pthread_mutex_unlock(mutex)
         if wake { pthread_cond_signal(workAvailable) }
         return true
-    }
-
-    func push(contentsOf records: [AuditRecord]) -> Int {
-        pthread_mutex_lock(mutex)
-        if closing {
-            statistics.dropped += UInt64(records.count)
-            pthread_mutex_unlock(mutex)
-            return 0
-        }
-        let accepted = min(records.count, max(0, capacity - items.count))
-        for record in records.prefix(accepted) {
-            items.append(WriterQueueItem(record: record, durable: false, completion: nil))
-        }
-        statistics.dropped += UInt64(records.count - accepted)
-        let wake = writerSleeping && items.count >= Self.wakeAt
-        if wake { writerSleeping = false }
-        pthread_mutex_unlock(mutex)
-        if wake { pthread_cond_signal(workAvailable) }
-        return accepted
     }
 
     /// Queue length that wakes the writer early.
@@ -287,7 +285,7 @@ final class WriterQueue: @unchecked Sendable {
     func snapshot() -> AuditWriterStatistics {
         locked {
             var copy = statistics
-            copy.queued = items.count
+            copy.queued = queuedRecords
             return copy
         }
     }
@@ -302,7 +300,7 @@ final class WriterQueue: @unchecked Sendable {
             // Sleep until woken (durable record, full queue, reopen, close) or `idleWait`
             // passed with records waiting.
             // Otherwise records gather for up to `idleWait`: one write() per batch, not per record.
-            while !durablePending && items.count < Self.wakeAt && !closing && !reopenRequested {
+            while !durablePending && queuedRecords < Self.wakeAt && !closing && !reopenRequested {
                 writerSleeping = true
                 var deadline = timespec()
                 clock_gettime(CLOCK_REALTIME, &deadline)
@@ -318,6 +316,7 @@ final class WriterQueue: @unchecked Sendable {
             writerSleeping = false
             durablePending = false
             swap(&batch, &items)
+            queuedRecords = 0
             let reopen = reopenRequested
             reopenRequested = false
             let stopping = closing && batch.isEmpty
@@ -543,8 +542,7 @@ final class AuditFileSink: @unchecked Sendable {
         checkPathIfDue()
         if fd < 0, let error = openFile(continuingChain: true) {
             fail(error)
-            for item in batch { if let completion = item.completion { outcomes.append((completion, .failure(error))) } }
-            counters.failed += UInt64(batch.count)
+            failRemaining(batch[...], error: error, outcomes: &outcomes)
             return
         }
 
@@ -602,36 +600,54 @@ final class AuditFileSink: @unchecked Sendable {
             return error
         }
 
-        var batchError: AuditError?
-        for (position, item) in batch.enumerated() {
-            line.removeAll(keepingCapacity: true)
-            let hash = encoder.encode(item.record, seq: nextSeq, prev: prev, into: &line)
+        /// Adds the encoded line in `line` to the chunk, rotating first when it would not fit.
+        func take(hash: AuditHash, sessionID: String?, timestamp: AuditTimestamp, completion: AuditWriter.Completion?, durable: Bool)
+            -> AuditError?
+        {
             if isRegularFile && path != nil && fileSize + Int64(chunk.count) > 0
                 && fileSize + Int64(chunk.count) + Int64(line.count) > maxFileSize
             {
-                if let error = flushChunk() ?? syncAndAnswer() {
-                    batchError = error
-                } else if let error = rotate() {
-                    if fd < 0 {
-                        batchError = error
-                    } else {
-                        fail(error)  // could not rename: keep appending to the oversized file
-                    }
-                }
-                if let batchError {
-                    failRemaining(batch[position...], error: batchError, outcomes: &outcomes)
-                    break
+                if let error = flushChunk() ?? syncAndAnswer() { return error }
+                if let error = rotate() {
+                    if fd < 0 { return error }
+                    fail(error)  // could not rename: keep appending to the oversized file
                 }
             }
             chunk.append(contentsOf: line)
-            if onSessionLines != nil, let session = item.record.sessionID {
+            if onSessionLines != nil, let sessionID {
                 sessionLines.append(AuditSessionLine(
-                    sessionID: session, seq: nextSeq, timestamp: item.record.timestamp,
+                    sessionID: sessionID, seq: nextSeq, timestamp: timestamp,
                     line: String(decoding: line.dropLast(), as: UTF8.self)))
             }
-            chunkItems.append((item.completion, nextSeq, item.durable))
+            chunkItems.append((completion, nextSeq, durable))
             nextSeq += 1
             prev = hash
+            return nil
+        }
+
+        var batchError: AuditError?
+        for (position, item) in batch.enumerated() {
+            switch item {
+            case .record(let record, let durable, let completion):
+                line.removeAll(keepingCapacity: true)
+                let hash = encoder.encode(record, seq: nextSeq, prev: prev, into: &line)
+                batchError = take(hash: hash, sessionID: record.sessionID, timestamp: record.timestamp, completion: completion, durable: durable)
+                if let batchError { failRemaining(batch[position...], error: batchError, outcomes: &outcomes) }
+            case .encoded(let records):
+                var taken = 0
+                records.forEach { timestamp, sessionID, body in
+                    line.removeAll(keepingCapacity: true)
+                    let hash = AuditLineEncoder.encode(body: body, timestamp: timestamp, seq: nextSeq, prev: prev, into: &line)
+                    batchError = take(hash: hash, sessionID: sessionID, timestamp: timestamp, completion: nil, durable: false)
+                    if batchError == nil { taken += 1 }
+                    return batchError == nil
+                }
+                if let batchError {
+                    counters.failed += UInt64(records.count - taken)
+                    failRemaining(batch[(position + 1)...], error: batchError, outcomes: &outcomes)
+                }
+            }
+            if batchError != nil { break }
         }
         if batchError == nil {
             batchError = flushChunk()
@@ -657,8 +673,10 @@ final class AuditFileSink: @unchecked Sendable {
         _ items: ArraySlice<WriterQueueItem>, error: AuditError,
         outcomes: inout [(AuditWriter.Completion, Result<UInt64, AuditError>)]
     ) {
-        for item in items { if let completion = item.completion { outcomes.append((completion, .failure(error))) } }
-        counters.failed += UInt64(items.count)
+        for item in items {
+            if case .record(_, _, let completion?) = item { outcomes.append((completion, .failure(error))) }
+            counters.failed += UInt64(item.recordCount)
+        }
     }
 
     /// Reports an error: the first of a run at once, then at most every 10 seconds.

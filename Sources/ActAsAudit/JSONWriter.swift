@@ -1,5 +1,6 @@
-/// Hand-written JSON output for log lines. No Foundation: this runs once per record on the writer
-/// thread and must be cheap and byte-for-byte deterministic (the hash chain covers the bytes).
+/// Hand-written JSON output for log lines. No Foundation: this runs once per record (on an event
+/// loop or the writer thread) and must be cheap and byte-for-byte deterministic (the hash chain
+/// covers the bytes).
 enum JSONWriter {
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 

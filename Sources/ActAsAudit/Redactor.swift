@@ -299,6 +299,68 @@ public struct Redactor: Sendable {
         return Array(query.utf8).withUnsafeBufferPointer { redactForm($0) }
     }
 
+    /// Writes `redactQuery(query)` as JSON. The usual query — printable ASCII without escapes,
+    /// a few distinct names, no tokens — is written straight from its bytes; anything else takes
+    /// the general path. Both give the same bytes (a unit test holds them to it).
+    func writeQuery(_ query: String, into out: inout [UInt8]) {
+        let written = query.utf8.withContiguousStorageIfAvailable { writePlainQuery($0, into: &out) } ?? false
+        if !written, let value = redactQuery(query) { JSONWriter.writeValue(value, into: &out) }
+    }
+
+    /// False, having written nothing, when the query needs the general path.
+    func writePlainQuery(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) -> Bool {
+        let maxPairs = 16
+        return withUnsafeTemporaryAllocation(of: (name: Range<Int>, value: Range<Int>?).self, capacity: maxPairs) { pairs in
+            var count = 0
+            var pairStart = 0
+            for index in 0...bytes.count {
+                let end = index == bytes.count
+                if !end {
+                    let byte = bytes[index]
+                    // Escapes, `+`, quotes and backslashes need decoding or escaping: general path.
+                    guard byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "%") && byte != UInt8(ascii: "+")
+                        && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+                    else { return false }
+                    if byte != UInt8(ascii: "&") && byte != UInt8(ascii: ";") { continue }
+                }
+                if index > pairStart {
+                    guard count < maxPairs else { return false }
+                    let pair = pairStart..<index
+                    if let equals = bytes[pair].firstIndex(of: UInt8(ascii: "=")) {
+                        pairs[count] = (pairStart..<equals, (equals + 1)..<index)
+                    } else {
+                        pairs[count] = (pair, nil)
+                    }
+                    let name = UnsafeBufferPointer(rebasing: bytes[pairs[count].name])
+                    // A repeated name becomes an array; a token-looking name or value gets scrubbed.
+                    for earlier in 0..<count where bytes[pairs[earlier].name].elementsEqual(name) { return false }
+                    if Self.scrubTokens(bytes: name) != nil { return false }
+                    if let value = pairs[count].value, Self.scrubTokens(bytes: UnsafeBufferPointer(rebasing: bytes[value])) != nil {
+                        return false
+                    }
+                    count += 1
+                }
+                pairStart = index + 1
+            }
+            out.append(UInt8(ascii: "{"))
+            for position in 0..<count {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                let name = UnsafeBufferPointer(rebasing: bytes[pairs[position].name])
+                out.append(UInt8(ascii: "\""))
+                out.append(contentsOf: name)
+                JSONWriter.writeRaw(#"":""#, into: &out)
+                if isSensitiveName(bytes: name) {
+                    JSONWriter.writeRaw("[REDACTED]", into: &out)
+                } else if let value = pairs[position].value {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[value]))
+                }
+                out.append(UInt8(ascii: "\""))
+            }
+            out.append(UInt8(ascii: "}"))
+            return true
+        }
+    }
+
     func redactForm(_ bytes: UnsafeBufferPointer<UInt8>) -> AuditValue {
         var builder = ObjectBuilder()
         var pairStart = 0

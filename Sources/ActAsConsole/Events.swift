@@ -61,11 +61,11 @@ public final class AuditLog: AuditSink {
         }
     }
 
-    /// Queues records gathered by one event loop; reports the ones the full queue refused.
-    public func record(contentsOf records: [AuditRecord]) {
-        let accepted = writer.append(contentsOf: records)
-        if accepted < records.count {
-            report("queue full: \(records.count - accepted) request records could not be queued")
+    /// Queues the records one event loop encoded in a round; reports them if the full queue
+    /// refused them.
+    public func record(encoded records: EncodedAuditRecords) {
+        if !writer.append(encoded: records) {
+            report("queue full: \(records.count) request records could not be queued")
         }
     }
 

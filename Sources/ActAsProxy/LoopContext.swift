@@ -15,8 +15,9 @@ final class LoopContext {
     let console: Console
     let audit: AuditLog
     private var requestIDs = RequestIDGenerator()
-    /// Request records of this loop waiting to be handed to the audit writer in one go.
-    private var pendingRecords: [AuditRecord] = []
+    /// Request records of this loop, encoded, waiting to be handed to the audit writer in one go.
+    private var pendingRecords = EncodedAuditRecords()
+    private let recordEncoder: AuditLineEncoder
     private var connections: [ObjectIdentifier: DownstreamHandler] = [:]
     private(set) var draining = false
     private var sweepTask: RepeatedTask?
@@ -32,6 +33,7 @@ final class LoopContext {
         self.identity = services.identity
         self.console = services.console
         self.audit = services.audit
+        self.recordEncoder = services.audit.writer.encoder
         self.pool = UpstreamPool(eventLoop: eventLoop, settings: settings, share: poolShare, metrics: metrics)
     }
 
@@ -52,21 +54,22 @@ final class LoopContext {
     @inline(__always)
     func nextRequestID() -> RequestID { requestIDs.next() }
 
-    /// A non-durable request record: gathered here and handed over once per round of the event
-    /// loop, so the writer's lock is taken once per batch rather than per request (the loops
-    /// and the writer would otherwise contend for it on every request).
+    /// A non-durable request record: redacted and encoded here, on the loop that made it, and
+    /// handed over with the rest of this round of the event loop in one buffer, so the writer's
+    /// lock is taken once per round rather than per request and the writer only numbers,
+    /// hashes and writes.
     func log(_ record: AuditRecord) {
         if pendingRecords.isEmpty {
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             eventLoop.execute { bound.value.flushRecords() }
         }
-        pendingRecords.append(record)
+        pendingRecords.append(record, encoder: recordEncoder)
     }
 
     private func flushRecords() {
         guard !pendingRecords.isEmpty else { return }
-        audit.record(contentsOf: pendingRecords)
-        pendingRecords.removeAll(keepingCapacity: true)
+        audit.record(encoded: pendingRecords)
+        pendingRecords = EncodedAuditRecords()
     }
 
     func apply(settings: ProxySettings, poolShare: Int) {

@@ -4,8 +4,9 @@ import ActAsHTTP
 import NIOCore
 
 /// What the request log needs to know about one exchange, gathered as it goes and turned into
-/// one `request` record when it completes (SPEC §8). Plain values only: redaction, JSON and
-/// the hash chain happen on the audit writer's thread.
+/// one `request` record when it completes (SPEC §8). Plain values only: the loop encodes a
+/// plain request's record (`LoopContext.log`), the audit writer's thread an impersonated one,
+/// and the writer alone numbers and chains.
 struct ExchangeLog {
     var method: String?
     /// The path as forwarded (normalised while impersonating), without the query.

@@ -112,6 +112,33 @@ import Testing
         #expect(!line(query: "").contains("\"query\""))
     }
 
+    /// The short path for plain queries must write exactly what the general path writes, and
+    /// must hand everything it cannot do to the general path.
+    @Test func plainQueriesTakeTheShortPathWithTheSameResult() throws {
+        let plain = [
+            "page=2", "page=2&sort=date", "token=SNTLa&page=1", "Password=SNTLb", "user_api_key=SNTLc;x=1",
+            "flag", "flag&other=", "=nameless", "a=b=c", "&&a=1&&", "x[password]=SNTLd", "PASSWD=SNTLe&passwd2=SNTLf", "q=Bearer",
+            String(repeating: "n", count: 300) + "=" + String(repeating: "v", count: 300),
+        ]
+        let general = [
+            "a=1&a=2", "pass%77ord=SNTLg", "q=hello+world", "q=%41", "note=actas_SNTLhaaaaaaaaaaaaaaaaa",
+            "id=eyJhbGciOi.eyJTTlRM.SNTLi", "eyJhbGciOi.eyJTTlRM.SNTLj=1", "q=Bearer+SNTLk", "say=\"hi\"", "p=a\\b",
+            "t=tab\there", "u=caf\u{E9}", (1...17).map { "k\($0)=v" }.joined(separator: "&"), "a=1&a",
+        ]
+        for (query, short) in plain.map({ ($0, true) }) + general.map({ ($0, false) }) {
+            var fast: [UInt8] = []
+            let taken = query.utf8.withContiguousStorageIfAvailable { redactor.writePlainQuery($0, into: &fast) }
+            #expect(taken == short, "\(query)")
+            #expect(short || fast.isEmpty, "\(query)")
+            var viaWriteQuery: [UInt8] = []
+            redactor.writeQuery(query, into: &viaWriteQuery)
+            var expected: [UInt8] = []
+            JSONWriter.writeValue(try #require(redactor.redactQuery(query)), into: &expected)
+            #expect(String(decoding: viaWriteQuery, as: UTF8.self) == String(decoding: expected, as: UTF8.self), "\(query)")
+            #expect(!String(decoding: viaWriteQuery, as: UTF8.self).contains("SNTL"), "\(query)")
+        }
+    }
+
     @Test func manyRepeatedNamesStayLinear() {
         let query = Array(repeating: "a=1", count: 20_000).joined(separator: "&")
         let clock = ContinuousClock()

@@ -123,6 +123,79 @@ import Testing
         #expect(!writer.append(sampleRequest(6)))  // closed
     }
 
+    /// An event loop's round of records, encoded where they were made, takes its place in the
+    /// one chain in queue order, across rotations, byte for byte as if the writer had encoded it.
+    @Test func encodedRoundsJoinTheChainInQueueOrder() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("audit.jsonl")
+        let copies = Collected<AuditSessionLine>()
+        let writer = try AuditWriter(configuration: AuditWriterConfiguration(
+            destination: .file(path), redactor: defaultRedactor, maxFileSize: 4096,
+            onSessionLines: { lines in for line in lines { copies.add(line) } }))
+        var expected: [AuditRecord] = []
+        for round in 0..<20 {
+            var encoded = EncodedAuditRecords()
+            for index in 0..<5 {
+                var record = sampleRequest(round * 10 + index)
+                record.query = "page=\(round)&token=SNTL\(index)"
+                if index == 2 { record.sessionID = "imp_\(round)" }
+                encoded.append(record, encoder: writer.encoder)
+                expected.append(record)
+            }
+            #expect(encoded.count == 5)
+            #expect(writer.append(encoded: encoded))
+            let single = sampleRequest(round * 10 + 9)
+            #expect(writer.append(single))
+            expected.append(single)
+        }
+        #expect(writer.append(encoded: EncodedAuditRecords()))  // nothing to do
+        writer.close()
+        let files = AuditFiles.chainOrder(for: path)
+        #expect(files.count > 2)
+        let lines = files.flatMap(readLines)
+        #expect(lines.count == expected.count)
+        #expect(AuditVerifier.verify(files: files) == .ok(records: expected.count, lastSeq: UInt64(expected.count), anchorSeq: nil))
+        var prev = AuditHash.genesis
+        for (index, line) in lines.enumerated() {
+            // The same bytes the writer produces from the record itself.
+            var reference: [UInt8] = []
+            prev = AuditLineEncoder(redactor: defaultRedactor).encode(expected[index], seq: UInt64(index + 1), prev: prev, into: &reference)
+            #expect(line + "\n" == String(decoding: reference, as: UTF8.self))
+            #expect(!line.contains("SNTL"))
+        }
+        // Records of a session are copied for the store, also from encoded rounds.
+        #expect(copies.wait(for: 20))
+        let copied = copies.values
+        #expect(copied.map(\.sessionID) == (0..<20).map { "imp_\($0)" })
+        for copy in copied { #expect(lines[Int(copy.seq) - 1] == copy.line) }
+        #expect(writer.statistics.written == UInt64(expected.count))
+    }
+
+    @Test func encodedRoundsCountAgainstTheQueueCapacity() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("audit.jsonl")
+        let writer = try makeWriter(path, queueCapacity: 4)
+        let release = DispatchSemaphore(value: 0)
+        let entered = DispatchSemaphore(value: 0)
+        #expect(writer.append(sampleRequest(0)) { _ in
+            entered.signal()
+            release.wait()
+        })
+        #expect(entered.wait(timeout: .now() + 10) == .success)
+        var round = EncodedAuditRecords()
+        for index in 1...3 { round.append(sampleRequest(index), encoder: writer.encoder) }
+        #expect(writer.append(encoded: round))
+        #expect(writer.statistics.queued == 3)
+        #expect(writer.append(sampleRequest(4)))
+        // Full: a round is refused whole and counted as dropped, record by record.
+        #expect(!writer.append(encoded: round))
+        #expect(writer.statistics.dropped == 3)
+        release.signal()
+        writer.close()
+        #expect(seqs(path) == [1, 2, 3, 4, 5])
+        #expect(!writer.append(encoded: round))  // closed
+    }
+
     @Test func rotationKeepsSeqAndChain() throws {
         let directory = TemporaryDirectory()
         let path = directory.file("audit.jsonl")

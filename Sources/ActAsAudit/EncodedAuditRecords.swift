@@ -1,0 +1,50 @@
+/// Records encoded on the thread that made them, up to the part only the writer can add (`seq`,
+/// `prev`, `hash`). An event loop encodes its request records as they complete and hands the
+/// writer one of these per round: the loop's strings die on the loop, the writer gets one
+/// buffer instead of a record per request, and it only numbers, hashes and writes.
+public struct EncodedAuditRecords: Sendable {
+    /// Plain values only, so the array is freed without visiting its elements.
+    struct Entry: Sendable {
+        var timestamp: AuditTimestamp
+        /// Where the record's body ends in `bytes` (it starts where the previous one ended).
+        var end: Int
+        /// Index into `sessionIDs` for records of an impersonation session (the store keeps a
+        /// copy of those lines), else -1.
+        var session: Int
+    }
+
+    private(set) var bytes: [UInt8] = []
+    private(set) var entries: [Entry] = []
+    private var sessionIDs: [String] = []
+
+    public init() {}
+
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// Redacts and encodes the record's body now, with the encoder the writer would use.
+    public mutating func append(_ record: AuditRecord, encoder: AuditLineEncoder) {
+        if bytes.capacity == 0 { bytes.reserveCapacity(4096) }
+        encoder.writeBody(record, into: &bytes)
+        var session = -1
+        if let sessionID = record.sessionID {
+            session = sessionIDs.count
+            sessionIDs.append(sessionID)
+        }
+        entries.append(Entry(timestamp: record.timestamp, end: bytes.count, session: session))
+    }
+
+    /// Calls `body` with each record's timestamp, session and encoded body, in order.
+    func forEach(_ body: (AuditTimestamp, String?, UnsafeRawBufferPointer) -> Bool) {
+        bytes.withUnsafeBytes { all in
+            var start = 0
+            for entry in entries {
+                let sessionID = entry.session >= 0 ? sessionIDs[entry.session] : nil
+                guard body(entry.timestamp, sessionID, UnsafeRawBufferPointer(rebasing: all[start..<entry.end])) else {
+                    return
+                }
+                start = entry.end
+            }
+        }
+    }
+}
