@@ -130,6 +130,14 @@ public struct Redactor: Sendable {
 
     /// nil when nothing was found.
     static func scrubTokens(bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        // Every token form needs one of these bytes (a JWT its dots, a bearer credential its
+        // blank, an API token its underscore); most logged text has none and is done in one pass.
+        var mayHoldToken = false
+        for byte in bytes where byte == UInt8(ascii: ".") || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "_") || byte == 0x09 {
+            mayHoldToken = true
+            break
+        }
+        if !mayHoldToken { return nil }
         var spans: [Range<Int>] = []
         var index = 0
         let count = bytes.count
