@@ -307,7 +307,8 @@ public struct Redactor: Sendable {
         return Array(query.utf8).withUnsafeBufferPointer { redactForm($0) }
     }
 
-    /// Writes `redactQuery(query)` as JSON. The usual query — printable ASCII without escapes,
+    /// Writes `redactQuery(query)` of a non-empty query as JSON (an empty query is left out of
+    /// the line, not written as `{}`). The usual query — printable ASCII without escapes,
     /// a few distinct names, no tokens — is written straight from its bytes; anything else takes
     /// the general path. Both give the same bytes (a unit test holds them to it).
     func writeQuery(_ query: String, into out: inout [UInt8]) {

@@ -59,6 +59,12 @@ final class LoopContext {
     /// lock is taken once per round rather than per request and the writer only numbers,
     /// hashes and writes.
     func log(_ record: AuditRecord) {
+        if record.requestHeaders != nil || record.requestBody != nil {
+            // An impersonated exchange cut short: redacting its headers and body (JSON, gzip)
+            // is the writer thread's work, not the loop's.
+            audit.record(record)
+            return
+        }
         if pendingRecords.isEmpty {
             let bound = NIOLoopBound(self, eventLoop: eventLoop)
             eventLoop.execute { bound.value.flushRecords() }

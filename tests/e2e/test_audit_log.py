@@ -296,6 +296,29 @@ def test_session_audit_in_the_console_for_target_actor_and_auditor_only(acting):
     assert page.status == 200 and b"/secret-report" in page.body and b"hunter2" not in page.body
 
 
+def test_impersonated_request_cut_short_by_the_client_is_still_logged_redacted_and_copied(acting):
+    """The client leaves mid-response: the record (with its redacted headers) is written from the
+    writer thread, chained like any other, and the target can read it."""
+    proxy, upstream, admin, session = acting
+    sock = proxy.connect()
+    sock.sendall(request_bytes("GET", "/big?bytes=200000000&token=S3NT1NEL90",
+                               [session_header(admin.cookie), ("Authorization", "Bearer S3NT1NEL91"), ("X-Note", "visible")]))
+    sock.settimeout(5)
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    sock.close()
+    wait_for(lambda: any(r.get("path") == "/big" for r in records(proxy)), timeout=5, what="the record of the cut request")
+    record = [r for r in records(proxy) if r.get("path") == "/big"][0]
+    assert record["session_id"] == session and record["impersonator"] == "admin" and record["user"] == "emp"
+    assert record["detail"] == "the client closed the connection" and record["bytes_out"] < 200_000_000
+    assert record["query"] == {"bytes": "200000000", "token": "[REDACTED]"}
+    assert record["request_headers"]["authorization"] == "[REDACTED]" and record["request_headers"]["x-note"] == "visible"
+    assert "S3NT1NEL9" not in "\n".join(log_lines(proxy))
+    verify_chain(log_lines(proxy))
+    emp = Admin(proxy, "emp")
+    wait_for(lambda: any(e.get("path") == "/big" for e in emp.api("GET", f"/.actas/api/v1/sessions/{session}/events")[1]["events"]),
+             timeout=5, what="the store copy")
+
+
 def test_target_reads_their_session_audit_in_a_browser(tmp_path):
     from browser import chromium_driver, screenshot, sign_in
     from conftest import PASSWORD, free_port
