@@ -134,15 +134,15 @@ public enum Banner {
         return out
     }
 
-    /// Time left as the banner shows it: `MM:SS`, or `H:MM:SS` from an hour on. Rounded up, so
-    /// `00:00` means over.
+    /// Time left as the banner shows it, `MM:SS` as SPEC §7 writes it: whole minutes (at least
+    /// two digits, beyond 59 for an hour or more: `90:00`), then seconds. Rounded up, so `00:00`
+    /// means over.
     public static func remainingText(_ seconds: TimeInterval) -> String {
         let total = wholeSeconds(seconds)
-        let hours = total / 3600
-        let minutes = total % 3600 / 60
+        let minutes = total / 60
         let secs = total % 60
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return hours > 0 ? "\(hours):\(two(minutes)):\(two(secs))" : "\(two(minutes)):\(two(secs))"
+        return "\(two(minutes)):\(two(secs))"
     }
 
     /// Seconds rounded up, clamped to `minimum...10^9` (NaN counts as `minimum`).
@@ -351,9 +351,7 @@ public enum Banner {
           function two(n) { return (n < 10 ? '0' : '') + n; }
           function fmt(ms) {
             var s = Math.max(0, Math.ceil(ms / 1000));
-            var h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60);
-            s = s % 60;
-            return h > 0 ? h + ':' + two(m) + ':' + two(s) : two(m) + ':' + two(s);
+            return two(Math.floor(s / 60)) + ':' + two(s % 60);
           }
           function show(el, on) {
             if (!el) { return; }

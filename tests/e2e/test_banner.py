@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conftest import Proxy, free_port, import_users, read_response, request_bytes, run, session_header
-from test_impersonation import Admin, config, setup_site
+from test_impersonation import Admin, config, parse_time, setup_site
 
 MARKER = b"<actas-banner"
 
@@ -52,6 +52,13 @@ def test_banner_on_html_pages(acting, kind):
     assert response.status == 200
     assert_banner_after_body(response.body)
     assert "You are acting as Emma Employee (emp)" in visible_text(response.body)
+    # SPEC §7: "You are acting as NAME (username) — MM:SS left — Exit"; minutes go past 59.
+    import re
+    shown = re.search(r"You are acting as Emma Employee \(emp\) \u2014 (\d{2,}):(\d{2}) left", visible_text(response.body))
+    assert shown, visible_text(response.body)
+    expires = admin.api("GET", "/.actas/api/v1/me")[1]["impersonation"]["expires_at"]
+    left = int(shown.group(1)) * 60 + int(shown.group(2))
+    assert abs((parse_time(expires) - time.time()) - left) < 5, (left, expires)
     assert response.header("content-length") is None and response.header("transfer-encoding") == "chunked"
     assert response.header("etag") is None and response.header("accept-ranges") is None
     assert response.header("cache-control") == "no-store"
