@@ -173,7 +173,7 @@ public final class Console: Sendable {
         }
         let field = request.formValue("csrf_token") ?? ""
         let cookie = request.cookie(ActAsCookies.login) ?? ""
-        guard sameOrigin(request), !cookie.isEmpty, constantTimeEquals(Array(field.utf8), Array(cookie.utf8)) else {
+        guard signInOriginAllowed(request), !cookie.isEmpty, constantTimeEquals(Array(field.utf8), Array(cookie.utf8)) else {
             return problem(request, status: 403, code: "csrf",
                            message: "The sign-in form expired or came from another site. Reload the page and sign in again.")
         }
@@ -256,6 +256,17 @@ public final class Console: Sendable {
             return origin == "https://\(host)" || origin == "https://\(host):443" || "\(origin):443" == "https://\(host)"
         }
         return request.header("sec-fetch-site")?.lowercased() == "same-origin"
+    }
+
+    /// The sign-in form's own rule (SPEC §4: it "carries its own CSRF token"). Browsers send
+    /// `Origin` or `Sec-Fetch-Site` with every form POST, so a browser's request must show it is
+    /// same-origin, exactly as for cookie-authenticated changes. A client that sends neither is a
+    /// script (curl, an HTTP library), not a browser a third-party page could drive: it signs in
+    /// with the form's token and its `__Host-`, `SameSite=Strict` cookie alone, which no other
+    /// site can read or set.
+    func signInOriginAllowed(_ request: ConsoleRequest) -> Bool {
+        if request.header("origin") == nil && request.header("sec-fetch-site") == nil { return true }
+        return sameOrigin(request)
     }
 
     func csrfRefused(_ request: ConsoleRequest) -> ConsoleResponse {

@@ -171,11 +171,28 @@ struct ConsoleTests {
 
     // MARK: login POST
 
-    @Test func loginWithoutOriginOrFetchMetadataIsRefused() async throws {
+    /// A script (no `Origin`, no `Sec-Fetch-Site`: no browser) signs in with the form's token and
+    /// cookie, and without them it does not.
+    @Test func scriptsWithoutOriginOrFetchMetadataSignInWithTheFormTokenOnly() async throws {
         try await Harness.with { h in
             let response = try await h.postLogin(username: "alice", password: "pw-alice", origin: nil)
+            #expect(response.status == 303)
+            #expect(response.sessionCookieValue != nil)
+            let noToken = await h.send("POST", "/.actas/login", headers: [("content-type", "application/x-www-form-urlencoded")],
+                                       body: "username=alice&password=pw-alice")
+            #expect(noToken.status == 403)
+            #expect(noToken.errorCode == "csrf")
+            #expect(noToken.sessionCookieValue == nil)
+            let wrongToken = try await h.postLogin(username: "alice", password: "pw-alice", token: Secrets.csrfToken(), origin: nil)
+            #expect(wrongToken.status == 403)
+            #expect(wrongToken.sessionCookieValue == nil)
+        }
+    }
+
+    @Test func aNullOriginIsNotAScript() async throws {
+        try await Harness.with { h in
+            let response = try await h.postLogin(username: "alice", password: "pw-alice", origin: "null")
             #expect(response.status == 403)
-            #expect(response.errorCode == "csrf")
             #expect(response.sessionCookieValue == nil)
         }
     }

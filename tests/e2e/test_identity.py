@@ -429,7 +429,8 @@ def test_login_form_carries_rd_in_a_hidden_field(fresh):
     assert b'name="rd" value="/"' in page.body
 
 
-@pytest.mark.parametrize("case", ["no_token", "wrong_token", "no_login_cookie", "no_origin", "cross_origin", "null_origin"])
+@pytest.mark.parametrize("case", ["no_token", "wrong_token", "no_login_cookie", "cross_origin", "null_origin",
+                                  "no_origin_wrong_token", "no_origin_no_login_cookie", "cross_site_fetch"])
 def test_login_csrf(fresh, case):
     proxy, _ = fresh
     token, cookie, _ = login_form(proxy)
@@ -440,8 +441,12 @@ def test_login_csrf(fresh, case):
         kwargs["token"] = "x" * 43
     elif case == "no_login_cookie":
         kwargs["login_cookie"] = ""
-    elif case == "no_origin":
-        kwargs["origin"] = None
+    elif case == "no_origin_wrong_token":
+        kwargs.update(origin=None, token="x" * 43)
+    elif case == "no_origin_no_login_cookie":
+        kwargs.update(origin=None, login_cookie="")
+    elif case == "cross_site_fetch":
+        kwargs.update(origin=None, extra=[("Sec-Fetch-Site", "cross-site")])
     elif case == "cross_origin":
         kwargs["origin"] = "https://evil.example"
     elif case == "null_origin":
@@ -449,6 +454,14 @@ def test_login_csrf(fresh, case):
     response = post_login(proxy, "alice", **kwargs)
     assert response.status == 403, response
     assert "__Host-actas_session" not in set_cookies(response)
+
+
+def test_a_script_signs_in_with_the_form_token_and_no_origin(fresh):
+    """No Origin and no Sec-Fetch-Site: not a browser. The form's token and cookie are enough."""
+    proxy, _ = fresh
+    token, cookie, _ = login_form(proxy)
+    response = post_login(proxy, "alice", token=token, login_cookie=cookie, origin=None)
+    assert response.status == 303 and "__Host-actas_session" in set_cookies(response)
 
 
 def test_login_with_sec_fetch_site_instead_of_origin(fresh):
