@@ -136,9 +136,13 @@ struct ConfigBuilder {
     let origins: [String: ValueOrigin]
     var issues: [ConfigIssue] = []
     var warnings: [String] = []
+    /// Keys whose own value was refused earlier (their default stands in): rules across keys
+    /// that involve one of them stay quiet rather than judge a value nobody wrote.
+    let alreadyReported: Set<String>
 
-    init(file: String, values: [String: ConfigValue], origins: [String: ValueOrigin]) {
+    init(file: String, values: [String: ConfigValue], origins: [String: ValueOrigin], alreadyReported: Set<String> = []) {
         self.file = file
+        self.alreadyReported = alreadyReported
         var withDefaults = values
         for spec in ConfigSchema.keys where withDefaults[spec.fullName] == nil {
             withDefaults[spec.fullName] = spec.defaultValue
@@ -150,6 +154,12 @@ struct ConfigBuilder {
     var directory: String {
         let absolute = URL(fileURLWithPath: file).standardizedFileURL
         return absolute.deletingLastPathComponent().path
+    }
+
+    /// A rule across keys: reported at `key`, unless one of the keys involved was refused already.
+    mutating func fail(_ key: String, _ message: String, involving others: String...) {
+        if alreadyReported.contains(key) || others.contains(where: alreadyReported.contains) { return }
+        fail(key, message)
     }
 
     mutating func fail(_ key: String, _ message: String) {
@@ -252,7 +262,7 @@ struct ConfigBuilder {
             h2MaxConcurrentStreams: int("limits.h2_max_concurrent_streams")
         )
         if limits.maxRequestLine > limits.maxHeaderBytes {
-            fail("limits.max_request_line", "must not exceed limits.max_header_bytes")
+            fail("limits.max_request_line", "must not exceed limits.max_header_bytes", involving: "limits.max_header_bytes")
         }
 
         // store
@@ -286,12 +296,12 @@ struct ConfigBuilder {
         let order = list("roles.order")
         for key in ["roles.impersonators", "roles.scoped", "roles.auditors"] {
             for role in list(key) where !order.contains(role) {
-                fail(key, "role \"\(role)\" is not in roles.order")
+                fail(key, "role \"\(role)\" is not in roles.order", involving: "roles.order")
             }
         }
         if Set(order).count != order.count { fail("roles.order", "roles must be unique") }
         if duration("impersonation.default_duration").milliseconds > duration("impersonation.max_duration").milliseconds {
-            fail("impersonation.default_duration", "must not exceed impersonation.max_duration")
+            fail("impersonation.default_duration", "must not exceed impersonation.max_duration", involving: "impersonation.max_duration")
         }
         for key in ["headers.user", "headers.email", "headers.groups", "headers.assertion"] {
             let name = string(key)
@@ -323,7 +333,8 @@ struct ConfigBuilder {
             assertionAudience: string("headers.assertion_audience"))
         let headerNames = [headers.user, headers.email, headers.groups, headers.assertion].map { $0.lowercased() }
         if Set(headerNames).count != headerNames.count {
-            fail("headers.user", "headers.user, email, groups and assertion must be four different names")
+            fail("headers.user", "headers.user, email, groups and assertion must be four different names",
+                 involving: "headers.email", "headers.groups", "headers.assertion")
         }
         for key in ["headers.assertion_issuer", "headers.assertion_audience"] where string(key).contains(where: { $0.isNewline }) {
             fail(key, "must be a single line")
@@ -346,7 +357,7 @@ struct ConfigBuilder {
 
         let demo = ActAsConfig.Demo(enabled: bool("demo.enabled"))
         if demo.enabled, let upstream, !SocketAddressSpec(host: upstream.host, port: upstream.port).isLoopback {
-            fail("demo.enabled", "the demo app listens on upstream.url, which must then be a loopback address")
+            fail("demo.enabled", "the demo app listens on upstream.url, which must then be a loopback address", involving: "upstream.url")
         }
 
         guard issues.isEmpty, let upstream, let store else { return nil }

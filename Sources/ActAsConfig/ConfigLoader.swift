@@ -93,11 +93,13 @@ public struct ConfigLoader {
             warnings.append("environment variable \(name) matches no configuration key; ignored")
         }
 
-        guard issues.isEmpty else { return .failure(ConfigErrors(issues: issues)) }
-
-        var builder = ConfigBuilder(file: path, values: values, origins: origins)
+        // The typed rules run even after key problems, so `check` reports every problem at once;
+        // a key already reported (its value was dropped, so its default stood in) is not
+        // reported again for what the default implies.
+        let reported = Set(issues.map(\.key))
+        var builder = ConfigBuilder(file: path, values: values, origins: origins, alreadyReported: reported)
         let config = builder.build()
-        issues += builder.issues
+        issues += builder.issues.filter { !reported.contains($0.key) }
         guard issues.isEmpty, let config else { return .failure(ConfigErrors(issues: issues)) }
         return .success(Loaded(config: config, warnings: warnings + builder.warnings))
     }

@@ -132,6 +132,22 @@ struct ConfigTests {
         #expect(found.contains("/etc/actas/proxy.conf:10: limits.header_timeout: duration must be at least 1s"))
         #expect(found.contains { $0.hasPrefix("/etc/actas/proxy.conf:11: limits.max_body: ") })
         #expect(found.contains("/etc/actas/proxy.conf:13: bogus: unknown section"))
+        // The typed rules are checked alongside the key problems (SPEC §2: every problem at once).
+        #expect(found.contains("/etc/actas/proxy.conf:5: upstream.url: must be an http:// URL, e.g. \"http://127.0.0.1:9000\""))
+        #expect(found.count == 6)
+    }
+
+    @Test func aKeyReportedOnceIsNotReportedAgainForItsDefault() {
+        // The bad max_duration is dropped and its default (8h) stands in; the default_duration rule
+        // would then complain about a value the user never wrote.
+        let text = """
+            [impersonation]
+            max_duration = "forever"
+            default_duration = "12h"
+            """
+        let found = issues(text)
+        #expect(found.count == 1)
+        #expect(found.first?.hasPrefix("/etc/actas/proxy.conf:2: impersonation.max_duration: ") == true)
     }
 
     @Test func crossKeyErrorsAreReportedAtTheirLine() {

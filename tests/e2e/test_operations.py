@@ -75,10 +75,12 @@ def test_admin_endpoints(proxy):
 
 def test_check_names_file_line_and_key(tmp_path):
     config = tmp_path / "broken.conf"
-    config.write_text('[listen]\nhttps = "127.0.0.1:8443"\n\n[upstream]\nurl = "http://127.0.0.1:9000"\nresponse_timout = "5s"\n')
+    config.write_text('[listen]\nhttps = "127.0.0.1:8443"\n\n[upstream]\nurl = "ftp://127.0.0.1:9000"\nresponse_timout = "5s"\n')
     result = run(["check", "--config", str(config)], check=False)
     assert result.returncode == 2
+    # Every problem at once: the unknown key and the rule on a value's meaning.
     assert f"{config}:6: upstream.response_timout: unknown key" in result.stderr
+    assert f"{config}:5: upstream.url: must be an http:// URL" in result.stderr
     serve = subprocess.run([str(ACTAS), "serve", "--config", str(config)], capture_output=True, text=True, env=clean_env(), timeout=30)
     assert serve.returncode == 2
     assert f"{config}:6: upstream.response_timout" in serve.stderr
