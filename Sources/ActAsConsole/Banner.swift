@@ -104,13 +104,14 @@ public enum Banner {
         out += " data-warn=\"\(wholeSeconds(info.warnBeforeEnd))\" data-extend=\"\(wholeSeconds(info.extendBy))\""
         out += style(.host) + ">"
         out += "<actas-label\(style(.label))>\(who)</actas-label>"
-        if info.mode == .readOnly {
-            out += " <actas-mode\(style(.mode))>read-only</actas-mode>"
-        }
         out += " <actas-sep aria-hidden=\"true\"\(style(.sep))>&#x2014;</actas-sep>"
         out += " <actas-time role=\"timer\" aria-live=\"off\"\(style(.time))>\(remainingText(left)) left</actas-time>"
         out += " <actas-sep aria-hidden=\"true\"\(style(.sep))>&#x2014;</actas-sep> "
         out += form(action: exitAction, part: "exit", csrf: info.csrfToken, rd: rd, duration: nil, label: "Exit", style: style)
+        // After Exit, so the sentence SPEC §7 quotes reads the same in both modes.
+        if info.mode == .readOnly {
+            out += " <actas-mode\(style(.mode))>read-only</actas-mode>"
+        }
         if offerExtend {
             let duration = "\(wholeSeconds(info.now.timeIntervalSince(info.startedAt) + info.extendBy, minimum: 1))s"
             out += " " + form(action: extendAction, part: "extend", csrf: info.csrfToken, rd: rd, duration: duration, label: "Extend", style: style)

@@ -159,7 +159,7 @@ struct BannerTests {
 
     @Test func readOnlyIsShownOnlyWhenItIs() {
         let readOnly = Banner.html(info(mode: .readOnly, left: 65))
-        #expect(visibleText(readOnly) == "You are acting as Alice Example (alice) read-only \u{2014} 01:05 left \u{2014} Exit")
+        #expect(visibleText(readOnly) == "You are acting as Alice Example (alice) \u{2014} 01:05 left \u{2014} Exit read-only")
         #expect(readOnly.contains("data-mode=\"read-only\""))
         let readWrite = Banner.html(info(mode: .readWrite, left: 65))
         #expect(!readWrite.contains("read-only"))
