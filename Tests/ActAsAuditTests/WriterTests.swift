@@ -24,6 +24,19 @@ import Testing
         return results.values.compactMap { try? $0.get() }
     }
 
+    /// Appends record 0 and keeps the writer thread inside its completion until the returned
+    /// semaphore is signalled: everything appended meanwhile waits in the queue.
+    func holdWriterThread(_ writer: AuditWriter) -> DispatchSemaphore {
+        let release = DispatchSemaphore(value: 0)
+        let entered = DispatchSemaphore(value: 0)
+        #expect(writer.append(sampleRequest(0)) { _ in
+            entered.signal()
+            release.wait()
+        })
+        #expect(entered.wait(timeout: .now() + 10) == .success)
+        return release
+    }
+
     func seqs(_ path: String) -> [UInt64] {
         readLines(path).compactMap { AuditLogEntry(line: $0)?.seq }
     }
@@ -67,13 +80,7 @@ import Testing
         let path = directory.file("audit.jsonl")
         let writer = try makeWriter(path)
         // Hold the writer thread so every durable record below is queued when it wakes up.
-        let release = DispatchSemaphore(value: 0)
-        let entered = DispatchSemaphore(value: 0)
-        #expect(writer.append(sampleRequest(0)) { _ in
-            entered.signal()
-            release.wait()
-        })
-        #expect(entered.wait(timeout: .now() + 10) == .success)
+        let release = holdWriterThread(writer)
         let observed = Collected<Bool>()
         let count = 300
         DispatchQueue.concurrentPerform(iterations: 6) { thread in
@@ -102,13 +109,7 @@ import Testing
         let path = directory.file("audit.jsonl")
         let writer = try makeWriter(path, queueCapacity: 4)
         // Hold the writer thread inside a completion so the queue cannot drain.
-        let release = DispatchSemaphore(value: 0)
-        let entered = DispatchSemaphore(value: 0)
-        #expect(writer.append(sampleRequest(0)) { _ in
-            entered.signal()
-            release.wait()
-        })
-        #expect(entered.wait(timeout: .now() + 10) == .success)
+        let release = holdWriterThread(writer)
         for index in 1...4 { #expect(writer.append(sampleRequest(index))) }
         let clock = ContinuousClock()
         var refused = false
@@ -175,13 +176,7 @@ import Testing
         let directory = TemporaryDirectory()
         let path = directory.file("audit.jsonl")
         let writer = try makeWriter(path, queueCapacity: 4)
-        let release = DispatchSemaphore(value: 0)
-        let entered = DispatchSemaphore(value: 0)
-        #expect(writer.append(sampleRequest(0)) { _ in
-            entered.signal()
-            release.wait()
-        })
-        #expect(entered.wait(timeout: .now() + 10) == .success)
+        let release = holdWriterThread(writer)
         var round = EncodedAuditRecords()
         for index in 1...3 { round.append(sampleRequest(index), encoder: writer.encoder) }
         #expect(writer.append(encoded: round))

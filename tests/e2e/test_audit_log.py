@@ -128,7 +128,7 @@ def test_secrets_never_reach_the_log_stdout_stderr_or_store(acting):
     assert by_path["/j"]["request_body"]["user"]["name"] == "Jane"
     # Every impersonated record is in the store copy, identical to the log line.
     session_lines = [line for line in lines if json.loads(line).get("session_id") == session]
-    assert stored.splitlines() == session_lines
+    assert stored.splitlines() == session_lines, f"exit status {proxy.process.returncode}; the proxy's stderr ended with:\n{stderr[-3000:]}"
 
 
 INJECTIONS = ["\r\nX-Evil: 1", "\x1b[31mred\x1b[0m", "\u2028{\"type\":\"login\"}", "\u202eevil", "\x00nul", "\\\"},{\"forged\":true"]
