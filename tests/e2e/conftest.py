@@ -23,6 +23,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def complete_lines(path):
+    """The lines of a log another process is appending to, without a last line it is still
+    writing (a reader can see part of a write)."""
+    text = path.read_text() if path.exists() else ""
+    return text[:text.rfind("\n") + 1].splitlines()
+
+
 def wait_for(predicate, timeout=15.0, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -9,7 +9,7 @@ import urllib.parse
 import pytest
 
 from conftest import (
-    ORIGIN, Proxy, Upstream, header_values, import_users, login, me, read_response, request_bytes, run,
+    ORIGIN, Proxy, complete_lines, Upstream, header_values, import_users, login, me, read_response, request_bytes, run,
     session_header, wait_for,
 )
 
@@ -102,8 +102,7 @@ def users_api(proxy, cookie, q=""):
 
 
 def audit(proxy):
-    path = proxy.dir / "logs" / "audit.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [json.loads(line) for line in complete_lines(proxy.dir / "logs" / "audit.jsonl")]
 
 
 def events(proxy, kind):
