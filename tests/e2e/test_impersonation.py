@@ -480,6 +480,17 @@ def end_event(proxy, session_id):
     return [e for e in events(proxy, "impersonation_ended") if e.get("session_id") == session_id][0]
 
 
+def assert_next_navigation_shows_the_end(proxy, admin, session, path, sentence):
+    """SPEC §7: the next page load after an end is sent to the ended page, which says why, and
+    nothing of it reaches the upstream."""
+    before = len(Upstream_records(proxy))
+    navigation = admin.browse(path)
+    assert navigation.status == 303 and navigation.header("location") == f"/.actas/ended?id={session}"
+    page = admin.browse(navigation.header("location"))
+    assert page.status == 200 and sentence.encode() in page.body
+    assert len(Upstream_records(proxy)) == before
+
+
 def test_end_by_exit_goes_straight_back(fresh):
     proxy = fresh()
     upstream_port = proxy.upstream_port
@@ -524,12 +535,7 @@ def test_end_by_consent_revocation(fresh):
     emp = Admin(proxy, "emp")
     response, _ = emp.api("DELETE", "/.actas/api/v1/consent")
     assert response.status == 200
-    before = len(Upstream_records(proxy))
-    navigation = admin.browse("/after-revocation")
-    assert navigation.status == 303 and navigation.header("location") == f"/.actas/ended?id={session}"
-    page = admin.browse(navigation.header("location"))
-    assert page.status == 200 and b"The user revoked their consent." in page.body
-    assert len(Upstream_records(proxy)) == before
+    assert_next_navigation_shows_the_end(proxy, admin, session, "/after-revocation", "The user revoked their consent.")
     assert end_event(proxy, session)["end_reason"] == "consent_revoked"
 
 
@@ -588,12 +594,7 @@ def test_end_by_operator_with_notice_page(fresh):
     assert session in listed
     run(["sessions", "end", session, "--config", str(proxy.config_path)])
     assert end_event(proxy, session)["end_reason"] == "ended_by_operator"
-    before = len(Upstream_records(proxy))
-    navigation = admin.browse("/next")
-    assert navigation.status == 303 and navigation.header("location") == f"/.actas/ended?id={session}"
-    page = admin.browse(navigation.header("location"))
-    assert page.status == 200 and b"An operator ended the session." in page.body
-    assert len(Upstream_records(proxy)) == before
+    assert_next_navigation_shows_the_end(proxy, admin, session, "/next", "An operator ended the session.")
     admin.fetch("/as-admin")
     assert header_values(Upstream_records(proxy)[-1], "X-Forwarded-User") == ["admin"]
     assert session not in run(["sessions", "list", "--active", "--config", str(proxy.config_path)]).stdout
