@@ -209,6 +209,8 @@ final class WriterQueue: @unchecked Sendable {
     private var finished = false
     private var reopenRequested = false
     private var writerSleeping = false
+    /// The writer waits without a deadline because the queue was empty.
+    private var writerIdle = false
     /// A durable record is queued: the writer must not wait for more.
     private var durablePending = false
     var statistics = AuditWriterStatistics()
@@ -252,19 +254,24 @@ final class WriterQueue: @unchecked Sendable {
         queuedRecords += count
         if durable { durablePending = true }
         // Waking the writer for every record would cost a futex call and a context switch per
-        // request. Only durable records (someone waits for them) and a filling queue wake it;
-        // otherwise it comes by itself within `idleWait`.
-        let wake = writerSleeping && (durable || queuedRecords >= Self.wakeAt)
-        if wake { writerSleeping = false }
+        // request. Only the first records into an empty queue (it then gathers for `idleWait`),
+        // durable records (someone waits for them) and a filling queue wake it.
+        let wake = writerSleeping && (writerIdle || durable || queuedRecords >= Self.wakeAt)
+        if wake {
+            writerSleeping = false
+            writerIdle = false
+        }
         pthread_mutex_unlock(mutex)
         if wake { pthread_cond_signal(workAvailable) }
         return true
     }
 
     /// Queue length that wakes the writer early.
-    static let wakeAt = 256
-    /// How long a sleeping writer leaves non-durable records waiting (nanoseconds).
-    static let idleWait: Int = 2_000_000
+    static let wakeAt = 1024
+    /// How long non-durable records gather before the writer takes them (nanoseconds). Each
+    /// wake-up costs a futex call and a context switch: profiled under load, at 2 ms the
+    /// writer's wake-ups came to about 0.8 µs per request, at 10 ms to about 0.2.
+    static let idleWait: Int = 10_000_000
 
     func requestReopen() {
         locked { reopenRequested = true }
@@ -290,6 +297,15 @@ final class WriterQueue: @unchecked Sendable {
         }
     }
 
+    private static func deadline(after nanoseconds: Int) -> timespec {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        deadline.tv_nsec += nanoseconds
+        deadline.tv_sec += deadline.tv_nsec / 1_000_000_000
+        deadline.tv_nsec %= 1_000_000_000
+        return deadline
+    }
+
     /// The writer thread.
     func run(sink: AuditFileSink) {
         var batch: [Item] = []
@@ -297,23 +313,23 @@ final class WriterQueue: @unchecked Sendable {
         var outcomes: [(AuditWriter.Completion, Result<UInt64, AuditError>)] = []
         while true {
             pthread_mutex_lock(mutex)
-            // Sleep until woken (durable record, full queue, reopen, close) or `idleWait`
-            // passed with records waiting.
-            // Otherwise records gather for up to `idleWait`: one write() per batch, not per record.
+            // Sleep until woken (durable record, full queue, reopen, close) or until records
+            // have gathered for `idleWait`: one write() per batch, not per record. With nothing
+            // queued there is no deadline: an idle server's writer does not wake at all.
+            var deadline: timespec?
             while !durablePending && queuedRecords < Self.wakeAt && !closing && !reopenRequested {
                 writerSleeping = true
-                var deadline = timespec()
-                clock_gettime(CLOCK_REALTIME, &deadline)
-                deadline.tv_nsec += Self.idleWait
-                if deadline.tv_nsec >= 1_000_000_000 {
-                    deadline.tv_sec += 1
-                    deadline.tv_nsec -= 1_000_000_000
+                if items.isEmpty {
+                    writerIdle = true
+                    pthread_cond_wait(workAvailable, mutex)
+                    deadline = nil
+                    continue
                 }
-                if pthread_cond_timedwait(workAvailable, mutex, &deadline) == ETIMEDOUT, !items.isEmpty {
-                    break
-                }
+                if deadline == nil { deadline = Self.deadline(after: Self.idleWait) }
+                if pthread_cond_timedwait(workAvailable, mutex, &deadline!) == ETIMEDOUT { break }
             }
             writerSleeping = false
+            writerIdle = false
             durablePending = false
             swap(&batch, &items)
             queuedRecords = 0
