@@ -121,6 +121,48 @@ public struct AuditLineEncoder: Sendable {
         }
     }
 
+    /// Writes exactly what `writeBody` writes for `AuditRecord(request: fields, …)` without
+    /// headers or body, without building that record: the event loop's short path for plain
+    /// requests. A unit test holds the two to the same bytes.
+    public func writeRequestBody(
+        _ fields: AuditRequestFields, requestID: RequestID, clientIP: String, status: Int, durationNanoseconds: Int64,
+        detail: String?, into out: inout [UInt8]
+    ) {
+        // The request id is 32 hex digits of our own: nothing to scrub or escape.
+        JSONWriter.writeRaw(#""type":"request","request_id":""#, into: &out)
+        requestID.write(into: &out)
+        out.append(UInt8(ascii: "\""))
+        writeText(",\"client_ip\":", clientIP, into: &out)
+        writeText(",\"method\":", fields.method, into: &out)
+        writeText(",\"path\":", fields.path, into: &out)
+        if let query = fields.query, !query.isEmpty {
+            JSONWriter.writeRaw(#","query":"#, into: &out)
+            redactor.writeQuery(query, into: &out)
+        }
+        JSONWriter.writeRaw(#","status":"#, into: &out)
+        JSONWriter.writeInteger(status, into: &out)
+        JSONWriter.writeRaw(#","duration_ms":"#, into: &out)
+        JSONWriter.writeMilliseconds(nanoseconds: durationNanoseconds, into: &out)
+        if let upstream = fields.upstreamNanoseconds {
+            JSONWriter.writeRaw(#","upstream_ms":"#, into: &out)
+            JSONWriter.writeMilliseconds(nanoseconds: upstream, into: &out)
+        }
+        JSONWriter.writeRaw(#","bytes_in":"#, into: &out)
+        JSONWriter.writeInteger(fields.bytesIn, into: &out)
+        JSONWriter.writeRaw(#","bytes_out":"#, into: &out)
+        JSONWriter.writeInteger(fields.bytesOut, into: &out)
+        writeText(",\"user\":", fields.user, into: &out)
+        writeText(",\"impersonator\":", fields.impersonator, into: &out)
+        writeText(",\"session_id\":", fields.sessionID, into: &out)
+        if let mode = fields.mode {
+            JSONWriter.writeRaw(#","mode":""#, into: &out)
+            out.append(contentsOf: mode.rawValue.utf8)
+            out.append(UInt8(ascii: "\""))
+        }
+        writeText(",\"client_request_id\":", fields.clientRequestID, into: &out)
+        writeText(",\"detail\":", detail, into: &out)
+    }
+
     /// Appends `prev`, hashes the line from `lineStart` (SPEC §8), then appends `hash` and `\n`.
     private static func finish(prev: AuditHash, lineStart start: Int, into out: inout [UInt8]) -> AuditHash {
         JSONWriter.writeRaw(#","prev":""#, into: &out)

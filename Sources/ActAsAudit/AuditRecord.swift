@@ -65,8 +65,33 @@ public struct AuditField: Sendable, Equatable {
     }
 }
 
-/// One record of the request log, filled on the event loop (plain stored values, no encoding
-/// there); the writer redacts, encodes, numbers and chains it.
+/// What the proxy gathers about one exchange for its `request` record, as it goes (SPEC §8).
+/// A plain request's record is encoded from these directly on the event loop
+/// (`EncodedAuditRecords.appendRequest`), without an `AuditRecord`.
+public struct AuditRequestFields: Sendable {
+    public var method: String?
+    /// The path as forwarded (normalised while impersonating), without the query.
+    public var path: String?
+    /// The raw query, without `?`; logged when not empty.
+    public var query: String?
+    public var upstreamNanoseconds: Int64?
+    public var bytesIn: Int64 = 0
+    public var bytesOut: Int64 = 0
+    public var user: String?
+    public var impersonator: String?
+    public var sessionID: String?
+    public var mode: ImpersonationMode?
+    public var clientRequestID: String?
+
+    public init(method: String? = nil, path: String? = nil, query: String? = nil) {
+        self.method = method
+        self.path = path
+        self.query = query
+    }
+}
+
+/// One record of the request log: an event, or an impersonated request with its captured
+/// headers and body (plain stored values); the writer redacts, encodes, numbers and chains it.
 ///
 /// Fields left nil are omitted from the line (never written as `null`): a login has no `status`,
 /// a request of a signed-out visitor has no `user`. Key order is fixed (SPEC §8): `ts`, `seq`,
@@ -169,6 +194,21 @@ public struct AuditRecord: Sendable {
         self.expiresAt = expiresAt
         self.detail = detail
         self.extra = extra
+    }
+
+    /// A `request` record from what the proxy gathered; `headers` and `body` only while impersonating.
+    public init(
+        request fields: AuditRequestFields, timestamp: AuditTimestamp = .now(), requestID: RequestID, clientIP: String,
+        status: Int, durationNanoseconds: Int64, detail: String?, headers: [AuditHeader]? = nil,
+        body: AuditCapturedBody? = nil
+    ) {
+        self.init(
+            type: .request, timestamp: timestamp, requestID: requestID.string, clientIP: clientIP, method: fields.method,
+            path: fields.path, query: fields.query?.isEmpty == false ? fields.query : nil, status: status,
+            durationNanoseconds: durationNanoseconds, upstreamNanoseconds: fields.upstreamNanoseconds,
+            bytesIn: fields.bytesIn, bytesOut: fields.bytesOut, user: fields.user, impersonator: fields.impersonator,
+            sessionID: fields.sessionID, mode: fields.mode, requestHeaders: headers, requestBody: body,
+            clientRequestID: fields.clientRequestID, detail: detail)
     }
 
     /// Every key a record can have, in the order they are written.

@@ -1,3 +1,5 @@
+import ActAsCore
+
 /// Records encoded on the thread that made them, up to the part only the writer can add (`seq`,
 /// `prev`, `hash`). An event loop encodes its request records as they complete and hands the
 /// writer one of these per round: the loop's strings die on the loop, the writer gets one
@@ -24,14 +26,36 @@ public struct EncodedAuditRecords: Sendable {
 
     /// Redacts and encodes the record's body now, with the encoder the writer would use.
     public mutating func append(_ record: AuditRecord, encoder: AuditLineEncoder) {
-        if bytes.capacity == 0 { bytes.reserveCapacity(4096) }
+        reserveOnFirstUse()
         encoder.writeBody(record, into: &bytes)
+        endRecord(timestamp: record.timestamp, sessionID: record.sessionID)
+    }
+
+    /// The same for a plain request's record, encoded from its fields (see
+    /// `AuditLineEncoder.writeRequestBody`); the line is that of `AuditRecord(request:…)`.
+    public mutating func appendRequest(
+        _ fields: AuditRequestFields, timestamp: AuditTimestamp, requestID: RequestID, clientIP: String, status: Int,
+        durationNanoseconds: Int64, detail: String? = nil, encoder: AuditLineEncoder
+    ) {
+        reserveOnFirstUse()
+        encoder.writeRequestBody(
+            fields, requestID: requestID, clientIP: clientIP, status: status, durationNanoseconds: durationNanoseconds,
+            detail: detail, into: &bytes)
+        endRecord(timestamp: timestamp, sessionID: fields.sessionID)
+    }
+
+    @inline(__always)
+    private mutating func reserveOnFirstUse() {
+        if bytes.capacity == 0 { bytes.reserveCapacity(4096) }
+    }
+
+    private mutating func endRecord(timestamp: AuditTimestamp, sessionID: String?) {
         var session = -1
-        if let sessionID = record.sessionID {
+        if let sessionID {
             session = sessionIDs.count
             sessionIDs.append(sessionID)
         }
-        entries.append(Entry(timestamp: record.timestamp, end: bytes.count, session: session))
+        entries.append(Entry(timestamp: timestamp, end: bytes.count, session: session))
     }
 
     /// Calls `body` with each record's timestamp, session and encoded body, in order.

@@ -188,9 +188,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         if var log = exchangeLog, inFlight {
             // The client left before the exchange completed: logged, with nginx's 499.
             exchangeLog = nil
-            log.upstreamNanoseconds = log.upstreamStarted.map { (NIODeadline.now() - $0).nanoseconds }
-            loop.log(log.record(requestID: requestID, clientIP: clientIPText, status: responseStatus == 0 ? 499 : responseStatus,
-                                         duration: (NIODeadline.now() - requestStart).nanoseconds, detail: "the client closed the connection"))
+            log.fields.upstreamNanoseconds = log.upstreamStarted.map { (NIODeadline.now() - $0).nanoseconds }
+            loop.log(log, requestID: requestID, clientIP: clientIPText, status: responseStatus == 0 ? 499 : responseStatus,
+                     duration: (NIODeadline.now() - requestStart).nanoseconds, detail: "the client closed the connection")
         }
         let wasExchange = state == .exchange || state == .tunnel || state == .console
         state = .closed
@@ -424,9 +424,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             return
         }
         let target = RequestTarget(head: head, override: facts.targetOverride)
-        exchangeLog?.path = target.path
-        exchangeLog?.query = target.queryIfAny
-        if let range = credentials.clientRequestID { exchangeLog?.clientRequestID = head.block.string(range) }
+        exchangeLog?.fields.path = target.path
+        exchangeLog?.fields.query = target.queryIfAny
+        if let range = credentials.clientRequestID { exchangeLog?.fields.clientRequestID = head.block.string(range) }
         let now = Date()
         let identity: IdentityResult
         do {
@@ -436,9 +436,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                       close: false, extraHeaders: "WWW-Authenticate: Bearer realm=\"actas\", error=\"invalid_token\"\r\n")
             return
         }
-        exchangeLog?.user = identity?.memo.forwarded.user.username
+        exchangeLog?.fields.user = identity?.memo.forwarded.user.username
         if target.isConsole {
-            exchangeLog?.user = identity?.memo.principal.user.username  // the console never acts as the target
+            exchangeLog?.fields.user = identity?.memo.principal.user.username  // the console never acts as the target
             startConsole(head, target: target, identity: identity)
             return
         }
@@ -541,13 +541,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     ) -> Bool {
         if exchangeLog == nil {
             exchangeLog = ExchangeLog(method: head.methodString, path: target.path, query: target.queryIfAny)
-            exchangeLog?.clientRequestID = head.block.first("x-request-id")
+            exchangeLog?.fields.clientRequestID = head.block.first("x-request-id")
         }
         // Logged as the administrator acting as the target, durably, with headers and body.
-        exchangeLog?.user = principal.target?.username
-        exchangeLog?.impersonator = principal.user.username
-        exchangeLog?.sessionID = session.id
-        exchangeLog?.mode = session.mode
+        exchangeLog?.fields.user = principal.target?.username
+        exchangeLog?.fields.impersonator = principal.user.username
+        exchangeLog?.fields.sessionID = session.id
+        exchangeLog?.fields.mode = session.mode
         exchangeLog?.headers = head.block.pairs.map { AuditHeader($0.0, $0.1) }
         if !requestBodyIsEmpty {
             // Types the redactor cannot parse are not kept at all: only their size and type.
@@ -570,7 +570,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             break
         }
         let pathString = String(decoding: path, as: UTF8.self)
-        exchangeLog?.path = pathString
+        exchangeLog?.fields.path = pathString
         guard loop.audit.isHealthy else {
             sendError(status: 503, code: "audit_unavailable",
                       message: "The request log cannot be written, so requests made while acting as another user are refused.", close: false)
@@ -733,7 +733,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     private func dispatchConsole() {
         guard let head = consoleHead else { return }
-        exchangeLog?.bytesIn = Int64(consoleBody.count)
+        exchangeLog?.fields.bytesIn = Int64(consoleBody.count)
         let request = ConsoleRequest(
             method: head.method, path: head.path, query: head.query, headers: head.headers, body: consoleBody,
             clientIP: String(decoding: clientAddress, as: UTF8.self), requestID: requestID.string,
@@ -773,7 +773,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         if closeAfterResponse { pendingOut.writeStaticString("Connection: close\r\n") }
         pendingOut.writeStaticString("\r\n")
         if requestMethod != .head { pendingOut.writeBytes(response.body) }
-        exchangeLog?.bytesOut = Int64(response.body.count)
+        exchangeLog?.fields.bytesOut = Int64(response.body.count)
         completeExchange()
     }
 
@@ -1104,8 +1104,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         releaseSessionActivity()  // the request was answered; the tunnel is cut at the end instead
         if let log = exchangeLog {
             exchangeLog = nil
-            loop.log(log.record(requestID: requestID, clientIP: clientIPText, status: 101,
-                                         duration: (NIODeadline.now() - requestStart).nanoseconds))
+            loop.log(log, requestID: requestID, clientIP: clientIPText, status: 101,
+                     duration: (NIODeadline.now() - requestStart).nanoseconds)
         }
         responseStatus = 101
         responseStarted = true
@@ -1157,7 +1157,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     private func emitFramed(_ slice: ByteBuffer) {
-        exchangeLog?.bytesOut += Int64(slice.readableBytes)
+        exchangeLog?.fields.bytesOut += Int64(slice.readableBytes)
         if downstreamFraming == .chunked {
             ChunkedEncoding.writeChunkHeader(slice.readableBytes, into: &pendingOut)
             emit(slice)
@@ -1193,7 +1193,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     private func finishResponse() {
         responseBody = .done
-        if let started = exchangeLog?.upstreamStarted { exchangeLog?.upstreamNanoseconds = (NIODeadline.now() - started).nanoseconds }
+        if let started = exchangeLog?.upstreamStarted { exchangeLog?.fields.upstreamNanoseconds = (NIODeadline.now() - started).nanoseconds }
         // Give the connection back before the last write: that write can synchronously
         // deliver the next pipelined request, which may want a connection at once.
         if let upstream {
@@ -1236,13 +1236,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         responseCookieJar = nil
         if let log = exchangeLog {
             exchangeLog = nil
-            let record = log.record(requestID: requestID, clientIP: clientIPText, status: responseStatus,
-                                    duration: (NIODeadline.now() - requestStart).nanoseconds)
+            let duration = (NIODeadline.now() - requestStart).nanoseconds
             if log.durable {
-                holdUntilLogged(record)
+                holdUntilLogged(log.record(requestID: requestID, clientIP: clientIPText, status: responseStatus, duration: duration))
                 return
             }
-            loop.log(record)
+            loop.log(log, requestID: requestID, clientIP: clientIPText, status: responseStatus, duration: duration)
         }
         finishExchange()
     }

@@ -1,4 +1,5 @@
 import ActAsConsole
+import ActAsCore
 import NIOCore
 
 /// Answers the proxy gives itself (refusals, upstream failures). JSON for programs, a short

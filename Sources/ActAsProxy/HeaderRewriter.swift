@@ -1,3 +1,4 @@
+import ActAsCore
 import ActAsHTTP
 import Foundation
 import NIOCore

@@ -8,15 +8,7 @@ import NIOCore
 /// plain request's record (`LoopContext.log`), the audit writer's thread an impersonated one,
 /// and the writer alone numbers and chains.
 struct ExchangeLog {
-    var method: String?
-    /// The path as forwarded (normalised while impersonating), without the query.
-    var path: String?
-    var query: String?
-    var clientRequestID: String?
-    var user: String?
-    var impersonator: String?
-    var sessionID: String?
-    var mode: ImpersonationMode?
+    var fields: AuditRequestFields
     /// While impersonating: the request's headers and the first `body_capture_bytes` of its
     /// body (redacted by the writer), and the record must be durable before the response ends.
     var headers: [AuditHeader]?
@@ -24,16 +16,20 @@ struct ExchangeLog {
     var captureLimit = 0
     var contentType: String?
     var contentEncoding: String?
-    var bytesIn: Int64 = 0
-    var bytesOut: Int64 = 0
     var upstreamStarted: NIODeadline?
-    var upstreamNanoseconds: Int64?
 
-    var durable: Bool { sessionID != nil }
+    init(method: String, path: String? = nil, query: String? = nil) {
+        fields = AuditRequestFields(method: method, path: path, query: query)
+    }
+
+    var durable: Bool { fields.sessionID != nil }
+
+    /// What the writer thread must redact (headers, a body): an impersonated exchange.
+    var hasCapture: Bool { headers != nil || capture != nil }
 
     /// Counts request body bytes, keeping the first `captureLimit` of them while impersonating.
     mutating func requestBody(_ slice: ByteBuffer) {
-        bytesIn += Int64(slice.readableBytes)
+        fields.bytesIn += Int64(slice.readableBytes)
         guard var capture, capture.readableBytes < captureLimit else { return }
         self.capture = nil  // keep the buffer uniquely referenced while it grows
         let take = min(slice.readableBytes, captureLimit - capture.readableBytes)
@@ -44,13 +40,10 @@ struct ExchangeLog {
 
     func record(requestID: RequestID, clientIP: String, status: Int, duration: Int64, detail: String? = nil) -> AuditRecord {
         AuditRecord(
-            type: .request, requestID: requestID.string, clientIP: clientIP, method: method, path: path,
-            query: query?.isEmpty == false ? query : nil, status: status, durationNanoseconds: duration,
-            upstreamNanoseconds: upstreamNanoseconds, bytesIn: bytesIn, bytesOut: bytesOut, user: user,
-            impersonator: impersonator, sessionID: sessionID, mode: mode, requestHeaders: headers,
-            requestBody: capture.flatMap { $0.readableBytes > 0 || bytesIn > 0 ? AuditCapturedBody(
-                bytes: $0, totalBytes: bytesIn, contentType: contentType, contentEncoding: contentEncoding) : nil },
-            clientRequestID: clientRequestID, detail: detail)
+            request: fields, requestID: requestID, clientIP: clientIP, status: status, durationNanoseconds: duration,
+            detail: detail, headers: headers,
+            body: capture.flatMap { $0.readableBytes > 0 || fields.bytesIn > 0 ? AuditCapturedBody(
+                bytes: $0, totalBytes: fields.bytesIn, contentType: contentType, contentEncoding: contentEncoding) : nil })
     }
 
     /// Body types the redactor can parse; other bodies are only counted.

@@ -163,4 +163,58 @@ import Testing
         ])
         #expect(value.jsonText == #"{"a":[-1,1.5e3,"NaN",true,null],"b\u000a":"c\u2028"}"#)
     }
+
+    /// The event loop encodes plain requests from their fields (`writeRequestBody`), the writer
+    /// every other record from an `AuditRecord`: the two must give the same bytes, whatever the
+    /// fields hold (absent ones, secrets, tokens, escapes, non-ASCII).
+    @Test func requestFieldsEncodeExactlyAsTheRecordWould() {
+        let texts: [String?] = [
+            nil, "", "GET", "/api/items/7", "/a b/\u{1B}[31m\u{2028}\"q\"", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+            "Bearer abc.def", "actas_0123456789abcdef0123456789abcdef", "Zoë ☃", "\u{202E}gnp.exe",
+        ]
+        let queries: [String?] = [nil, "", "a=1&b=two", "token=S3NT1NEL&page=2", "pass%2577ord=x&a=%E2%80%A8", "a&&=&b"]
+        let encoder = AuditLineEncoder(redactor: defaultRedactor)
+        var generator = SystemRandomNumberGenerator()
+        for trial in 0..<2_000 {
+            var fields = AuditRequestFields(
+                method: texts.randomElement(using: &generator)!, path: texts.randomElement(using: &generator)!,
+                query: queries.randomElement(using: &generator)!)
+            fields.upstreamNanoseconds = Bool.random(using: &generator) ? nil : Int64.random(in: 0...10_000_000_000, using: &generator)
+            fields.bytesIn = Int64.random(in: 0...(1 << 40), using: &generator)
+            fields.bytesOut = Int64.random(in: 0...(1 << 40), using: &generator)
+            fields.user = texts.randomElement(using: &generator)!
+            fields.impersonator = texts.randomElement(using: &generator)!
+            fields.sessionID = Bool.random(using: &generator) ? nil : "imp_\(trial)"
+            fields.mode = [nil, .readOnly, .readWrite].randomElement(using: &generator)!
+            fields.clientRequestID = texts.randomElement(using: &generator)!
+            let requestID = RequestID(high: .random(in: .min ... .max, using: &generator), low: UInt64(trial))
+            let clientIP = ["192.0.2.10", "2001:db8::1", "fe80::1%eth0"].randomElement(using: &generator)!
+            let status = [200, 101, 499, 503].randomElement(using: &generator)!
+            let duration = Int64.random(in: 0...100_000_000_000, using: &generator)
+            let detail = texts.randomElement(using: &generator)!
+
+            var direct: [UInt8] = []
+            encoder.writeRequestBody(
+                fields, requestID: requestID, clientIP: clientIP, status: status, durationNanoseconds: duration,
+                detail: detail, into: &direct)
+            var viaRecord: [UInt8] = []
+            encoder.writeBody(
+                AuditRecord(
+                    request: fields, requestID: requestID, clientIP: clientIP, status: status,
+                    durationNanoseconds: duration, detail: detail),
+                into: &viaRecord)
+            #expect(direct == viaRecord, "\(fields) \(String(decoding: viaRecord, as: UTF8.self))")
+            if direct != viaRecord { return }
+        }
+    }
+
+    @Test func requestIDIsThirtyTwoHexDigits() {
+        let id = RequestID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210)
+        #expect(id.string == "0123456789abcdeffedcba9876543210")
+        var bytes: [UInt8] = [UInt8(ascii: "<")]
+        id.write(into: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == "<0123456789abcdeffedcba9876543210")
+        #expect(RequestID(high: 0, low: 1).string == "00000000000000000000000000000001")
+    }
+
 }

@@ -1,0 +1,45 @@
+/// The proxy's id for one exchange (`X-Request-Id`, the log's `request_id`): 128 bits, written
+/// as 32 lower-case hex digits.
+public struct RequestID: Sendable, Equatable {
+    public var high: UInt64
+    public var low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    public static let hexLength = 32
+
+    public var string: String {
+        String(unsafeUninitializedCapacity: Self.hexLength) { out in
+            writeHex(into: UnsafeMutableRawBufferPointer(out))
+            return Self.hexLength
+        }
+    }
+
+    /// Appends the 32 hex digits.
+    public func write(into out: inout [UInt8]) {
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: Self.hexLength))
+        out.withUnsafeMutableBytes { writeHex(into: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
+    }
+
+    /// Writes the 32 hex digits, `high` then `low`, into the first 32 bytes of `out`.
+    public func writeHex(into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count >= Self.hexLength)
+        let digits: StaticString = "0123456789abcdef"
+        digits.withUTF8Buffer { digits in
+            var value = high
+            for i in stride(from: 15, through: 0, by: -1) {
+                out[i] = digits[Int(value & 0xF)]
+                value >>= 4
+            }
+            value = low
+            for i in stride(from: 31, through: 16, by: -1) {
+                out[i] = digits[Int(value & 0xF)]
+                value >>= 4
+            }
+        }
+    }
+}
