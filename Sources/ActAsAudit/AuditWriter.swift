@@ -131,8 +131,10 @@ public final class AuditWriter: Sendable {
         let queue = WriterQueue(capacity: configuration.queueCapacity)
         queue.statistics.lastSeq = sink.nextSeq - 1
         self.queue = queue
-        let thread = Thread { queue.run(sink: sink) }
-        thread.name = "actas-audit-writer"
+        let thread = Thread {
+            FileIO.nameCurrentThread("actas-audit")
+            queue.run(sink: sink)
+        }
         thread.start()
     }
 

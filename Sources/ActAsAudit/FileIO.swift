@@ -155,6 +155,19 @@ enum FileIO {
         buffer.removeSubrange(filled...)
         return buffer
     }
+
+    /// Names the calling thread for `top -H`, `ps -L` and `perf` (Linux: at most 15 bytes).
+    /// Foundation's `Thread.name` does not reach the kernel on Linux, and `pthread_setname_np`
+    /// is not visible to Swift there; `/proc/thread-self/comm` is the same setting.
+    static func nameCurrentThread(_ name: String) {
+        #if os(Linux)
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        #endif
+    }
 }
 
 extension FileIO.Status {
