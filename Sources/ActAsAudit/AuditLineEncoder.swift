@@ -50,41 +50,12 @@ public struct AuditLineEncoder: Sendable {
         out.append(UInt8(ascii: "\""))
 
         writeText(",\"request_id\":", record.requestID, into: &out)
-        writeText(",\"client_ip\":", record.clientIP, into: &out)
-        writeText(",\"method\":", record.method, into: &out)
-        writeText(",\"path\":", record.path, into: &out)
-        if let query = record.query, !query.isEmpty {
-            JSONWriter.writeRaw(#","query":"#, into: &out)
-            redactor.writeQuery(query, into: &out)
-        }
-        if let status = record.status {
-            JSONWriter.writeRaw(#","status":"#, into: &out)
-            JSONWriter.writeInteger(status, into: &out)
-        }
-        if let duration = record.durationNanoseconds {
-            JSONWriter.writeRaw(#","duration_ms":"#, into: &out)
-            JSONWriter.writeMilliseconds(nanoseconds: duration, into: &out)
-        }
-        if let upstream = record.upstreamNanoseconds {
-            JSONWriter.writeRaw(#","upstream_ms":"#, into: &out)
-            JSONWriter.writeMilliseconds(nanoseconds: upstream, into: &out)
-        }
-        if let bytesIn = record.bytesIn {
-            JSONWriter.writeRaw(#","bytes_in":"#, into: &out)
-            JSONWriter.writeInteger(bytesIn, into: &out)
-        }
-        if let bytesOut = record.bytesOut {
-            JSONWriter.writeRaw(#","bytes_out":"#, into: &out)
-            JSONWriter.writeInteger(bytesOut, into: &out)
-        }
-        writeText(",\"user\":", record.user, into: &out)
-        writeText(",\"impersonator\":", record.impersonator, into: &out)
-        writeText(",\"session_id\":", record.sessionID, into: &out)
-        if let mode = record.mode {
-            JSONWriter.writeRaw(#","mode":""#, into: &out)
-            out.append(contentsOf: mode.rawValue.utf8)
-            out.append(UInt8(ascii: "\""))
-        }
+        writeRequestMembers(
+            clientIP: record.clientIP, method: record.method, path: record.path, query: record.query,
+            status: record.status, durationNanoseconds: record.durationNanoseconds,
+            upstreamNanoseconds: record.upstreamNanoseconds, bytesIn: record.bytesIn, bytesOut: record.bytesOut,
+            user: record.user, impersonator: record.impersonator, sessionID: record.sessionID, mode: record.mode,
+            into: &out)
         if let headers = record.requestHeaders {
             JSONWriter.writeRaw(#","request_headers":"#, into: &out)
             JSONWriter.writeValue(redactor.redactHeaders(headers), into: &out)
@@ -132,35 +103,58 @@ public struct AuditLineEncoder: Sendable {
         JSONWriter.writeRaw(#""type":"request","request_id":""#, into: &out)
         requestID.write(into: &out)
         out.append(UInt8(ascii: "\""))
+        writeRequestMembers(
+            clientIP: clientIP, method: fields.method, path: fields.path, query: fields.query, status: status,
+            durationNanoseconds: durationNanoseconds, upstreamNanoseconds: fields.upstreamNanoseconds,
+            bytesIn: fields.bytesIn, bytesOut: fields.bytesOut, user: fields.user, impersonator: fields.impersonator,
+            sessionID: fields.sessionID, mode: fields.mode, into: &out)
+        // A plain request has no headers, body, or event members between these.
+        writeText(",\"client_request_id\":", fields.clientRequestID, into: &out)
+        writeText(",\"detail\":", detail, into: &out)
+    }
+
+    /// The members from `client_ip` to `mode`, shared by both ways of encoding a request.
+    @inline(__always)
+    private func writeRequestMembers(
+        clientIP: String?, method: String?, path: String?, query: String?, status: Int?, durationNanoseconds: Int64?,
+        upstreamNanoseconds: Int64?, bytesIn: Int64?, bytesOut: Int64?, user: String?, impersonator: String?,
+        sessionID: String?, mode: ImpersonationMode?, into out: inout [UInt8]
+    ) {
         writeText(",\"client_ip\":", clientIP, into: &out)
-        writeText(",\"method\":", fields.method, into: &out)
-        writeText(",\"path\":", fields.path, into: &out)
-        if let query = fields.query, !query.isEmpty {
+        writeText(",\"method\":", method, into: &out)
+        writeText(",\"path\":", path, into: &out)
+        if let query, !query.isEmpty {
             JSONWriter.writeRaw(#","query":"#, into: &out)
             redactor.writeQuery(query, into: &out)
         }
-        JSONWriter.writeRaw(#","status":"#, into: &out)
-        JSONWriter.writeInteger(status, into: &out)
-        JSONWriter.writeRaw(#","duration_ms":"#, into: &out)
-        JSONWriter.writeMilliseconds(nanoseconds: durationNanoseconds, into: &out)
-        if let upstream = fields.upstreamNanoseconds {
-            JSONWriter.writeRaw(#","upstream_ms":"#, into: &out)
-            JSONWriter.writeMilliseconds(nanoseconds: upstream, into: &out)
+        if let status {
+            JSONWriter.writeRaw(#","status":"#, into: &out)
+            JSONWriter.writeInteger(status, into: &out)
         }
-        JSONWriter.writeRaw(#","bytes_in":"#, into: &out)
-        JSONWriter.writeInteger(fields.bytesIn, into: &out)
-        JSONWriter.writeRaw(#","bytes_out":"#, into: &out)
-        JSONWriter.writeInteger(fields.bytesOut, into: &out)
-        writeText(",\"user\":", fields.user, into: &out)
-        writeText(",\"impersonator\":", fields.impersonator, into: &out)
-        writeText(",\"session_id\":", fields.sessionID, into: &out)
-        if let mode = fields.mode {
+        if let durationNanoseconds {
+            JSONWriter.writeRaw(#","duration_ms":"#, into: &out)
+            JSONWriter.writeMilliseconds(nanoseconds: durationNanoseconds, into: &out)
+        }
+        if let upstreamNanoseconds {
+            JSONWriter.writeRaw(#","upstream_ms":"#, into: &out)
+            JSONWriter.writeMilliseconds(nanoseconds: upstreamNanoseconds, into: &out)
+        }
+        if let bytesIn {
+            JSONWriter.writeRaw(#","bytes_in":"#, into: &out)
+            JSONWriter.writeInteger(bytesIn, into: &out)
+        }
+        if let bytesOut {
+            JSONWriter.writeRaw(#","bytes_out":"#, into: &out)
+            JSONWriter.writeInteger(bytesOut, into: &out)
+        }
+        writeText(",\"user\":", user, into: &out)
+        writeText(",\"impersonator\":", impersonator, into: &out)
+        writeText(",\"session_id\":", sessionID, into: &out)
+        if let mode {
             JSONWriter.writeRaw(#","mode":""#, into: &out)
             out.append(contentsOf: mode.rawValue.utf8)
             out.append(UInt8(ascii: "\""))
         }
-        writeText(",\"client_request_id\":", fields.clientRequestID, into: &out)
-        writeText(",\"detail\":", detail, into: &out)
     }
 
     /// Appends `prev`, hashes the line from `lineStart` (SPEC §8), then appends `hash` and `\n`.
