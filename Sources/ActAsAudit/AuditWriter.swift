@@ -213,8 +213,9 @@ final class WriterQueue: @unchecked Sendable {
     private var writerSleeping = false
     /// The writer waits without a deadline because the queue was empty.
     private var writerIdle = false
-    /// A durable record is queued: the writer must not wait for more.
-    private var durablePending = false
+    /// A single record is queued (an event, an impersonated request): the writer must not wait
+    /// for more.
+    private var urgentPending = false
     var statistics = AuditWriterStatistics()
 
     init(capacity: Int) {
@@ -243,8 +244,11 @@ final class WriterQueue: @unchecked Sendable {
 
     func push(_ item: Item) -> Bool {
         let count = item.recordCount
-        var durable = false
-        if case .record(_, true, _) = item { durable = true }
+        // Single records are events (sign-ins, impersonation starting and ending, refusals) and
+        // impersonated requests: few, and someone may look for them at once (an impersonated
+        // request's response waits for its fsync). Plain requests come as encoded rounds.
+        var urgent = false
+        if case .record = item { urgent = true }
         pthread_mutex_lock(mutex)
         // An encoded round may take the queue past `capacity` once; the next push is refused.
         if closing || queuedRecords >= capacity {
@@ -254,11 +258,11 @@ final class WriterQueue: @unchecked Sendable {
         }
         items.append(item)
         queuedRecords += count
-        if durable { durablePending = true }
-        // Waking the writer for every record would cost a futex call and a context switch per
-        // request. Only the first records into an empty queue (it then gathers for `idleWait`),
-        // durable records (someone waits for them) and a filling queue wake it.
-        let wake = writerSleeping && (writerIdle || durable || queuedRecords >= Self.wakeAt)
+        if urgent { urgentPending = true }
+        // Waking the writer for every plain request would cost a futex call and a context
+        // switch per request. Only the first records into an empty queue (it then gathers for
+        // `idleWait`), single records and a filling queue wake it.
+        let wake = writerSleeping && (writerIdle || urgent || queuedRecords >= Self.wakeAt)
         if wake {
             writerSleeping = false
             writerIdle = false
@@ -270,7 +274,7 @@ final class WriterQueue: @unchecked Sendable {
 
     /// Queue length that wakes the writer early.
     static let wakeAt = 1024
-    /// How long non-durable records gather before the writer takes them (nanoseconds). Each
+    /// How long plain request records gather before the writer takes them (nanoseconds). Each
     /// wake-up costs a futex call and a context switch: profiled under load, at 2 ms the
     /// writer's wake-ups came to about 0.8 µs per request, at 10 ms to about 0.2.
     static let idleWait: Int = 10_000_000
@@ -315,11 +319,11 @@ final class WriterQueue: @unchecked Sendable {
         var outcomes: [(AuditWriter.Completion, Result<UInt64, AuditError>)] = []
         while true {
             pthread_mutex_lock(mutex)
-            // Sleep until woken (durable record, full queue, reopen, close) or until records
+            // Sleep until woken (a single record, a full queue, reopen, close) or until records
             // have gathered for `idleWait`: one write() per batch, not per record. With nothing
             // queued there is no deadline: an idle server's writer does not wake at all.
             var deadline: timespec?
-            while !durablePending && queuedRecords < Self.wakeAt && !closing && !reopenRequested {
+            while !urgentPending && queuedRecords < Self.wakeAt && !closing && !reopenRequested {
                 writerSleeping = true
                 if items.isEmpty {
                     writerIdle = true
@@ -332,7 +336,7 @@ final class WriterQueue: @unchecked Sendable {
             }
             writerSleeping = false
             writerIdle = false
-            durablePending = false
+            urgentPending = false
             swap(&batch, &items)
             queuedRecords = 0
             let reopen = reopenRequested

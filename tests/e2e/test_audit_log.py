@@ -183,8 +183,8 @@ def test_every_request_and_event_is_logged_with_the_spec_fields(acting):
     keys = [k for k in record if k in order]
     assert keys == sorted(keys, key=order.index)
     assert set(order) - {"request_body"} <= set(record), set(order) - set(record)  # none missing
-    # Events are not held for fsync like impersonated requests: they reach the file within the
-    # writer's gathering interval, so the exit's event may follow the call that caused it.
+    # Events are not held for fsync like impersonated requests: the writer takes them at once,
+    # but the call that caused one can return before it is written.
     wanted = {"login", "impersonation_started", "impersonation_ended", "request"}
     wait_for(lambda: wanted <= {r["type"] for r in records(proxy)}, timeout=3, what="the session's events")
 
