@@ -136,8 +136,9 @@ struct ConfigBuilder {
     let origins: [String: ValueOrigin]
     var issues: [ConfigIssue] = []
     var warnings: [String] = []
-    /// Keys whose own value was refused earlier (their default stands in): rules across keys
-    /// that involve one of them stay quiet rather than judge a value nobody wrote.
+    /// Keys whose own value was refused earlier (their default stands in): rules on them, and
+    /// rules across keys that involve one of them, stay quiet rather than judge a value nobody
+    /// wrote.
     let alreadyReported: Set<String>
 
     init(file: String, values: [String: ConfigValue], origins: [String: ValueOrigin], alreadyReported: Set<String> = []) {
@@ -158,11 +159,12 @@ struct ConfigBuilder {
 
     /// A rule across keys: reported at `key`, unless one of the keys involved was refused already.
     mutating func fail(_ key: String, _ message: String, involving others: String...) {
-        if alreadyReported.contains(key) || others.contains(where: alreadyReported.contains) { return }
+        if others.contains(where: alreadyReported.contains) { return }
         fail(key, message)
     }
 
     mutating func fail(_ key: String, _ message: String) {
+        if alreadyReported.contains(key) { return }
         switch origins[key] {
         case .file(let line)?: issues.append(ConfigIssue(file: file, line: line, key: key, message: message))
         case .environment(let name)?: issues.append(ConfigIssue(file: "env", line: 0, key: key, message: "\(name): \(message)"))

@@ -96,10 +96,9 @@ public struct ConfigLoader {
         // The typed rules run even after key problems, so `check` reports every problem at once;
         // a key already reported (its value was dropped, so its default stood in) is not
         // reported again for what the default implies.
-        let reported = Set(issues.map(\.key))
-        var builder = ConfigBuilder(file: path, values: values, origins: origins, alreadyReported: reported)
+        var builder = ConfigBuilder(file: path, values: values, origins: origins, alreadyReported: Set(issues.map(\.key)))
         let config = builder.build()
-        issues += builder.issues.filter { !reported.contains($0.key) }
+        issues += builder.issues
         guard issues.isEmpty, let config else { return .failure(ConfigErrors(issues: issues)) }
         return .success(Loaded(config: config, warnings: warnings + builder.warnings))
     }

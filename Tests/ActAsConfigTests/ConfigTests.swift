@@ -150,6 +150,21 @@ struct ConfigTests {
         #expect(found.first?.hasPrefix("/etc/actas/proxy.conf:2: impersonation.max_duration: ") == true)
     }
 
+    @Test func aRefusedKeyIsNotJudgedAgainThroughItsDefault() {
+        // roles.impersonators is not a list, so its default stands in; that default names roles
+        // the user's roles.order lacks, which is no fault of what the user wrote.
+        let text = """
+            [roles]
+            order = ["boss", "staff"]
+            impersonators = "boss"
+            scoped = []
+            auditors = []
+            """
+        let found = issues(text)
+        #expect(found.count == 1, "\(found)")
+        #expect(found.first?.hasPrefix("/etc/actas/proxy.conf:3: roles.impersonators: ") == true)
+    }
+
     @Test func crossKeyErrorsAreReportedAtTheirLine() {
         let text = """
             [upstream]
