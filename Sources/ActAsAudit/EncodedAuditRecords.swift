@@ -24,34 +24,19 @@ public struct EncodedAuditRecords: Sendable {
     public var count: Int { entries.count }
     public var isEmpty: Bool { entries.isEmpty }
 
-    /// Redacts and encodes the record's body now, with the encoder the writer would use.
-    public mutating func append(_ record: AuditRecord, encoder: AuditLineEncoder) {
-        reserveOnFirstUse()
-        encoder.writeBody(record, into: &bytes)
-        endRecord(timestamp: record.timestamp, sessionID: record.sessionID)
-    }
-
-    /// The same for a plain request's record, encoded from its fields (see
-    /// `AuditLineEncoder.writeRequestBody`); the line is that of `AuditRecord(request:…)`.
+    /// Redacts and encodes a plain request's record now, from its fields, with the encoder the
+    /// writer would use (`AuditLineEncoder.writeRequestBody`): the line is that of
+    /// `AuditRecord(request:…)`.
     public mutating func appendRequest(
         _ fields: AuditRequestFields, timestamp: AuditTimestamp, requestID: RequestID, clientIP: String, status: Int,
         durationNanoseconds: Int64, detail: String? = nil, encoder: AuditLineEncoder
     ) {
-        reserveOnFirstUse()
+        if bytes.capacity == 0 { bytes.reserveCapacity(4096) }
         encoder.writeRequestBody(
             fields, requestID: requestID, clientIP: clientIP, status: status, durationNanoseconds: durationNanoseconds,
             detail: detail, into: &bytes)
-        endRecord(timestamp: timestamp, sessionID: fields.sessionID)
-    }
-
-    @inline(__always)
-    private mutating func reserveOnFirstUse() {
-        if bytes.capacity == 0 { bytes.reserveCapacity(4096) }
-    }
-
-    private mutating func endRecord(timestamp: AuditTimestamp, sessionID: String?) {
         var session = -1
-        if let sessionID {
+        if let sessionID = fields.sessionID {
             session = sessionIDs.count
             sessionIDs.append(sessionID)
         }

@@ -1,3 +1,4 @@
+import ActAsCore
 import Foundation
 import Synchronization
 import Testing
@@ -35,6 +36,22 @@ import Testing
         })
         #expect(entered.wait(timeout: .now() + 10) == .success)
         return release
+    }
+
+    /// Encodes a plain request into an event loop's round, as the proxy does; returns the record
+    /// the writer would have encoded to the same bytes.
+    @discardableResult
+    func encodedRequest(
+        _ fields: AuditRequestFields, index: Int, into round: inout EncodedAuditRecords, encoder: AuditLineEncoder
+    ) -> AuditRecord {
+        let timestamp = AuditTimestamp(millisecondsSinceEpoch: 1_793_960_123_123 + Int64(index))
+        let requestID = RequestID(high: 7, low: UInt64(index))
+        round.appendRequest(
+            fields, timestamp: timestamp, requestID: requestID, clientIP: "192.0.2.10", status: 200,
+            durationNanoseconds: 3_200_000, encoder: encoder)
+        return AuditRecord(
+            request: fields, timestamp: timestamp, requestID: requestID, clientIP: "192.0.2.10", status: 200,
+            durationNanoseconds: 3_200_000, detail: nil)
     }
 
     func seqs(_ path: String) -> [UInt64] {
@@ -137,10 +154,10 @@ import Testing
         for round in 0..<20 {
             var encoded = EncodedAuditRecords()
             for index in 0..<5 {
-                var record = sampleRequest(round * 10 + index)
-                record.query = "page=\(round)&token=SNTL\(index)"
-                if index == 2 { record.sessionID = "imp_\(round)" }
-                encoded.append(record, encoder: writer.encoder)
+                var fields = AuditRequestFields(method: "GET", path: "/api/items/\(index)", query: "page=\(round)&token=SNTL\(index)")
+                fields.user = "jdoe"
+                if index == 2 { fields.sessionID = "imp_\(round)" }
+                let record = encodedRequest(fields, index: round * 10 + index, into: &encoded, encoder: writer.encoder)
                 expected.append(record)
             }
             #expect(encoded.count == 5)
@@ -178,7 +195,7 @@ import Testing
         let writer = try makeWriter(path, queueCapacity: 4)
         let release = holdWriterThread(writer)
         var round = EncodedAuditRecords()
-        for index in 1...3 { round.append(sampleRequest(index), encoder: writer.encoder) }
+        for index in 1...3 { encodedRequest(AuditRequestFields(method: "GET", path: "/"), index: index, into: &round, encoder: writer.encoder) }
         #expect(writer.append(encoded: round))
         #expect(writer.statistics.queued == 3)
         #expect(writer.append(sampleRequest(4)))
