@@ -59,13 +59,15 @@ public struct AuditHash: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { hex }
 
-    /// Appends the 64 hex digits with one append (this runs twice per record).
+    /// Appends the 64 hex digits with one append.
     func writeHex(into out: inout [UInt8]) {
         withHexBytes { out.append(contentsOf: $0) }
     }
 
-    func withHexBytes<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
-        var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    /// Calls `body` with the 64 hex digits, followed by `\n` when `newline` (the start of the
+    /// next record's hash input: `prev + "\n"`).
+    func withHexBytes<T>(newline: Bool = false, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
         return withUnsafeMutableBytes(of: &text) { target in
             withUnsafeBytes(of: storage) { source in
                 for index in 0..<32 {
@@ -74,7 +76,8 @@ public struct AuditHash: Sendable, Hashable, CustomStringConvertible {
                     target[2 * index + 1] = JSONWriter.lowerHexDigit(byte & 0xF)
                 }
             }
-            return body(UnsafeRawBufferPointer(target))
+            target[64] = UInt8(ascii: "\n")
+            return body(UnsafeRawBufferPointer(rebasing: target[0..<(newline ? 65 : 64)]))
         }
     }
 
@@ -96,9 +99,14 @@ public struct AuditHash: Sendable, Hashable, CustomStringConvertible {
 public enum AuditChain {
     /// Hashes `L` (which must end in `}` and contain the `prev` member) chained to `prev`.
     public static func hash(prev: AuditHash, lineWithoutHash: UnsafeRawBufferPointer) -> AuditHash {
+        prev.withHexBytes(newline: true) { hash(prevHexAndNewline: $0, lineWithoutHash: lineWithoutHash) }
+    }
+
+    /// The same from `prev + "\n"` as it is written (`AuditHash.withHexBytes(newline: true)`):
+    /// two updates of the digest instead of three, each of which costs about 30 ns.
+    static func hash(prevHexAndNewline: UnsafeRawBufferPointer, lineWithoutHash: UnsafeRawBufferPointer) -> AuditHash {
         var hasher = SHA256()
-        prev.withHexBytes { hasher.update(bufferPointer: $0) }
-        withUnsafeBytes(of: UInt8(ascii: "\n")) { hasher.update(bufferPointer: $0) }
+        hasher.update(bufferPointer: prevHexAndNewline)
         hasher.update(bufferPointer: lineWithoutHash)
         return AuditHash(digest: hasher.finalize())
     }

@@ -34,11 +34,13 @@ public struct AuditLineEncoder: Sendable {
 
     /// `{"ts":"…","seq":N,`: the part only the writer knows (`seq`) and what precedes it.
     private static func writeHead(timestamp: AuditTimestamp, seq: UInt64, into out: inout [UInt8]) {
-        JSONWriter.writeRaw(#"{"ts":""#, into: &out)
-        timestamp.write(into: &out)
-        JSONWriter.writeRaw(#"","seq":"#, into: &out)
-        JSONWriter.writeUnsigned(seq, into: &out)
-        out.append(UInt8(ascii: ","))
+        out.appendShortRun { run in
+            run.put(#"{"ts":""#)
+            timestamp.write(into: &run)
+            run.put(#"","seq":"#)
+            run.putUnsigned(seq)
+            run.put(UInt8(ascii: ","))
+        }
     }
 
     /// The members from `type` to the last `extra` field, redacted and escaped: everything of a
@@ -100,9 +102,11 @@ public struct AuditLineEncoder: Sendable {
         detail: String?, into out: inout [UInt8]
     ) {
         // The request id is 32 hex digits of our own: nothing to scrub or escape.
-        JSONWriter.writeRaw(#""type":"request","request_id":""#, into: &out)
-        requestID.write(into: &out)
-        out.append(UInt8(ascii: "\""))
+        out.appendShortRun { run in
+            run.put(#""type":"request","request_id":""#)
+            run.put(length: RequestID.hexLength) { requestID.writeHex(into: $0) }
+            run.put(UInt8(ascii: "\""))
+        }
         writeRequestMembers(
             clientIP: clientIP, method: fields.method, path: fields.path, query: fields.query, status: status,
             durationNanoseconds: durationNanoseconds, upstreamNanoseconds: fields.upstreamNanoseconds,
@@ -127,25 +131,28 @@ public struct AuditLineEncoder: Sendable {
             JSONWriter.writeRaw(#","query":"#, into: &out)
             redactor.writeQuery(query, into: &out)
         }
-        if let status {
-            JSONWriter.writeRaw(#","status":"#, into: &out)
-            JSONWriter.writeInteger(status, into: &out)
-        }
-        if let durationNanoseconds {
-            JSONWriter.writeRaw(#","duration_ms":"#, into: &out)
-            JSONWriter.writeMilliseconds(nanoseconds: durationNanoseconds, into: &out)
-        }
-        if let upstreamNanoseconds {
-            JSONWriter.writeRaw(#","upstream_ms":"#, into: &out)
-            JSONWriter.writeMilliseconds(nanoseconds: upstreamNanoseconds, into: &out)
-        }
-        if let bytesIn {
-            JSONWriter.writeRaw(#","bytes_in":"#, into: &out)
-            JSONWriter.writeInteger(bytesIn, into: &out)
-        }
-        if let bytesOut {
-            JSONWriter.writeRaw(#","bytes_out":"#, into: &out)
-            JSONWriter.writeInteger(bytesOut, into: &out)
+        // At most 176 bytes: the numbers go in one append.
+        out.appendShortRun { run in
+            if let status {
+                run.put(#","status":"#)
+                run.putInteger(status)
+            }
+            if let durationNanoseconds {
+                run.put(#","duration_ms":"#)
+                run.putMilliseconds(nanoseconds: durationNanoseconds)
+            }
+            if let upstreamNanoseconds {
+                run.put(#","upstream_ms":"#)
+                run.putMilliseconds(nanoseconds: upstreamNanoseconds)
+            }
+            if let bytesIn {
+                run.put(#","bytes_in":"#)
+                run.putInteger(bytesIn)
+            }
+            if let bytesOut {
+                run.put(#","bytes_out":"#)
+                run.putInteger(bytesOut)
+            }
         }
         writeText(",\"user\":", user, into: &out)
         writeText(",\"impersonator\":", impersonator, into: &out)
@@ -159,24 +166,32 @@ public struct AuditLineEncoder: Sendable {
 
     /// Appends `prev`, hashes the line from `lineStart` (SPEC §8), then appends `hash` and `\n`.
     private static func finish(prev: AuditHash, lineStart start: Int, into out: inout [UInt8]) -> AuditHash {
-        JSONWriter.writeRaw(#","prev":""#, into: &out)
-        prev.writeHex(into: &out)
-        JSONWriter.writeRaw(#""}"#, into: &out)
-        let hash = out.withUnsafeBytes {
-            AuditChain.hash(prev: prev, lineWithoutHash: UnsafeRawBufferPointer(rebasing: $0[start...]))
+        // `L` is hashed where it is written, then its closing `}` becomes the `,` before `hash`.
+        let hash = prev.withHexBytes(newline: true) { prevHexAndNewline in
+            out.appendShortRun { run in
+                run.put(#","prev":""#)
+                run.put(UnsafeRawBufferPointer(rebasing: prevHexAndNewline[0..<64]))
+                run.put(#""}"#)
+            }
+            return out.withUnsafeBytes {
+                AuditChain.hash(prevHexAndNewline: prevHexAndNewline, lineWithoutHash: UnsafeRawBufferPointer(rebasing: $0[start...]))
+            }
         }
-        out.removeLast()  // the "}" closing L
-        JSONWriter.writeRaw(#","hash":""#, into: &out)
-        hash.writeHex(into: &out)
-        JSONWriter.writeRaw("\"}\n", into: &out)
+        out[out.count - 1] = UInt8(ascii: ",")
+        hash.withHexBytes { hashHex in
+            out.appendShortRun { run in
+                run.put(#""hash":""#)
+                run.put(hashHex)
+                run.put("\"}\n")
+            }
+        }
         return hash
     }
 
     @inline(__always)
     private func writeText(_ key: StaticString, _ value: String?, into out: inout [UInt8]) {
         guard let value else { return }
-        JSONWriter.writeRaw(key, into: &out)
-        JSONWriter.writeScrubbedString(value, into: &out)
+        JSONWriter.writeScrubbedMember(key, value, into: &out)
     }
 
     /// Extra values come from callers, not from the redactor: scrub their strings and apply the

@@ -44,6 +44,11 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConver
 
     /// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` (civil-from-days, proleptic Gregorian).
     func write(into out: inout [UInt8]) {
+        out.appendShortRun { write(into: &$0) }
+    }
+
+    /// Exactly 24 bytes.
+    func write(into run: inout ShortRun) {
         let milliseconds = millisecondsSinceEpoch
         var seconds = milliseconds / 1000
         var millis = milliseconds % 1000
@@ -58,27 +63,30 @@ public struct AuditTimestamp: Sendable, Hashable, Comparable, CustomStringConver
             days -= 1
         }
         let (year, month, day) = Self.civil(fromDays: days)
-        @inline(__always) func two(_ value: Int64) {
-            out.append(UInt8(ascii: "0") &+ UInt8(value / 10))
-            out.append(UInt8(ascii: "0") &+ UInt8(value % 10))
-        }
         let clampedYear = min(max(year, 0), 9999)
-        two(clampedYear / 100)
-        two(clampedYear % 100)
-        out.append(UInt8(ascii: "-"))
-        two(month)
-        out.append(UInt8(ascii: "-"))
-        two(day)
-        out.append(UInt8(ascii: "T"))
-        two(secondOfDay / 3600)
-        out.append(UInt8(ascii: ":"))
-        two(secondOfDay / 60 % 60)
-        out.append(UInt8(ascii: ":"))
-        two(secondOfDay % 60)
-        out.append(UInt8(ascii: "."))
-        out.append(UInt8(ascii: "0") &+ UInt8(millis / 100))
-        two(millis % 100)
-        out.append(UInt8(ascii: "Z"))
+        let fields = (clampedYear, month, day, secondOfDay / 3600, secondOfDay / 60 % 60, secondOfDay % 60, millis)
+        run.put(length: 24) { out in
+            @inline(__always) func two(_ value: Int64, at position: Int) {
+                out[position] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value / 10)
+                out[position + 1] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
+            }
+            two(fields.0 / 100, at: 0)
+            two(fields.0 % 100, at: 2)
+            out[4] = UInt8(ascii: "-")
+            two(fields.1, at: 5)
+            out[7] = UInt8(ascii: "-")
+            two(fields.2, at: 8)
+            out[10] = UInt8(ascii: "T")
+            two(fields.3, at: 11)
+            out[13] = UInt8(ascii: ":")
+            two(fields.4, at: 14)
+            out[16] = UInt8(ascii: ":")
+            two(fields.5, at: 17)
+            out[19] = UInt8(ascii: ".")
+            out[20] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: fields.6 / 100)
+            two(fields.6 % 100, at: 21)
+            out[23] = UInt8(ascii: "Z")
+        }
     }
 
     /// Howard Hinnant's `civil_from_days`.

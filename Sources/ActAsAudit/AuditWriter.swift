@@ -401,7 +401,7 @@ final class AuditFileSink: @unchecked Sendable {
     private var lastFailureReport: UInt64 = 0
     private var lastPathCheck: UInt64 = 0
 
-    private var line: [UInt8] = []
+    /// The lines of the batch not yet written, encoded in place.
     private var chunk: [UInt8] = []
 
     init(configuration: AuditWriterConfiguration, onError: @escaping @Sendable (AuditError) -> Void) throws(AuditError) {
@@ -409,7 +409,6 @@ final class AuditFileSink: @unchecked Sendable {
         self.encoder = AuditLineEncoder(redactor: configuration.redactor)
         self.onError = onError
         self.onSessionLines = configuration.onSessionLines
-        line.reserveCapacity(4096)
         chunk.reserveCapacity(64 * 1024)
         switch configuration.destination {
         case .standardOutput:
@@ -622,24 +621,30 @@ final class AuditFileSink: @unchecked Sendable {
             return error
         }
 
-        /// Adds the encoded line in `line` to the chunk, rotating first when it would not fit.
-        func take(hash: AuditHash, sessionID: String?, timestamp: AuditTimestamp, completion: AuditWriter.Completion?, durable: Bool)
-            -> AuditError?
-        {
-            if isRegularFile && path != nil && fileSize + Int64(chunk.count) > 0
-                && fileSize + Int64(chunk.count) + Int64(line.count) > maxFileSize
+        /// Takes the line just encoded at the end of the chunk (from `lineStart`), rotating first
+        /// when it would not fit in the current file.
+        func take(
+            lineStart: Int, hash: AuditHash, sessionID: String?, timestamp: AuditTimestamp,
+            completion: AuditWriter.Completion?, durable: Bool
+        ) -> AuditError? {
+            let lineLength = chunk.count - lineStart
+            if isRegularFile && path != nil && fileSize + Int64(lineStart) > 0
+                && fileSize + Int64(chunk.count) > maxFileSize
             {
+                // Rare: set the line aside, write what precedes it, rotate, then put it back.
+                let line = Array(chunk[lineStart...])
+                chunk.removeSubrange(lineStart...)
                 if let error = flushChunk() ?? syncAndAnswer() { return error }
                 if let error = rotate() {
                     if fd < 0 { return error }
                     fail(error)  // could not rename: keep appending to the oversized file
                 }
+                chunk.append(contentsOf: line)
             }
-            chunk.append(contentsOf: line)
             if onSessionLines != nil, let sessionID {
                 sessionLines.append(AuditSessionLine(
                     sessionID: sessionID, seq: nextSeq, timestamp: timestamp,
-                    line: String(decoding: line.dropLast(), as: UTF8.self)))
+                    line: String(decoding: chunk[(chunk.count - lineLength)..<(chunk.count - 1)], as: UTF8.self)))
             }
             chunkItems.append((completion, nextSeq, durable))
             nextSeq += 1
@@ -651,16 +656,20 @@ final class AuditFileSink: @unchecked Sendable {
         for (position, item) in batch.enumerated() {
             switch item {
             case .record(let record, let durable, let completion):
-                line.removeAll(keepingCapacity: true)
-                let hash = encoder.encode(record, seq: nextSeq, prev: prev, into: &line)
-                batchError = take(hash: hash, sessionID: record.sessionID, timestamp: record.timestamp, completion: completion, durable: durable)
+                let lineStart = chunk.count
+                let hash = encoder.encode(record, seq: nextSeq, prev: prev, into: &chunk)
+                batchError = take(
+                    lineStart: lineStart, hash: hash, sessionID: record.sessionID, timestamp: record.timestamp,
+                    completion: completion, durable: durable)
                 if let batchError { failRemaining(batch[position...], error: batchError, outcomes: &outcomes) }
             case .encoded(let records):
                 var taken = 0
                 records.forEach { timestamp, sessionID, body in
-                    line.removeAll(keepingCapacity: true)
-                    let hash = AuditLineEncoder.encode(body: body, timestamp: timestamp, seq: nextSeq, prev: prev, into: &line)
-                    batchError = take(hash: hash, sessionID: sessionID, timestamp: timestamp, completion: nil, durable: false)
+                    let lineStart = chunk.count
+                    let hash = AuditLineEncoder.encode(body: body, timestamp: timestamp, seq: nextSeq, prev: prev, into: &chunk)
+                    batchError = take(
+                        lineStart: lineStart, hash: hash, sessionID: sessionID, timestamp: timestamp, completion: nil,
+                        durable: false)
                     if batchError == nil { taken += 1 }
                     return batchError == nil
                 }

@@ -2,27 +2,42 @@
 /// loop or the writer thread) and must be cheap and byte-for-byte deterministic (the hash chain
 /// covers the bytes).
 enum JSONWriter {
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
     @inline(__always)
     static func lowerHexDigit(_ nibble: UInt8) -> UInt8 {
         nibble < 10 ? UInt8(ascii: "0") &+ nibble : UInt8(ascii: "a") &+ (nibble &- 10)
     }
 
-    /// Writes `text` as a JSON string with JWTs, bearer and API tokens replaced (one pass over
-    /// the bytes when there are none, which is the usual case).
+    /// Writes `key` then `text` as a JSON string, with JWTs, bearer and API tokens replaced (one
+    /// pass over the bytes when there are none, which is the usual case). A short value goes out
+    /// with its key in one append.
     @inline(__always)
-    static func writeScrubbedString(_ text: String, into out: inout [UInt8]) {
+    static func writeScrubbedMember(_ key: StaticString, _ text: String, into out: inout [UInt8]) {
         let done: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
             if let scrubbed = Redactor.scrubTokens(bytes: bytes) {
+                writeRaw(key, into: &out)
                 writeString(scrubbed, into: &out)
+                return
+            }
+            // Escaping turns a byte into at most 6 (`\u00XX`).
+            let bound = key.utf8CodeUnitCount + 2 + 6 * bytes.count
+            if bound <= ShortRun.stackLimit {
+                out.appendShortRun(capacity: bound) { run in
+                    run.put(key)
+                    run.put(UInt8(ascii: "\""))
+                    writeEscaped(bytes, into: &run)
+                    run.put(UInt8(ascii: "\""))
+                }
             } else {
+                writeRaw(key, into: &out)
                 out.append(UInt8(ascii: "\""))
                 writeEscaped(bytes, into: &out)
                 out.append(UInt8(ascii: "\""))
             }
         }
-        if done == nil { writeString(Redactor.scrubTokens(bytes: Array(text.utf8)) ?? text, into: &out) }
+        if done == nil {
+            writeRaw(key, into: &out)
+            writeString(Redactor.scrubTokens(bytes: Array(text.utf8)) ?? text, into: &out)
+        }
     }
 
     @inline(__always)
@@ -47,20 +62,20 @@ enum JSONWriter {
     /// forge another record: `"`, `\`, C0 controls, DEL, C1 controls, line/paragraph separators,
     /// bidi controls and other invisible format characters become `\uXXXX`.
     /// The input is valid UTF-8 (it comes from a `String`); anything else would become U+FFFD.
-    static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+    static func writeEscaped<Sink: JSONSink>(_ bytes: UnsafeBufferPointer<UInt8>, into out: inout Sink) {
         var index = 0
         var runStart = 0
         let count = bytes.count
         @inline(__always) func flushRun(_ end: Int) {
-            if end > runStart { out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<end])) }
+            if end > runStart { out.put(UnsafeBufferPointer(rebasing: bytes[runStart..<end])) }
         }
         while index < count {
             let byte = bytes[index]
             if byte >= 0x20 && byte < 0x7F {
                 if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
                     flushRun(index)
-                    out.append(UInt8(ascii: "\\"))
-                    out.append(byte)
+                    out.put(UInt8(ascii: "\\"))
+                    out.put(byte)
                     runStart = index + 1
                 }
                 index += 1
@@ -128,7 +143,7 @@ enum JSONWriter {
     }
 
     @inline(__always)
-    static func writeUnicodeEscape(_ scalar: UInt32, into out: inout [UInt8]) {
+    static func writeUnicodeEscape<Sink: JSONSink>(_ scalar: UInt32, into out: inout Sink) {
         if scalar > 0xFFFF {
             let offset = scalar - 0x10000
             writeUTF16Escape(UInt16(0xD800 + (offset >> 10)), into: &out)
@@ -139,55 +154,23 @@ enum JSONWriter {
     }
 
     @inline(__always)
-    private static func writeUTF16Escape(_ unit: UInt16, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\\"))
-        out.append(UInt8(ascii: "u"))
-        out.append(hexDigits[Int(unit >> 12) & 0xF])
-        out.append(hexDigits[Int(unit >> 8) & 0xF])
-        out.append(hexDigits[Int(unit >> 4) & 0xF])
-        out.append(hexDigits[Int(unit) & 0xF])
+    private static func writeUTF16Escape<Sink: JSONSink>(_ unit: UInt16, into out: inout Sink) {
+        out.put(UInt8(ascii: "\\"))
+        out.put(UInt8(ascii: "u"))
+        out.put(lowerHexDigit(UInt8(truncatingIfNeeded: unit >> 12) & 0xF))
+        out.put(lowerHexDigit(UInt8(truncatingIfNeeded: unit >> 8) & 0xF))
+        out.put(lowerHexDigit(UInt8(truncatingIfNeeded: unit >> 4) & 0xF))
+        out.put(lowerHexDigit(UInt8(truncatingIfNeeded: unit) & 0xF))
     }
 
     @inline(__always)
     static func writeInteger<T: BinaryInteger>(_ value: T, into out: inout [UInt8]) {
-        if value < 0 {
-            out.append(UInt8(ascii: "-"))
-            writeUnsigned(UInt64(value.magnitude), into: &out)
-        } else {
-            writeUnsigned(UInt64(value), into: &out)
-        }
+        out.appendShortRun { $0.putInteger(value) }
     }
 
     @inline(__always)
     static func writeUnsigned(_ value: UInt64, into out: inout [UInt8]) {
-        if value < 10 {
-            out.append(UInt8(ascii: "0") &+ UInt8(value))
-            return
-        }
-        var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes of scratch, no heap
-        withUnsafeMutableBytes(of: &digits) { scratch in
-            var position = scratch.count
-            var remaining = value
-            while remaining > 0 {
-                position -= 1
-                scratch[position] = UInt8(ascii: "0") &+ UInt8(remaining % 10)
-                remaining /= 10
-            }
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[position...]))
-        }
-    }
-
-    /// Nanoseconds as milliseconds with up to three decimals (at least one), never an exponent:
-    /// 3_200_000 → `3.2`, 57_000 → `0.057`, 0 → `0.0`. Rounded to the microsecond.
-    static func writeMilliseconds(nanoseconds: Int64, into out: inout [UInt8]) {
-        let microseconds = (UInt64(max(nanoseconds, 0)) + 500) / 1000
-        writeUnsigned(microseconds / 1000, into: &out)
-        out.append(UInt8(ascii: "."))
-        let fraction = microseconds % 1000
-        let tenths = UInt8(fraction / 100), hundredths = UInt8(fraction / 10 % 10), thousandths = UInt8(fraction % 10)
-        out.append(UInt8(ascii: "0") &+ tenths)
-        if hundredths != 0 || thousandths != 0 { out.append(UInt8(ascii: "0") &+ hundredths) }
-        if thousandths != 0 { out.append(UInt8(ascii: "0") &+ thousandths) }
+        out.appendShortRun { $0.putUnsigned(value) }
     }
 
     static func writeValue(_ value: AuditValue, into out: inout [UInt8]) {
@@ -259,3 +242,127 @@ enum JSONNumber {
         return true
     }
 }
+
+/// A short run of a line (keys, numbers, a timestamp, hex digits), composed on the stack and
+/// appended to the line with one call. Written byte by byte into a `[UInt8]`, each byte would
+/// pay `append`'s uniqueness and capacity checks: in the micro-benchmark those made up about a
+/// third of the writer's time per line.
+struct ShortRun: JSONSink {
+    /// Runs up to this size are composed on the stack (`withUnsafeTemporaryAllocation` allocates
+    /// larger ones on the heap, which would cost more than the appends saved).
+    static let stackLimit = 1024
+    private let base: UnsafeMutablePointer<UInt8>
+    let capacity: Int
+    private(set) var count = 0
+
+    fileprivate init(base: UnsafeMutablePointer<UInt8>, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
+
+    /// Callers size the run from an upper bound of what they write; overrunning it is a bug,
+    /// and stops here rather than writing past the buffer.
+    @inline(__always)
+    private mutating func reserve(_ length: Int) -> UnsafeMutablePointer<UInt8> {
+        precondition(count + length <= capacity, "ShortRun overflow")
+        defer { count += length }
+        return base + count
+    }
+
+    @inline(__always)
+    mutating func put(_ byte: UInt8) {
+        reserve(1).initialize(to: byte)
+    }
+
+    /// An ASCII literal of ours (keys, punctuation): no escaping needed.
+    @inline(__always)
+    mutating func put(_ text: StaticString) {
+        let length = text.utf8CodeUnitCount
+        reserve(length).initialize(from: text.utf8Start, count: length)
+    }
+
+    @inline(__always)
+    mutating func put(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress else { return }
+        UnsafeMutableRawPointer(reserve(bytes.count)).copyMemory(from: source, byteCount: bytes.count)
+    }
+
+    @inline(__always)
+    mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+        put(UnsafeRawBufferPointer(bytes))
+    }
+
+    /// Exactly `length` bytes that `body` writes.
+    @inline(__always)
+    mutating func put(length: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) {
+        body(UnsafeMutableRawBufferPointer(start: reserve(length), count: length))
+    }
+
+    @inline(__always)
+    mutating func putInteger<T: BinaryInteger>(_ value: T) {
+        if value < 0 {
+            put(UInt8(ascii: "-"))
+            putUnsigned(UInt64(value.magnitude))
+        } else {
+            putUnsigned(UInt64(value))
+        }
+    }
+
+    @inline(__always)
+    mutating func putUnsigned(_ value: UInt64) {
+        if value < 10 {
+            put(UInt8(ascii: "0") &+ UInt8(value))
+            return
+        }
+        var digits = 1
+        var rest = value / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        let target = reserve(digits)
+        var remaining = value
+        for position in stride(from: digits - 1, through: 0, by: -1) {
+            target[position] = UInt8(ascii: "0") &+ UInt8(remaining % 10)
+            remaining /= 10
+        }
+    }
+
+    /// Nanoseconds as milliseconds with up to three decimals (at least one), never an exponent:
+    /// 3_200_000 → `3.2`, 57_000 → `0.057`, 0 → `0.0`. Rounded to the microsecond.
+    mutating func putMilliseconds(nanoseconds: Int64) {
+        let microseconds = (UInt64(max(nanoseconds, 0)) + 500) / 1000
+        putUnsigned(microseconds / 1000)
+        put(UInt8(ascii: "."))
+        let fraction = microseconds % 1000
+        let tenths = UInt8(fraction / 100), hundredths = UInt8(fraction / 10 % 10), thousandths = UInt8(fraction % 10)
+        put(UInt8(ascii: "0") &+ tenths)
+        if hundredths != 0 || thousandths != 0 { put(UInt8(ascii: "0") &+ hundredths) }
+        if thousandths != 0 { put(UInt8(ascii: "0") &+ thousandths) }
+    }
+}
+
+/// Where JSON text goes: a line's `[UInt8]`, or a `ShortRun` composed on the stack.
+protocol JSONSink {
+    mutating func put(_ byte: UInt8)
+    mutating func put(_ bytes: UnsafeBufferPointer<UInt8>)
+}
+
+extension Array: JSONSink where Element == UInt8 {
+    @inline(__always)
+    mutating func put(_ byte: UInt8) { append(byte) }
+
+    @inline(__always)
+    mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) { append(contentsOf: bytes) }
+
+    /// Composes a run of at most `capacity` bytes on the stack and appends it.
+    @inline(__always)
+    mutating func appendShortRun(capacity: Int = 256, _ body: (inout ShortRun) -> Void) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
+            var run = ShortRun(base: buffer.baseAddress!, capacity: capacity)
+            body(&run)
+            append(contentsOf: UnsafeBufferPointer(start: buffer.baseAddress!, count: run.count))
+        }
+    }
+}
+

@@ -351,21 +351,27 @@ public struct Redactor: Sendable {
                 }
                 pairStart = index + 1
             }
-            out.append(UInt8(ascii: "{"))
-            for position in 0..<count {
-                if position > 0 { out.append(UInt8(ascii: ",")) }
-                let name = UnsafeBufferPointer(rebasing: bytes[pairs[position].name])
-                out.append(UInt8(ascii: "\""))
-                out.append(contentsOf: name)
-                JSONWriter.writeRaw(#"":""#, into: &out)
-                if isSensitiveName(bytes: name) {
-                    JSONWriter.writeRaw("[REDACTED]", into: &out)
-                } else if let value = pairs[position].value {
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[value]))
+            // Nothing here needs escaping: `{}`, then per pair `,"name":"value"` with the value
+            // at most the query's bytes or the placeholder. One append for the whole object.
+            let bound = 2 + count * (6 + Self.placeholder.utf8.count) + bytes.count
+            guard bound <= ShortRun.stackLimit else { return false }
+            out.appendShortRun(capacity: bound) { run in
+                run.put(UInt8(ascii: "{"))
+                for position in 0..<count {
+                    if position > 0 { run.put(UInt8(ascii: ",")) }
+                    let name = UnsafeBufferPointer(rebasing: bytes[pairs[position].name])
+                    run.put(UInt8(ascii: "\""))
+                    run.put(name)
+                    run.put(#"":""#)
+                    if isSensitiveName(bytes: name) {
+                        run.put("[REDACTED]")
+                    } else if let value = pairs[position].value {
+                        run.put(UnsafeBufferPointer(rebasing: bytes[value]))
+                    }
+                    run.put(UInt8(ascii: "\""))
                 }
-                out.append(UInt8(ascii: "\""))
+                run.put(UInt8(ascii: "}"))
             }
-            out.append(UInt8(ascii: "}"))
             return true
         }
     }

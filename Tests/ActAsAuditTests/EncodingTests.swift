@@ -64,7 +64,7 @@ import Testing
     ])
     func millisecondsNeverUseExponents(nanoseconds: Int64, expected: String) {
         var out: [UInt8] = []
-        JSONWriter.writeMilliseconds(nanoseconds: nanoseconds, into: &out)
+        out.appendShortRun { $0.putMilliseconds(nanoseconds: nanoseconds) }
         #expect(String(decoding: out, as: UTF8.self) == expected)
     }
 
