@@ -1,3 +1,4 @@
+import ActAsCore
 import Crypto
 
 /// A record's `hash` (and the next record's `prev`): 32 bytes, written as 64 lower-case hex digits.
@@ -69,13 +70,11 @@ public struct AuditHash: Sendable, Hashable, CustomStringConvertible {
     func withHexBytes<T>(newline: Bool = false, _ body: (UnsafeRawBufferPointer) -> T) -> T {
         var text: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
         return withUnsafeMutableBytes(of: &text) { target in
-            withUnsafeBytes(of: storage) { source in
-                for index in 0..<32 {
-                    let byte = source[index]
-                    target[2 * index] = JSONWriter.lowerHexDigit(byte >> 4)
-                    target[2 * index + 1] = JSONWriter.lowerHexDigit(byte & 0xF)
-                }
-            }
+            // The digest's bytes in order: each word read as big-endian puts its first byte first.
+            LowerHex.store(UInt64(bigEndian: storage.0), to: target.baseAddress!)
+            LowerHex.store(UInt64(bigEndian: storage.1), to: target.baseAddress! + 16)
+            LowerHex.store(UInt64(bigEndian: storage.2), to: target.baseAddress! + 32)
+            LowerHex.store(UInt64(bigEndian: storage.3), to: target.baseAddress! + 48)
             target[64] = UInt8(ascii: "\n")
             return body(UnsafeRawBufferPointer(rebasing: target[0..<(newline ? 65 : 64)]))
         }

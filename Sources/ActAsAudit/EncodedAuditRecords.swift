@@ -31,7 +31,11 @@ public struct EncodedAuditRecords: Sendable {
         _ fields: AuditRequestFields, timestamp: AuditTimestamp, requestID: RequestID, clientIP: String, status: Int,
         durationNanoseconds: Int64, detail: String? = nil, encoder: AuditLineEncoder
     ) {
-        if bytes.capacity == 0 { bytes.reserveCapacity(4096) }
+        if bytes.capacity == 0 {
+            // A round under load holds about 5 records (about 1.8 KB): one allocation each.
+            bytes.reserveCapacity(4096)
+            entries.reserveCapacity(16)
+        }
         encoder.writeRequestBody(
             fields, requestID: requestID, clientIP: clientIP, status: status, durationNanoseconds: durationNanoseconds,
             detail: detail, into: &bytes)

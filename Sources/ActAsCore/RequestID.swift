@@ -28,18 +28,7 @@ public struct RequestID: Sendable, Equatable {
     /// Writes the 32 hex digits, `high` then `low`, into the first 32 bytes of `out`.
     public func writeHex(into out: UnsafeMutableRawBufferPointer) {
         precondition(out.count >= Self.hexLength)
-        let digits: StaticString = "0123456789abcdef"
-        digits.withUTF8Buffer { digits in
-            var value = high
-            for i in stride(from: 15, through: 0, by: -1) {
-                out[i] = digits[Int(value & 0xF)]
-                value >>= 4
-            }
-            value = low
-            for i in stride(from: 31, through: 16, by: -1) {
-                out[i] = digits[Int(value & 0xF)]
-                value >>= 4
-            }
-        }
+        LowerHex.store(high, to: out.baseAddress!)
+        LowerHex.store(low, to: out.baseAddress! + 16)
     }
 }

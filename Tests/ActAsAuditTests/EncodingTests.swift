@@ -68,6 +68,21 @@ import Testing
         #expect(String(decoding: out, as: UTF8.self) == expected)
     }
 
+    static let referenceDigest = "b356bea24cfd8e1e8ac6f791db265a6590de9bdb4d2d7aa9c89c096696009334"
+
+    @Test func hashHexRoundTripsInDigestOrder() throws {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            let hex = (0..<4).map { _ in { (digits: String) in String(repeating: "0", count: 16 - digits.count) + digits }(String(generator.next() as UInt64, radix: 16)) }.joined()
+            let hash = try #require(AuditHash(hex: hex))
+            #expect(hash.hex == hex)
+            hash.withHexBytes(newline: true) { #expect(String(decoding: $0, as: UTF8.self) == hex + "\n") }
+        }
+        // The chain's first hash, against a digest computed elsewhere (sha256sum).
+        let line = Array(#"{"ts":"2026-01-01T00:00:00.000Z","seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000"}"#.utf8)
+        #expect(AuditChain.hash(prev: .genesis, lineWithoutHash: line).hex == Self.referenceDigest)
+    }
+
     @Test func integersAndTimestamps() throws {
         var out: [UInt8] = []
         JSONWriter.writeInteger(Int64.min, into: &out)
