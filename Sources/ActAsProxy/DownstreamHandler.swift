@@ -1193,7 +1193,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     private func finishResponse() {
         responseBody = .done
-        if let started = exchangeLog?.upstreamStarted { exchangeLog?.fields.upstreamNanoseconds = (NIODeadline.now() - started).nanoseconds }
+        // One reading of the clock ends the upstream time, the metrics and the log's duration.
+        let now = NIODeadline.now()
+        if let started = exchangeLog?.upstreamStarted { exchangeLog?.fields.upstreamNanoseconds = (now - started).nanoseconds }
         // Give the connection back before the last write: that write can synchronously
         // deliver the next pipelined request, which may want a connection at once.
         if let upstream {
@@ -1209,14 +1211,14 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             // is still coming and cannot be told apart from a next request.
             closeAfterResponse = true
         }
-        completeExchange()
+        completeExchange(now: now)
     }
 
-    private func recordCompletion() {
+    private func recordCompletion(now: NIODeadline = .now()) {
         guard inFlight else { return }
         inFlight = false
         loop.metrics.inFlight.decrement()
-        let elapsed = NIODeadline.now() - requestStart
+        let elapsed = now - requestStart
         loop.metrics.recordResponse(status: responseStatus, nanoseconds: elapsed.nanoseconds)
     }
 
@@ -1228,15 +1230,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         }
     }
 
-    private func completeExchange() {
+    private func completeExchange(now: NIODeadline = .now()) {
         releaseSessionActivity()
-        recordCompletion()
+        recordCompletion(now: now)
         upstreamDeadline = nil
         exchangeImpersonationID = nil
         responseCookieJar = nil
         if let log = exchangeLog {
             exchangeLog = nil
-            let duration = (NIODeadline.now() - requestStart).nanoseconds
+            let duration = (now - requestStart).nanoseconds
             if log.durable {
                 holdUntilLogged(log.record(requestID: requestID, clientIP: clientIPText, status: responseStatus, duration: duration))
                 return
