@@ -151,8 +151,8 @@ public final class AuditWriter: Sendable {
         queue.push(.record(record, durable: durable, completion: completion))
     }
 
-    /// Queues non-durable records encoded elsewhere (an event loop hands over what one round of
-    /// I/O produced) under one lock. All or none: false when the queue is full or closed.
+    /// Queues non-durable records encoded elsewhere (an event loop hands over what it gathered
+    /// over a few milliseconds) under one lock. All or none: false when the queue is full or closed.
     @discardableResult
     public func append(encoded records: EncodedAuditRecords) -> Bool {
         if records.isEmpty { return true }

@@ -2,8 +2,9 @@ import ActAsCore
 
 /// Records encoded on the thread that made them, up to the part only the writer can add (`seq`,
 /// `prev`, `hash`). An event loop encodes its request records as they complete and hands the
-/// writer one of these per round: the loop's strings die on the loop, the writer gets one
-/// buffer instead of a record per request, and it only numbers, hashes and writes.
+/// writer one of these every few milliseconds (a round): the loop's strings die on the loop, the
+/// writer gets one buffer instead of a record per request, and it only numbers, hashes and
+/// writes.
 public struct EncodedAuditRecords: Sendable {
     /// Plain values only, so the array is freed without visiting its elements.
     struct Entry: Sendable {
@@ -32,7 +33,7 @@ public struct EncodedAuditRecords: Sendable {
         durationNanoseconds: Int64, detail: String? = nil, encoder: AuditLineEncoder
     ) {
         if bytes.capacity == 0 {
-            // A round under load holds about 5 records (about 1.8 KB): one allocation each.
+            // About a dozen plain records; a busier round grows the buffers by doubling.
             bytes.reserveCapacity(4096)
             entries.reserveCapacity(16)
         }

@@ -18,6 +18,9 @@ final class LoopContext {
     private var requestIDs = RequestIDGenerator()
     /// Request records of this loop, encoded, waiting to be handed to the audit writer in one go.
     private var pendingRecords = EncodedAuditRecords()
+    /// A hand-over of `pendingRecords` is scheduled.
+    private var flushScheduled = false
+    private lazy var recordFlush = RecordFlush(NIOLoopBound(self, eventLoop: eventLoop))
     private let recordEncoder: AuditLineEncoder
     private var connections: [ObjectIdentifier: DownstreamHandler] = [:]
     private(set) var draining = false
@@ -56,10 +59,12 @@ final class LoopContext {
     func nextRequestID() -> RequestID { requestIDs.next() }
 
     /// A non-durable request record: redacted and encoded here, on the loop that made it, and
-    /// handed over with the rest of this round of the event loop in one buffer, so the writer's
-    /// lock is taken once per round rather than per request and the writer only numbers,
-    /// hashes and writes. (Holding records across rounds, for a few milliseconds, measured no
-    /// cheaper.)
+    /// held with this loop's other records for up to `recordHold` (or `maxHeldRecords`), then
+    /// handed to the writer in one buffer: the writer only numbers, hashes and writes. Each
+    /// hand-over costs a queue lock, buffers allocated here and freed on the writer thread, and
+    /// the writer's work per round; a round of the event loop carries one or two records when
+    /// few clients are busy, so handing over per round cost far more per record there (about
+    /// 6 µs at 4 connections, against 3 µs at 32, side by side with the log off).
     func log(_ exchange: ExchangeLog, requestID: RequestID, clientIP: String, status: Int, duration: Int64, detail: String? = nil) {
         if exchange.hasCapture {
             // An impersonated exchange cut short: redacting its headers and body (JSON, gzip)
@@ -67,13 +72,30 @@ final class LoopContext {
             audit.record(exchange.record(requestID: requestID, clientIP: clientIP, status: status, duration: duration, detail: detail))
             return
         }
-        if pendingRecords.isEmpty {
-            let bound = NIOLoopBound(self, eventLoop: eventLoop)
-            eventLoop.execute { bound.value.flushRecords() }
-        }
         pendingRecords.appendRequest(
             exchange.fields, timestamp: .now(), requestID: requestID, clientIP: clientIP, status: status,
             durationNanoseconds: duration, detail: detail, encoder: recordEncoder)
+        if pendingRecords.count >= Self.maxHeldRecords {
+            flushRecords()
+        } else if !flushScheduled {
+            flushScheduled = true
+            do {
+                try eventLoop.scheduleCallback(in: Self.recordHold, handler: recordFlush)
+            } catch {
+                flushScheduled = false  // the loop is shutting down: hand over now
+                flushRecords()
+            }
+        }
+    }
+
+    /// Plain request records wait this long on their loop at most. The writer gathers for
+    /// 10 ms after that, so a line reaches the file within about 15 ms.
+    static let recordHold: TimeAmount = .milliseconds(5)
+    static let maxHeldRecords = 256
+
+    fileprivate func flushScheduledRecords() {
+        flushScheduled = false
+        flushRecords()
     }
 
     private func flushRecords() {
@@ -121,3 +143,22 @@ final class LoopContext {
         pool.sweep(now: now)
     }
 }
+
+/// Hands a loop's held request records to the writer when their time is up. One per loop, so
+/// scheduling it allocates nothing of ours.
+private final class RecordFlush: NIOScheduledCallbackHandler, Sendable {
+    private let context: NIOLoopBound<LoopContext>
+
+    init(_ context: NIOLoopBound<LoopContext>) {
+        self.context = context
+    }
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        context.value.flushScheduledRecords()
+    }
+
+    func didCancelScheduledCallback(eventLoop: some EventLoop) {
+        // The loop is shutting down; `stop()` hands the records over.
+    }
+}
+
