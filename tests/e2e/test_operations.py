@@ -1,4 +1,5 @@
 """TLS policy, the redirect and admin listeners, the CLI, reload and drain."""
+import json
 import signal
 import socket
 import ssl
@@ -10,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ACTAS, admin_get, clean_env, get, read_response, run, wait_for
+from conftest import ACTAS, admin_get, clean_env, complete_lines, get, read_response, run, wait_for
 
 
 def test_tls_12_and_13_only_with_alpn_http11(proxy):
@@ -150,3 +151,6 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(make_proxy, upstream):
     assert results["response"].status == 200
     assert results["response"].header("connection") == "close"
     assert proxy.process.wait(timeout=15) == 0
+    # Held on its event loop for a few milliseconds, the drained request's line is still written.
+    lines = complete_lines(proxy.dir / "logs" / "audit.jsonl")
+    assert any(json.loads(line).get("path") == "/slow" for line in lines)
