@@ -52,18 +52,10 @@ public struct AuditHash: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var hex: String {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        writeHex(into: &out)
-        return String(decoding: out, as: UTF8.self)
+        withHexBytes { String(decoding: $0, as: UTF8.self) }
     }
 
     public var description: String { hex }
-
-    /// Appends the 64 hex digits with one append.
-    func writeHex(into out: inout [UInt8]) {
-        withHexBytes { out.append(contentsOf: $0) }
-    }
 
     /// Calls `body` with the 64 hex digits, followed by `\n` when `newline` (the start of the
     /// next record's hash input: `prev + "\n"`).

@@ -168,11 +168,6 @@ enum JSONWriter {
         out.appendShortRun { $0.putInteger(value) }
     }
 
-    @inline(__always)
-    static func writeUnsigned(_ value: UInt64, into out: inout [UInt8]) {
-        out.appendShortRun { $0.putUnsigned(value) }
-    }
-
     static func writeValue(_ value: AuditValue, into out: inout [UInt8]) {
         switch value {
         case .null: writeRaw("null", into: &out)

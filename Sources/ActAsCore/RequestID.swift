@@ -18,13 +18,6 @@ public struct RequestID: Sendable, Equatable {
         }
     }
 
-    /// Appends the 32 hex digits.
-    public func write(into out: inout [UInt8]) {
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: Self.hexLength))
-        out.withUnsafeMutableBytes { writeHex(into: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
-    }
-
     /// Writes the 32 hex digits, `high` then `low`, into the first 32 bytes of `out`.
     public func writeHex(into out: UnsafeMutableRawBufferPointer) {
         precondition(out.count >= Self.hexLength)

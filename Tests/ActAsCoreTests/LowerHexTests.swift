@@ -17,12 +17,4 @@ import Testing
             #expect(String(decoding: out, as: UTF8.self) == Self.expected(value))
         }
     }
-
-    @Test func requestIDsAreHighThenLow() {
-        let id = RequestID(high: 0x00AB_0000_0000_00FF, low: 0x1)
-        #expect(id.string == "00ab0000000000ff0000000000000001")
-        var bytes: [UInt8] = Array("x".utf8)
-        id.write(into: &bytes)
-        #expect(String(decoding: bytes, as: UTF8.self) == "x" + id.string)
-    }
 }
