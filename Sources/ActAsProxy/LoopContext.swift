@@ -20,7 +20,6 @@ final class LoopContext {
     private var pendingRecords = EncodedAuditRecords()
     /// A hand-over of `pendingRecords` is scheduled.
     private var flushScheduled = false
-    private lazy var recordFlush = RecordFlush(self)
     private let recordEncoder: AuditLineEncoder
     private var connections: [ObjectIdentifier: DownstreamHandler] = [:]
     private(set) var draining = false
@@ -80,7 +79,7 @@ final class LoopContext {
         } else if !flushScheduled {
             flushScheduled = true
             do {
-                try eventLoop.scheduleCallback(in: Self.recordHold, handler: recordFlush)
+                try eventLoop.scheduleCallback(in: Self.recordHold, handler: RecordFlush(self))
             } catch {
                 flushScheduled = false  // the loop is shutting down: hand over now
                 flushRecords()
@@ -144,12 +143,17 @@ final class LoopContext {
     }
 }
 
-/// Hands a loop's held request records to the writer when their time is up. One per loop, so
-/// scheduling it allocates nothing of ours. `@unchecked Sendable`: the callback runs on the
-/// context's own event loop, the only place the context is touched; the reference is weak so
-/// the two do not keep each other alive.
+/// Hands a loop's held request records to the writer when their time is up. `@unchecked
+/// Sendable`: the callback runs on the context's own event loop, the only place the context is
+/// touched.
+///
+/// One is made per hold (every 5 ms at most per loop) and holds the context strongly until its
+/// callback has run. A weak reference, which would let one handler live with its context, costs
+/// far more: it moves the context's reference count to a side table, and every connection's
+/// `unowned` reference to its loop then retains and releases through the slow path, measured at
+/// about 0.5 µs of CPU per request.
 private final class RecordFlush: NIOScheduledCallbackHandler, @unchecked Sendable {
-    private weak var context: LoopContext?
+    private let context: LoopContext
 
     init(_ context: LoopContext) {
         self.context = context
@@ -157,11 +161,10 @@ private final class RecordFlush: NIOScheduledCallbackHandler, @unchecked Sendabl
 
     func handleScheduledCallback(eventLoop: some EventLoop) {
         eventLoop.preconditionInEventLoop()
-        context?.flushScheduledRecords()
+        context.flushScheduledRecords()
     }
 
     func didCancelScheduledCallback(eventLoop: some EventLoop) {
         // The loop is shutting down; `stop()` hands the records over.
     }
 }
-
