@@ -151,7 +151,7 @@ final class LoopContext {
 /// callback has run. A weak reference, which would let one handler live with its context, costs
 /// far more: it moves the context's reference count to a side table, and every connection's
 /// `unowned` reference to its loop then retains and releases through the slow path, measured at
-/// about 0.5 µs of CPU per request.
+/// about 0.3 µs of CPU per request, side by side.
 private final class RecordFlush: NIOScheduledCallbackHandler, @unchecked Sendable {
     private let context: LoopContext
 
