@@ -16,6 +16,10 @@ public struct ActAsConfig: Sendable {
         public var hsts: String?
         /// Event loop threads; 0 means one per core.
         public var threads: Int
+        /// Host names served (`Host` / `:authority`, lower case, without port); empty: any.
+        public var publicHosts: [String]
+        /// This instance's id in the store and the log; "" means host name and admin port.
+        public var instanceID: String
     }
 
     public struct Upstream: Sendable {
@@ -38,6 +42,12 @@ public struct ActAsConfig: Sendable {
         public var idleTimeout: ConfigDuration
         public var drainTimeout: ConfigDuration
         public var h2MaxConcurrentStreams: Int
+        /// A request body that makes no progress this long gets 408.
+        public var bodyTimeout: ConfigDuration
+        /// Client connections beyond are refused at accept.
+        public var maxConnections: Int
+        /// The most an HTML page is inflated to while the banner is inserted into it.
+        public var maxRewrittenPage: Int64
     }
 
     public struct Store: Sendable {
@@ -231,7 +241,9 @@ struct ConfigBuilder {
             clientCA: clientCA.isEmpty ? nil : resolve(clientCA),
             devCerts: bool("listen.dev_certs"),
             hsts: hsts.isEmpty ? nil : hsts,
-            threads: int("listen.threads")
+            threads: int("listen.threads"),
+            publicHosts: list("listen.public_hosts").map { $0.lowercased() },
+            instanceID: string("listen.instance_id")
         )
         if let admin = listen.admin, !admin.isLoopback {
             warnings.append("listen.admin \(admin) is not a loopback address: /metrics must never be public")
@@ -261,7 +273,10 @@ struct ConfigBuilder {
             headerTimeout: duration("limits.header_timeout"),
             idleTimeout: duration("limits.idle_timeout"),
             drainTimeout: duration("limits.drain_timeout"),
-            h2MaxConcurrentStreams: int("limits.h2_max_concurrent_streams")
+            h2MaxConcurrentStreams: int("limits.h2_max_concurrent_streams"),
+            bodyTimeout: duration("limits.body_timeout"),
+            maxConnections: int("limits.max_connections"),
+            maxRewrittenPage: size("limits.max_rewritten_page")
         )
         if limits.maxRequestLine > limits.maxHeaderBytes {
             fail("limits.max_request_line", "must not exceed limits.max_header_bytes", involving: "limits.max_header_bytes")

@@ -53,6 +53,8 @@ public enum ConfigSchema {
         .init(section: "listen", key: "dev_certs", kind: .bool, defaultValue: .bool(true)),
         .init(section: "listen", key: "hsts", kind: .string, defaultValue: .string("max-age=31536000")),
         .init(section: "listen", key: "threads", kind: .int(0...256), defaultValue: .int(0)),
+        .init(section: "listen", key: "public_hosts", kind: .stringList, defaultValue: .list([])),
+        .init(section: "listen", key: "instance_id", kind: .string, defaultValue: .string("")),
         // [upstream]
         .init(section: "upstream", key: "url", kind: .string, defaultValue: .string("http://127.0.0.1:9000")),
         .init(section: "upstream", key: "connect_timeout", kind: .duration, defaultValue: .duration(.seconds(5))),
@@ -88,6 +90,9 @@ public enum ConfigSchema {
         .init(section: "limits", key: "idle_timeout", kind: .duration, defaultValue: .duration(.seconds(75))),
         .init(section: "limits", key: "drain_timeout", kind: .duration, defaultValue: .duration(.seconds(15))),
         .init(section: "limits", key: "h2_max_concurrent_streams", kind: .int(1...10_000), defaultValue: .int(100)),
+        .init(section: "limits", key: "body_timeout", kind: .duration, defaultValue: .duration(.seconds(30))),
+        .init(section: "limits", key: "max_connections", kind: .int(1...1_000_000), defaultValue: .int(10_000)),
+        .init(section: "limits", key: "max_rewritten_page", kind: .size((64 << 10)...(1 << 30)), defaultValue: .size(8 << 20)),
         // [roles]
         .init(section: "roles", key: "order", kind: .stringList, defaultValue: .list(["owner", "super_admin", "hr_admin", "manager", "employee"])),
         .init(section: "roles", key: "impersonators", kind: .stringList, defaultValue: .list(["owner", "super_admin", "hr_admin"])),
