@@ -73,13 +73,19 @@ public struct ConfigLoader {
 
         var values: [String: ConfigValue] = [:]
         var origins: [String: ValueOrigin] = [:]
-        walk(table, section: "", lines: lines, values: &values, origins: &origins, issues: &issues)
+        // Problems with a known key's file value wait until we know whether the environment
+        // replaces that value: the effective configuration is what must be valid.
+        var fileValueIssues: [ConfigIssue] = []
+        walk(table, section: "", lines: lines, values: &values, origins: &origins, issues: &issues, valueIssues: &fileValueIssues)
+        let fileValues = values, fileOrigins = origins
 
         // Environment overrides, resolved against the known keys.
         var knownEnvironment: Set<String> = ["ACTAS_CONFIG"]
+        var shadowed: [String: String] = [:]  // key → the variable that replaces its file value
         for spec in ConfigSchema.keys {
             knownEnvironment.insert(spec.environmentName)
             guard let raw = environment[spec.environmentName] else { continue }
+            shadowed[spec.fullName] = spec.environmentName
             let origin = ValueOrigin.environment(spec.environmentName)
             switch Self.convert(environment: raw, kind: spec.kind) {
             case .success(let value):
@@ -93,6 +99,26 @@ public struct ConfigLoader {
             warnings.append("environment variable \(name) matches no configuration key; ignored")
         }
 
+        for issue in fileValueIssues {
+            if let variable = shadowed[issue.key] {
+                warnings.append(Self.shadowedWarning(issue, by: variable))
+            } else {
+                issues.append(issue)
+            }
+        }
+        if !shadowed.isEmpty {
+            // The typed rules on the file's own values, for the keys the environment replaces:
+            // a bad value there is never used, but the operator should still hear about it.
+            var fileOnly = ConfigBuilder(file: path, values: fileValues, origins: fileOrigins,
+                                         alreadyReported: Set(fileValueIssues.map(\.key)))
+            _ = fileOnly.build()
+            for issue in fileOnly.issues where issue.file == path {
+                if let variable = shadowed[issue.key], case .file? = fileOrigins[issue.key] {
+                    warnings.append(Self.shadowedWarning(issue, by: variable))
+                }
+            }
+        }
+
         // The typed rules run even after key problems, so `check` reports every problem at once;
         // a key already reported (its value was dropped, so its default stood in) is not
         // reported again for what the default implies.
@@ -103,16 +129,23 @@ public struct ConfigLoader {
         return .success(Loaded(config: config, warnings: warnings + builder.warnings))
     }
 
+    /// A file value the environment replaces: not an error (it is never used), but named with
+    /// its line so it gets fixed before the override goes away.
+    static func shadowedWarning(_ issue: ConfigIssue, by variable: String) -> String {
+        "\(issue.description) (not used: \(variable) overrides it)"
+    }
+
     private func walk(
         _ table: TOMLTable, section: String, lines: LineLocator,
-        values: inout [String: ConfigValue], origins: inout [String: ValueOrigin], issues: inout [ConfigIssue]
+        values: inout [String: ConfigValue], origins: inout [String: ValueOrigin], issues: inout [ConfigIssue],
+        valueIssues: inout [ConfigIssue]
     ) {
         for name in table.keys {
             guard let value = table[name] else { continue }
             let qualified = section.isEmpty ? name : "\(section).\(name)"
             if let nested = value.table {
                 if ConfigSchema.sections.contains(qualified) {
-                    walk(nested, section: qualified, lines: lines, values: &values, origins: &origins, issues: &issues)
+                    walk(nested, section: qualified, lines: lines, values: &values, origins: &origins, issues: &issues, valueIssues: &valueIssues)
                 } else {
                     issues.append(ConfigIssue(file: path, line: lines.line(section: qualified, key: nil), key: qualified, message: "unknown section"))
                 }
@@ -129,7 +162,7 @@ public struct ConfigLoader {
                 values[spec.fullName] = converted
                 origins[spec.fullName] = .file(line: line)
             case .failure(let error):
-                issues.append(ConfigIssue(file: path, line: line, key: spec.fullName, message: error.message))
+                valueIssues.append(ConfigIssue(file: path, line: line, key: spec.fullName, message: error.message))
             }
         }
     }

@@ -209,6 +209,58 @@ struct ConfigTests {
         #expect(issues("", env: ["ACTAS_LIMITS_IDLE_TIMEOUT": "soon"]) == ["env:0: limits.idle_timeout: ACTAS_LIMITS_IDLE_TIMEOUT: expected a duration like \"30s\", \"15m\" or \"1h\""])
     }
 
+    @Test func anOverrideRescuesABadFileValueWithAWarningNamingItsLine() throws {
+        let text = """
+            [impersonation]
+            max_duration = "forever"
+            default_duration = "1h"
+            """
+        let loaded = try #require(load(text, env: ["ACTAS_IMPERSONATION_MAX_DURATION": "2h"]).value)
+        #expect(loaded.config.impersonation.maxDuration == .seconds(7200))
+        #expect(loaded.warnings.count == 1)
+        let warning = try #require(loaded.warnings.first)
+        #expect(warning.hasPrefix("/etc/actas/proxy.conf:2: impersonation.max_duration: "))
+        #expect(warning.hasSuffix("(not used: ACTAS_IMPERSONATION_MAX_DURATION overrides it)"))
+    }
+
+    @Test func anOverrideRescuesAFileValueATypedRuleRefuses() throws {
+        // Valid TOML and type, refused by a rule of the typed configuration (not a header name).
+        let text = "[headers]\nuser = \"X Bad\"\n"
+        #expect(issues(text) == ["/etc/actas/proxy.conf:2: headers.user: must be a valid header name"])
+        let loaded = try #require(load(text, env: ["ACTAS_HEADERS_USER": "X-User"]).value)
+        #expect(loaded.config.headers.user == "X-User")
+        #expect(loaded.warnings == [
+            "/etc/actas/proxy.conf:2: headers.user: must be a valid header name (not used: ACTAS_HEADERS_USER overrides it)"
+        ])
+    }
+
+    @Test func anOverrideRescuesABadRoleListButNotAnotherKeysRule() throws {
+        let text = """
+            [roles]
+            order = ["boss", "staff"]
+            impersonators = ["nobody"]
+            scoped = []
+            auditors = []
+            """
+        // The shadowed list is only a warning…
+        let loaded = try #require(load(text, env: ["ACTAS_ROLES_IMPERSONATORS": "boss"]).value)
+        #expect(loaded.config.roles.impersonators == ["boss"])
+        #expect(loaded.warnings == [
+            "/etc/actas/proxy.conf:3: roles.impersonators: role \"nobody\" is not in roles.order (not used: ACTAS_ROLES_IMPERSONATORS overrides it)"
+        ])
+        // …but the effective configuration must still be valid as a whole.
+        #expect(issues(text, env: ["ACTAS_ROLES_ORDER": "boss,nobody,staff", "ACTAS_ROLES_AUDITORS": "ghost"]) == [
+            "env:0: roles.auditors: ACTAS_ROLES_AUDITORS: role \"ghost\" is not in roles.order"
+        ])
+    }
+
+    @Test func aBadOverrideOfABadFileValueIsAnErrorAndTheFileValueAWarning() {
+        let result = load("[limits]\nidle_timeout = \"never\"\n", env: ["ACTAS_LIMITS_IDLE_TIMEOUT": "soon"])
+        #expect(result.failure?.issues.map(\.description) == [
+            "env:0: limits.idle_timeout: ACTAS_LIMITS_IDLE_TIMEOUT: expected a duration like \"30s\", \"15m\" or \"1h\""
+        ])
+    }
+
     @Test func demoNeedsALoopbackUpstream() {
         #expect(issues("[upstream]\nurl = \"http://10.1.2.3:9000\"\n[demo]\nenabled = true\n") == [
             "/etc/actas/proxy.conf:4: demo.enabled: the demo app listens on upstream.url, which must then be a loopback address"
