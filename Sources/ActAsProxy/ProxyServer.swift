@@ -36,6 +36,7 @@ public final class ProxyServer: Sendable {
     private let group: any EventLoopGroup
     private let loops: [ObjectIdentifier: NIOLoopBound<LoopContext>]
     private let state: NIOLockedValueBox<Mutable>
+    private let changeFeed = NIOLockedValueBox<ChangeFeedTarget?>(nil)
     public let metrics: ProxyMetrics
 
     public init(config: ActAsConfig, group: any EventLoopGroup, metrics: ProxyMetrics, services: ProxyServices) throws {
@@ -147,16 +148,25 @@ public final class ProxyServer: Sendable {
                      headers: "Location: \(location)\r\n", close: true)
     }
 
+    /// The change feed `POST /sync` catches up (SPEC §10.1), and this instance's id.
+    public func serveSync(_ sync: StateSync, instanceID: String) {
+        changeFeed.withLockedValue { $0 = ChangeFeedTarget(sync: sync, instanceID: instanceID) }
+    }
+
     private func bindAdmin(_ address: SocketAddressSpec) async throws -> any Channel {
         let metrics = self.metrics
         let state = self.state
+        let changeFeed = self.changeFeed
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(SmallHTTPHandler { head in
-                        Self.admin(head, metrics: metrics, draining: state.withLockedValue { $0.draining })
-                    })
+                    try channel.pipeline.syncOperations.addHandler(SmallHTTPHandler(reply: { head, loop in
+                        if head.target == "/sync" || head.target.hasPrefix("/sync?") {
+                            return AdminSync.reply(head, target: changeFeed.withLockedValue { $0 }, on: loop)
+                        }
+                        return .now(Self.admin(head, metrics: metrics, draining: state.withLockedValue { $0.draining }))
+                    }))
                 }
             }
             .bind(host: address.host, port: address.port)

@@ -16,18 +16,34 @@ final class SmallHTTPHandler: ChannelInboundHandler {
         var close = false
     }
 
+    /// An answer now, or one that needs the store first (`POST /sync` on the admin listener).
+    enum Reply {
+        case now(Response)
+        case later(EventLoopFuture<Response>)
+    }
+
     private var parser = HeadParser(kind: .request, limits: HTTPLimits(maxRequestLine: 4096, maxHeaderBytes: 16384, maxHeaders: 64, maxBody: 0))
     private var inbound = ByteBuffer()
-    private let respond: (RequestHead) -> Response
+    private let respond: (RequestHead, any EventLoop) -> Reply
+    /// A later reply is pending: further requests wait so answers keep their order.
+    private var waiting = false
 
     init(respond: @escaping (RequestHead) -> Response) {
-        self.respond = respond
+        self.respond = { head, _ in .now(respond(head)) }
+    }
+
+    init(reply: @escaping (RequestHead, any EventLoop) -> Reply) {
+        self.respond = reply
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         inbound.writeBuffer(&buffer)
-        while inbound.readableBytes > 0 {
+        process(context)
+    }
+
+    private func process(_ context: ChannelHandlerContext) {
+        while !waiting, inbound.readableBytes > 0 {
             let head: RequestHead
             do {
                 guard let length = try parser.parse(inbound) else { return }
@@ -41,10 +57,24 @@ final class SmallHTTPHandler: ChannelInboundHandler {
                 write(context, Response(status: 413, reason: "Content Too Large", contentType: "text/plain", body: "no request bodies here\n", close: true))
                 return
             }
-            var response = respond(head)
-            if !head.keepAlive { response.close = true }
-            write(context, response)
-            if response.close { return }
+            switch respond(head, context.eventLoop) {
+            case .now(var response):
+                if !head.keepAlive { response.close = true }
+                write(context, response)
+                if response.close { return }
+            case .later(let future):
+                waiting = true
+                let keepAlive = head.keepAlive
+                future.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+                    var response = (try? result.get())
+                        ?? Response(status: 500, reason: "Internal Server Error", contentType: "text/plain", body: "failed\n", close: true)
+                    if !keepAlive { response.close = true }
+                    self.waiting = false
+                    self.write(context, response)
+                    if !response.close { self.process(context) }
+                }
+                return
+            }
         }
         inbound.discardReadBytes()
     }

@@ -240,6 +240,16 @@ public final class SQLiteStore: Store {
                 PRIMARY KEY (session_id, seq))
             """,
         ]),
+        (4, [
+            // Running `actas serve` processes and their admin listeners (SPEC §10.1).
+            """
+            CREATE TABLE instances (
+                id TEXT PRIMARY KEY,
+                admin_address TEXT NOT NULL,
+                started_at REAL NOT NULL,
+                last_seen REAL NOT NULL)
+            """,
+        ]),
     ]
 
     public func migrate() async throws {
@@ -298,6 +308,50 @@ public final class SQLiteStore: Store {
         try await write { tx in
             // Keep the newest row so the feed position never goes backwards.
             try await tx.run("DELETE FROM changes WHERE at < ? AND id < (SELECT MAX(id) FROM changes)", [.float(before.timeIntervalSince1970)])
+        }
+    }
+
+    // MARK: instances
+
+    public func latestChangeID() async throws -> Int64 {
+        let rows = try await query("SELECT COALESCE(MAX(id), 0) AS id FROM changes")
+        return Int64(rows.first?.column("id")?.integer ?? 0)
+    }
+
+    public func registerInstance(_ instance: InstanceRecord) async throws {
+        try await write { tx in
+            try await tx.run(
+                "INSERT OR REPLACE INTO instances (id, admin_address, started_at, last_seen) VALUES (?, ?, ?, ?)",
+                [.text(instance.id), .text(instance.adminAddress), .float(instance.startedAt.timeIntervalSince1970),
+                 .float(instance.lastSeen.timeIntervalSince1970)])
+        }
+    }
+
+    public func touchInstance(id: String, startedAt: Date, at: Date) async throws -> Bool {
+        try await write { tx in
+            try await tx.run("UPDATE instances SET last_seen = ? WHERE id = ? AND started_at = ?",
+                             [.float(at.timeIntervalSince1970), .text(id), .float(startedAt.timeIntervalSince1970)])
+            return try await tx.run("SELECT changes() AS n").first?.column("n")?.integer ?? 0 > 0
+        }
+    }
+
+    public func removeInstance(id: String, startedAt: Date) async throws {
+        try await write { tx in
+            try await tx.run("DELETE FROM instances WHERE id = ? AND started_at = ?", [.text(id), .float(startedAt.timeIntervalSince1970)])
+        }
+    }
+
+    public func forgetInstances(lastSeenBefore before: Date) async throws {
+        try await write { tx in
+            try await tx.run("DELETE FROM instances WHERE last_seen < ?", [.float(before.timeIntervalSince1970)])
+        }
+    }
+
+    public func instances() async throws -> [InstanceRecord] {
+        try await query("SELECT * FROM instances ORDER BY id").compactMap { row in
+            guard let id = row.column("id")?.string, let address = row.column("admin_address")?.string,
+                  let started = Self.readDate(row, "started_at"), let seen = Self.readDate(row, "last_seen") else { return nil }
+            return InstanceRecord(id: id, adminAddress: address, startedAt: started, lastSeen: seen)
         }
     }
 

@@ -11,6 +11,7 @@ public final class StateSync: Sendable {
     public let store: any Store
     public let state: LiveState
     private let position = PositionBox()
+    private let reading = TransactionGate()
     /// Change rows older than this are pruned; a reader further behind reloads a snapshot.
     static let changeRetention: TimeInterval = 3600
     /// An open impersonation session this process learned had ended elsewhere.
@@ -38,6 +39,41 @@ public final class StateSync: Sendable {
     /// One poll: applies every change since the last one. Returns how many were applied.
     @discardableResult
     public func poll(now: Date = Date()) async throws -> Int {
+        // One reader at a time: the timer and `POST /sync` must not apply a change twice (an
+        // ended session would be reported twice).
+        try await serialized { try await pollLocked(now: now) }
+    }
+
+    /// Applies the feed until at least change `target` (SPEC §10.1: a command waits for this
+    /// on every instance). Returns the position reached, which is below `target` only when
+    /// the store has no such change yet.
+    public func catchUp(to target: Int64, now: Date = Date()) async throws -> Int64 {
+        try await serialized {
+            while await position.value < target {
+                if try await pollLocked(now: now) == 0 { break }
+            }
+            return await position.value
+        }
+    }
+
+    private func serialized<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        await reading.lock()
+        do {
+            let result = try await body()
+            await reading.unlock()
+            return result
+        } catch {
+            await reading.unlock()
+            throw error
+        }
+    }
+
+    /// The change feed position this state reflects.
+    public var appliedChange: Int64 {
+        get async { await position.value }
+    }
+
+    private func pollLocked(now: Date) async throws -> Int {
         let after = await position.value
         guard let changes = try await store.changes(after: after, limit: 1000) else {
             // Fell behind the feed's retention: start over from a snapshot.

@@ -108,6 +108,20 @@ public protocol Store: Sendable {
     func endImpersonation(id: String, at: Date, reason: EndReason, notice: Bool) async throws -> ImpersonationSession?
     func clearEndNotice(id: String) async throws
 
+    // Running instances (SPEC §10.1): commands reach them through their admin listeners.
+    /// The change feed's newest position (0 when empty): what a command waits for after its
+    /// write.
+    func latestChangeID() async throws -> Int64
+    /// Inserts or replaces the instance's row (start, and a heartbeat that found it missing).
+    func registerInstance(_ instance: InstanceRecord) async throws
+    /// Refreshes `last_seen`; false when the row is gone (then register again).
+    func touchInstance(id: String, startedAt: Date, at: Date) async throws -> Bool
+    /// Removes the row this process registered (not a later one with the same id).
+    func removeInstance(id: String, startedAt: Date) async throws
+    /// Forgets rows nobody refreshed since `before` (instances that were killed).
+    func forgetInstances(lastSeenBefore before: Date) async throws
+    func instances() async throws -> [InstanceRecord]
+
     // The request log's records of impersonation sessions, for the people concerned
     func appendSessionAudit(_ lines: [SessionAuditLine]) async throws
     func sessionAudit(sessionID: String) async throws -> [SessionAuditLine]

@@ -89,11 +89,21 @@ struct Serve: AsyncParsableCommand {
                 + (server.adminAddress.map { ", admin http://\(Self.describe($0, fallback: config.listen.admin!))" } ?? "")
                 + ", upstream \(config.upstream.url), \(threads) threads")
 
+        let registration: InstanceRegistration
+        do {
+            let id = InstanceRecord.resolveID(configured: config.listen.instanceID, hostName: ProcessInfo.processInfo.hostName,
+                                              adminPort: server.adminAddress?.port ?? config.listen.admin?.port)
+            registration = try await InstanceRegistration.register(store: store, server: server, sync: sync, id: id, logger: logger)
+        } catch {
+            Diagnostics.error("actas: cannot record this instance in the store: \(error)")
+            throw ExitCode(1)
+        }
+
         let service = ProxyService(server: server, audit: events, configPath: options.path)
         let feed = ChangeFeedService(sync: sync, impersonations: console.impersonations, logger: logger)
         let serviceGroup = ServiceGroup(
             configuration: .init(
-                services: [.init(service: service), .init(service: feed)],
+                services: [.init(service: service), .init(service: feed), .init(service: registration)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await serviceGroup.run()

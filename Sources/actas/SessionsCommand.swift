@@ -21,7 +21,7 @@ struct ConsentCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let policy = ImpersonationPolicy(config: config)
-            try await StoreAccess.withDirectory(config) { directory in
+            try await StoreAccess.changing(config) { directory in
                 let user = try await directory.user(named: username)
                 guard user.status.maySignIn else {
                     throw StoreError.invalid("user \(username) is \(user.status.rawValue): consent can only be given for active or invited users")
@@ -39,13 +39,13 @@ struct ConsentCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke consent; sessions acting as the user end within a second.")
+        static let configuration = CommandConfiguration(abstract: "Revoke consent; sessions acting as the user end before the command returns.")
         @OptionGroup var options: ConfigOption
         @Argument(help: "Username.") var username: String
 
         func run() async throws {
             let config = try options.load()
-            try await StoreAccess.withDirectory(config) { directory in
+            try await StoreAccess.changing(config) { directory in
                 let user = try await directory.user(named: username)
                 guard var consent = try await directory.store.consent(userID: user.id), consent.revokedAt == nil,
                       consent.expiresAt > Date() else {
@@ -111,7 +111,7 @@ struct Sessions: AsyncParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            try await StoreAccess.withDirectory(config) { directory in
+            try await StoreAccess.changing(config) { directory in
                 guard try await directory.store.impersonation(id: id) != nil else { throw StoreError.notFound("no session with id \(id)") }
                 guard try await directory.store.endImpersonation(id: id, at: Date(), reason: .endedByOperator, notice: true) != nil else {
                     throw StoreError.invalid("session \(id) has already ended")

@@ -24,6 +24,17 @@ enum StoreAccess {
         }
     }
 
+    /// `withDirectory` for commands that change who may do what (SPEC §10.1): after `body`
+    /// wrote its change, every running instance must confirm it applied it; exit 3 when one
+    /// cannot (the change stays stored).
+    static func changing<T>(_ config: ActAsConfig, _ body: (Directory) async throws -> T) async throws -> T {
+        try await withDirectory(config) { directory in
+            let result = try await body(directory)
+            try await ChangeAcknowledgement.waitForInstances(directory.store)
+            return result
+        }
+    }
+
     /// Runs `body` with a directory on the store, closing it afterwards; store and input
     /// errors become a one-line reason and exit 1.
     static func withDirectory<T>(_ config: ActAsConfig, _ body: (Directory) async throws -> T) async throws -> T {

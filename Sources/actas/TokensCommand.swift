@@ -20,7 +20,7 @@ struct Tokens: AsyncParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            try await StoreAccess.withDirectory(config) { directory in
+            try await StoreAccess.changing(config) { directory in
                 let (token, record) = try await directory.createToken(for: username, name: name)
                 if json {
                     printJSON(["id": record.id, "token": token])
@@ -67,7 +67,7 @@ struct Tokens: AsyncParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            try await StoreAccess.withDirectory(config) { directory in
+            try await StoreAccess.changing(config) { directory in
                 let token = try await directory.revokeToken(id: id)
                 print("revoked \(token.id)")
             }
@@ -83,12 +83,12 @@ struct Keys: AsyncParsableCommand {
 
     struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Make a new signing key. The old key stays in the JWKS for 24 hours; every instance signs with the new key within a minute.")
+            abstract: "Make a new signing key. The old key stays in the JWKS for 24 hours; every running instance signs with the new key before the command returns.")
         @OptionGroup var options: ConfigOption
 
         func run() async throws {
             let config = try options.load()
-            try await StoreAccess.withDirectory(config) { directory in
+            try await StoreAccess.changing(config) { directory in
                 let (new, retired) = try await KeyManager.rotate(directory.store)
                 print("signing key is now \(new)" + (retired.map { "; \($0) stays published for 24 hours" } ?? ""))
             }

@@ -10,7 +10,8 @@ struct Users: AsyncParsableCommand {
         discussion: """
             Users have id, username, email, name, role (one of roles.order), groups, org_unit, \
             status (active, invited, suspended, deleted) and last_login. Passwords are hashed \
-            with scrypt and never printed. Changes reach a running server within a second.
+            with scrypt and never printed. A change is enforced by every running instance before \
+            the command returns (exit 3 when one cannot confirm it; see `actas instances`).
             """,
         subcommands: [Add.self, List.self, Show.self, Set.self, Suspend.self, Delete.self, Import.self]
     )
@@ -53,7 +54,7 @@ struct Users: AsyncParsableCommand {
             input.id = id
             try fields.apply(to: &input)
             input.password = try password.read()
-            try await StoreAccess.withDirectory(config) { directory in
+            try await StoreAccess.changing(config) { directory in
                 _ = try await directory.save([input], mustBeNew: true)
                 let user = try await directory.user(named: username)
                 print("added \(user.username) (\(user.id)), role \(user.role), \(user.status.rawValue)\(user.passwordHash == nil ? ", no password" : "")")
@@ -122,7 +123,7 @@ struct Users: AsyncParsableCommand {
             var input = UserRecordInput(username: username)
             try fields.apply(to: &input)
             input.password = try password.read()
-            try await StoreAccess.withDirectory(config) { directory in
+            try await StoreAccess.changing(config) { directory in
                 _ = try await directory.save([input], mustExist: true)
                 let user = try await directory.user(named: username)
                 print("updated \(user.username): role \(user.role), \(user.status.rawValue)")
@@ -137,7 +138,7 @@ struct Users: AsyncParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            try await StoreAccess.withDirectory(config) { directory in
+            try await StoreAccess.changing(config) { directory in
                 let user = try await directory.setStatus(username, .suspended)
                 print("suspended \(user.username)")
             }
@@ -152,7 +153,7 @@ struct Users: AsyncParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            try await StoreAccess.withDirectory(config) { directory in
+            try await StoreAccess.changing(config) { directory in
                 let user = try await directory.setStatus(username, .deleted)
                 print("deleted \(user.username)")
             }
@@ -203,6 +204,7 @@ struct Users: AsyncParsableCommand {
                 }
                 let summary = try await directory.save(records)
                 print("imported \(records.count) users: \(summary.created.count) created, \(summary.updated.count) updated")
+                try await ChangeAcknowledgement.waitForInstances(directory.store)
             }
         }
     }

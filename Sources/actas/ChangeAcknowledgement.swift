@@ -1,0 +1,55 @@
+import ActAsStore
+import ArgumentParser
+import Foundation
+
+/// SPEC §10.1: a command that changes who may do what returns only once every running
+/// instance sharing the store enforces the change. After the store write, each instance
+/// recorded in the store is told through its admin listener and must confirm; one that
+/// cannot is reported on stderr (one line each) and the command exits 3, the change stays
+/// stored.
+enum ChangeAcknowledgement {
+    static func waitForInstances(_ store: any Store) async throws {
+        let change: Int64
+        let recorded: [InstanceRecord]
+        do {
+            change = try await store.latestChangeID()
+            recorded = try await store.instances()
+        } catch {
+            Diagnostics.error("actas: the change is stored, but the running instances cannot be listed to confirm it: \(error)")
+            throw ExitCode(3)
+        }
+        let now = Date()
+        let stale = recorded.filter { $0.isStale(now: now) }
+        for instance in stale {
+            Diagnostics.warn(
+                "instance \(terminalSafe(instance.id)) (admin \(terminalSafe(instance.adminAddress))) was last seen "
+                    + "\(Int(now.timeIntervalSince(instance.lastSeen)))s ago (over \(Int(InstanceRecord.staleAfter))s): "
+                    + "taken as not running, not asked")
+        }
+        let running = recorded.filter { !$0.isStale(now: now) }
+        let outcomes = await InstanceNotifier.announce(change: change, to: running)
+        var unconfirmed = 0
+        for (instance, outcome) in outcomes {
+            if case .failed(let why) = outcome {
+                unconfirmed += 1
+                Diagnostics.error(
+                    "actas: instance \(terminalSafe(instance.id)) (admin \(terminalSafe(instance.adminAddress))) did not confirm change \(change): \(why)")
+            }
+        }
+        if unconfirmed > 0 { throw ExitCode(3) }
+    }
+}
+
+/// Control characters (and DEL, C1) as `\u{…}`, so a value read from the store cannot move the
+/// cursor or forge lines in an operator's terminal.
+func terminalSafe(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\\" {
+            out += scalar == "\\" ? "\\\\" : "\\u{\(String(scalar.value, radix: 16))}"
+        } else {
+            out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
+}

@@ -1,0 +1,150 @@
+"""SPEC §10.1: a command that changes who may do what returns only once every running instance
+sharing the store enforces it. No waiting in these tests: the command's return is the guarantee,
+so the very next request must already see the change (issue 14 item 2)."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import ACTAS, clean_env, header_values, request_bytes, run
+from test_impersonation import Admin, config, setup_site
+
+BEARER = "Authorization"
+
+
+def forwarded_as(proxy, target):
+    """The upstream's records of requests for `target` (its path), with the user they carried."""
+    path = proxy.dir.parent / f"upstream-{proxy.upstream_port}.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [header_values(r, "X-Forwarded-User") for r in records if r["target"] == target]
+
+
+def cli(proxy, *args):
+    return run([*args, "--config", str(proxy.config_path)])
+
+
+def with_token(proxy, token, path):
+    return proxy.request(request_bytes("GET", path, [(BEARER, f"Bearer {token}")]))
+
+
+@pytest.fixture
+def site(make_proxy):
+    proxy = make_proxy(config())
+    setup_site(proxy)
+    return proxy
+
+
+@pytest.fixture
+def two_sites(make_proxy):
+    """Two `actas serve` on one SQLite file."""
+    first = make_proxy(config())
+    setup_site(first)
+    second = make_proxy(config(**{"store.url": f"sqlite:{first.dir / 'data' / 'actas.db'}"}))
+    return first, second
+
+
+ROUNDS = range(3)
+
+
+@pytest.mark.parametrize("round", ROUNDS)
+def test_sessions_end_then_next_request_is_not_forwarded_as_the_target(site, round):
+    admin = Admin(site, "admin")
+    session = admin.start("emp")[1]["id"]
+    admin.fetch("/before-end")
+    assert forwarded_as(site, "/before-end") == [["emp"]]
+    cli(site, "sessions", "end", session)
+    response = admin.fetch("/right-after-end")
+    assert response.status == 403 and json.loads(response.body)["end_reason"] == "ended_by_operator", response
+    assert forwarded_as(site, "/right-after-end") == []
+
+
+@pytest.mark.parametrize("round", ROUNDS)
+def test_users_suspend_then_start_against_them_is_refused(site, round):
+    admin = Admin(site, "admin")
+    cli(site, "users", "suspend", "emp")
+    response, body = admin.start("emp")
+    assert response.status == 403 and body["error"] == "target_status", response
+
+
+@pytest.mark.parametrize("round", ROUNDS)
+def test_token_works_at_once_and_stops_at_once(site, round):
+    created = json.loads(cli(site, "tokens", "create", "emp", "--json").stdout)
+    response = with_token(site, created["token"], "/with-new-token")
+    assert response.status == 200, response
+    assert forwarded_as(site, "/with-new-token") == [["emp"]]
+    cli(site, "tokens", "revoke", created["id"])
+    response = with_token(site, created["token"], "/with-revoked-token")
+    assert response.status == 401, response
+    assert forwarded_as(site, "/with-revoked-token") == []
+
+
+@pytest.mark.parametrize("round", ROUNDS)
+def test_consent_revoke_ends_the_impersonation_before_the_next_request(site, round):
+    admin = Admin(site, "admin")
+    admin.start("emp")
+    cli(site, "consent", "revoke", "emp")
+    response = admin.fetch("/after-consent-revoked")
+    assert response.status == 403 and json.loads(response.body)["end_reason"] == "consent_revoked", response
+    assert forwarded_as(site, "/after-consent-revoked") == []
+
+
+@pytest.mark.parametrize("round", ROUNDS)
+def test_two_servers_on_one_store_both_enforce(two_sites, round):
+    first, second = two_sites
+    listed = {i["admin"] for i in json.loads(cli(first, "instances", "--json").stdout)}
+    assert {f"127.0.0.1:{first.admin_port}", f"127.0.0.1:{second.admin_port}"} <= listed
+    created = json.loads(cli(first, "tokens", "create", "emp", "--json").stdout)
+    for proxy in (first, second):
+        assert with_token(proxy, created["token"], "/new-token").status == 200
+    cli(second, "tokens", "revoke", created["id"])
+    for proxy in (first, second):
+        assert with_token(proxy, created["token"], "/revoked-token").status == 401
+    admins = [Admin(first, "admin"), Admin(second, "admin2")]
+    cli(first, "users", "suspend", "emp")
+    for admin in admins:
+        response, body = admin.start("emp")
+        assert response.status == 403 and body["error"] == "target_status", response
+
+
+@pytest.mark.parametrize("round", ROUNDS)
+def test_an_instance_that_cannot_confirm_is_reported_with_exit_3(two_sites, round):
+    first, second = two_sites
+    os.kill(second.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        # The timeout only keeps a broken build from hanging the suite; the bound is the SPEC's.
+        result = subprocess.run([str(ACTAS), "users", "suspend", "emp", "--config", str(first.config_path)],
+                                capture_output=True, text=True, env=clean_env(), timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(second.process.pid, signal.SIGCONT)
+    assert result.returncode == 3, result
+    lines = [line for line in result.stderr.splitlines() if "did not confirm" in line]
+    assert len(lines) == 1 and f"127.0.0.1:{second.admin_port}" in lines[0], result.stderr
+    assert f"127.0.0.1:{first.admin_port}" not in result.stderr
+    print(f"exit 3 after {elapsed:.2f}s")
+    # The change itself is stored, and the first instance enforces it.
+    assert json.loads(cli(first, "users", "show", "emp", "--json").stdout)["status"] == "suspended"
+    response, body = Admin(first, "admin").start("emp")
+    assert response.status == 403 and body["error"] == "target_status"
+    # Resumed, the second instance confirms again.
+    cli(first, "users", "set", "emp", "--status", "active")
+
+
+def test_instances_lists_running_servers_and_drops_a_stopped_one(two_sites):
+    first, second = two_sites
+    human = cli(first, "instances").stdout
+    assert human.splitlines()[0].split() == ["ID", "ADMIN", "STARTED", "LAST", "SEEN"]
+    for proxy in (first, second):
+        assert f"127.0.0.1:{proxy.admin_port}" in human
+    rows = json.loads(cli(first, "instances", "--json").stdout)
+    assert {row["id"].rsplit(":", 1)[1] for row in rows} == {str(first.admin_port), str(second.admin_port)}
+    assert all(set(row) == {"id", "admin", "started_at", "last_seen", "stale"} and not row["stale"] for row in rows)
+    second.stop()
+    rows = json.loads(cli(first, "instances", "--json").stdout)
+    assert [row["admin"] for row in rows] == [f"127.0.0.1:{first.admin_port}"]
+    # With the stopped one gone, commands confirm with the one that runs.
+    assert cli(first, "users", "suspend", "emp").returncode == 0
