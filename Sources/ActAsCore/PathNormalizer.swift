@@ -27,7 +27,9 @@ public enum PathNormalization: Sendable, Equatable {
 /// (`%zz`, `%4`), and double encoding: `%25` followed by two hex digits in the output (also
 /// when those digits were themselves encoded, `%25%32%65`). `%25` followed by anything else is
 /// allowed: it is a literal `%` that no second decoding can turn into another character
-/// (`/100%25`, `/a%25zz`).
+/// (`/100%25`, `/a%25zz`). Also refused: a path whose escapes do not decode to well-formed
+/// UTF-8 (`%C0%AE%C0%AE`, an overlong `..`; `%C0%AF`, an overlong `/`; `%FF`; surrogates),
+/// which lenient decoders turn into separators and dots after the check.
 ///
 /// Outside strict mode nothing is refused: malformed escapes, raw `\` and NUL pass through
 /// untouched and encoded separators stay encoded. Callers deciding something security-relevant
@@ -46,7 +48,7 @@ public enum PathNormalizer {
                 count = 0
             }
         }
-        if refused { return .badEncoding }
+        if refused || (strict && !PercentEncoding.decodesToValidUTF8(output)) { return .badEncoding }
         return output.elementsEqual(path) ? .unchanged : .normalized(output)
     }
 

@@ -31,6 +31,15 @@ public enum PercentEncoding {
         return out
     }
 
+    /// Whether `bytes` decode (one round, malformed escapes kept as written) to well-formed
+    /// UTF-8 (RFC 3629: no overlong forms such as `%C0%AE` for `.`, no surrogates, nothing past
+    /// U+10FFFF). Applications that decode leniently read `%C0%AF` as `/` and `%C0%AE%C0%AE` as
+    /// `..`, so a path that does not decode to valid UTF-8 cannot be trusted to mean one thing.
+    public static func decodesToValidUTF8<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Bool where Bytes.Index == Int {
+        if !bytes.contains(where: { $0 == UInt8(ascii: "%") || $0 >= 0x80 }) { return true }
+        return String(validating: decode(bytes), as: UTF8.self) != nil
+    }
+
     /// The same, as text (invalid UTF-8 becomes U+FFFD).
     public static func decodeString<Bytes: Collection<UInt8>>(_ bytes: Bytes, plusAsSpace: Bool = false) -> String where Bytes.Index == Int {
         String(decoding: decode(bytes, plusAsSpace: plusAsSpace), as: UTF8.self)

@@ -30,6 +30,14 @@ let strictCases: [(String, String?)] = [
     ("/a\u{0}b", nil), ("/%252e", nil), ("/%252E%252E/x", nil), ("/%25%32%65", nil), ("/%25%41b", nil),
     ("/%2570rivate/x", nil), ("/a%zz", nil), ("/a%4", nil), ("/a%", nil), ("/a%%41", nil), ("/a%g0", nil),
     ("/a;x%2fy/b", nil), ("/a;%zz", nil), ("/public/..%2f..%2fprivate/x", nil), ("/a/%2e%2e%2f", nil), ("\\", nil),
+    // Refused: escapes that do not decode to well-formed UTF-8 (overlong `..` and `/`, stray
+    // continuation and lead bytes, surrogates, beyond U+10FFFF). (Parameters are dropped, so
+    // whatever they hold never reaches the upstream.)
+    ("/x/%c0%ae%c0%ae/private", nil), ("/private%c0%afx", nil), ("/%C0%AF", nil), ("/%e0%80%ae", nil), ("/a%ff", nil),
+    ("/a%80", nil), ("/a%c3", nil), ("/a%c3/b", nil), ("/a%ed%a0%80", nil), ("/a%f4%90%80%80", nil),
+    // Well-formed UTF-8 passes, encoded as it came (upper-case hex).
+    ("/caf%c3%a9/menu", "/caf%C3%A9/menu"), ("/%F0%9F%98%80", "/%F0%9F%98%80"), ("/pr%C4%B1vate/x", "/pr%C4%B1vate/x"),
+    ("/a;x=%c0%ae/b", "/a/b"),
 ]
 
 /// Outside impersonation nothing is refused; odd escapes pass through as they came.
@@ -169,7 +177,22 @@ struct SplitMix64 {
         #expect(outcome(path) == "refused")
     }
 
-    @Test(arguments: ["/public/x", "/privatex/y", "/private", "/account/secure", "/public/private/x", "/x/account/security"])
+    /// How lenient servers read a segment: trailing dots and spaces dropped (Windows, IIS), and
+    /// Unicode case mapping to ASCII (`ı`→I, `ſ`→S, `K`→k, `ﬀ`→FF) where names compare
+    /// case-insensitively.
+    @Test(arguments: [
+        "/private./x", "/private%20/x", "/private.%20./x", "/PRIVATE%2E/x", "/private..../x", "/private%20%20/x",
+        "/pr%C4%B1vate/x", "/PR%C4%B1VATE/x", "/account/%C5%BFecurity", "/account/security%20", "/account./security.",
+        "/%E2%84%AA/../private/x", "/pr%C4%B1vate./x",
+    ])
+    func hiddenAsLenientServersReadIt(path: String) {
+        #expect(outcome(path) == "hidden")
+    }
+
+    @Test(arguments: [
+        "/public/x", "/privatex/y", "/private", "/account/secure", "/public/private/x", "/x/account/security",
+        "/private-notes./x", "/priv%C3%A4te/x", "/.private/x", "/private.x/y", "/caf%C3%A9/private/x", "/private.",
+    ])
     func otherPathsAreForwarded(path: String) {
         #expect(outcome(path) == "forwarded")
     }
@@ -178,6 +201,22 @@ struct SplitMix64 {
         let sensitive = HiddenPaths(["/private/*"], caseSensitive: true)
         #expect(sensitive.isHidden("/private/x"))
         #expect(!sensitive.isHidden("/PRIVATE/x"))
+        // A case-sensitive app does not fold `ı` either; trailing dots are still dropped.
+        #expect(!sensitive.isHidden("/pr%C4%B1vate/x"))
+        #expect(sensitive.isHidden("/private./x"))
+    }
+
+    @Test func lookalikeOnlyWhenSomethingChanges() {
+        func lookalike(_ path: String, foldCase: Bool = true) -> String? {
+            Array(path.utf8).withUnsafeBytes { HiddenPaths.lookalike($0, foldCase: foldCase) }.map { String(decoding: $0, as: UTF8.self) }
+        }
+        #expect(lookalike("/a/b/") == nil)
+        #expect(lookalike("/caf%C3%A9") == nil)
+        #expect(lookalike("/a./b%20") == "/a/b")
+        #expect(lookalike("/a/.../b") == "/a/b")
+        #expect(lookalike("/x%C4%B1%C3%A9") == "/xi%C3%A9")
+        #expect(lookalike("/x%C4%B1", foldCase: false) == nil)
+        #expect(lookalike("/%EF%AC%80") == "/ff")
     }
 
     @Test func patternsAreNormalisedLikePaths() {
