@@ -82,6 +82,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     private var clientKeepAlive = true
     private var clientIsHTTP10 = false
     private var isUpgrade = false
+    /// The client's `Sec-WebSocket-Key`: an upstream 101 must answer it.
+    private var webSocketKey: String?
     private var upstreamRequestHead = ByteBuffer()
     private var requestBody = RequestBody.none
     private var requestSent = false
@@ -318,7 +320,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 do {
                     head = try parser.finishRequest(headBytes)
                 } catch {
-                    reject(error)
+                    reject(error, head: headBytes)
                     return
                 }
                 parser.reset()
@@ -343,11 +345,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     /// A request the codec refused: answer and close (the framing can no longer be trusted).
-    private func reject(_ error: HTTPParseError) {
+    /// `head`: the complete head when it was whole (`inbound` has moved past it).
+    private func reject(_ error: HTTPParseError, head: ByteBuffer? = nil) {
         loop.metrics.rejectedRequests.increment()
         requestID = loop.nextRequestID()
         requestStart = .now()
         requestWantsHTML = false
+        exchangeLog = loop.settings.logAllRequests ? ExchangeLog(refused: head ?? inbound) : nil  // SPEC §8: every request
         let message: String
         switch error.status {
         case 400: message = "The request is malformed: \(error.reason)."
@@ -390,8 +394,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         bannerInfo = nil
         // Made only when it will be written; applyImpersonationRules makes one otherwise.
         exchangeLog = settings.logAllRequests ? ExchangeLog(method: head.methodString) : nil
+        let credentials = RequestCredentials.scan(head.block)
 
         if head.method == .connect || head.method == .trace {
+            noteRefused(head, credentials)
             let mustClose = head.framing != .none
             sendError(status: 405, code: "method_not_allowed", message: "\(head.methodString) is not allowed through this proxy.", close: mustClose,
                       extraHeaders: "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n")
@@ -408,17 +414,18 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             facts.targetOverride = path
             facts.hostOverride = authority
         case .invalid(let reason):
+            noteRefused(head, credentials)
             sendError(status: 400, code: "bad_request", message: "The request target is not valid: \(reason).", close: true)
             return
         }
-        if head.hostIndex == nil, facts.hostOverride == nil {
-            facts.hostOverride = settings.upstreamAuthority
-        }
+        guard let host = decideHost(head, authority: facts.hostOverride, credentials) else { return }
+        facts.hostOverride = host
         isUpgrade = Self.isWebSocketUpgrade(head)
         facts.upgrade = isUpgrade
+        webSocketKey = isUpgrade ? head.block.first("sec-websocket-key") : nil
 
-        let credentials = RequestCredentials.scan(head.block)
         if credentials.impersonateHeader {
+            noteRefused(head, credentials)
             sendError(status: 403, code: "impersonation_header",
                       message: "Impersonate-* request headers are not accepted; administrators act as others through the ActAs console.", close: false)
             return
@@ -448,6 +455,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         }
         if identity == nil, !target.isPublic(settings.publicPaths) {
             refuseUnauthenticated(target)
+            return
+        }
+        if isUpgrade, identity?.authentication == .session, !WebSocketOrigin.allowed(
+            origin: head.block.first("origin"), secFetchSite: head.block.first("sec-fetch-site"),
+            host: facts.hostOverride.map { String(decoding: $0, as: UTF8.self) } ?? head.host ?? "") {
+            // SPEC §4: cookies ride along on any page's WebSocket; only this origin's may use them.
+            sendError(status: 403, code: "csrf", message: "A WebSocket authenticated by the session cookie must come from this site.", close: false)
             return
         }
         if let identified = identity, identified.memo.impersonating, let session = identified.memo.principal.impersonation {
@@ -528,6 +542,53 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     var clientIPString: String { String(decoding: clientAddress, as: UTF8.self) }
+
+    /// SPEC §8 for a request refused before it was identified: where it went (the target as
+    /// written) and who sent it — looked up only, no session is ended and nothing is minted.
+    private func noteRefused(_ head: RequestHead, _ credentials: RequestCredentials) {
+        guard exchangeLog != nil else { return }
+        let target = RequestTarget(head: head, override: nil)
+        exchangeLog?.fields.path = target.path
+        exchangeLog?.fields.query = target.queryIfAny
+        if let range = credentials.clientRequestID { exchangeLog?.fields.clientRequestID = head.block.string(range) }
+        guard let range = credentials.bearerToken ?? credentials.sessionCookie, !range.isEmpty else { return }
+        let live = loop.identity.live
+        let hash = head.block.withUnsafeBytes { Secrets.hash(UnsafeRawBufferPointer(rebasing: $0[range])) }
+        let found = credentials.bearerToken != nil ? live.principal(tokenHash: hash) : live.principal(sessionHash: hash, now: Date())
+        guard let principal = found else { return }
+        let actingAs = principal.impersonation == nil ? nil : principal.target
+        exchangeLog?.fields.user = (actingAs ?? principal.user).username
+        exchangeLog?.fields.impersonator = actingAs == nil ? nil : principal.user.username
+    }
+
+    /// SPEC §3 `public_hosts`: the host this request is for (absolute-form authority, else
+    /// `Host`) must be well-formed and served. Returns the bytes to forward as Host and
+    /// X-Forwarded-Host (nil: as the client wrote them), or answers `400`/`421` and returns nil.
+    private func decideHost(_ head: RequestHead, authority: [UInt8]?, _ credentials: RequestCredentials) -> [UInt8]?? {
+        let policy = settings.hostPolicy
+        let decision: HostPolicy.Decision
+        if let authority {
+            decision = authority.withUnsafeBytes { policy.decide($0) }
+        } else if let index = head.hostIndex {
+            decision = head.block.withUnsafeBytes { policy.decide(UnsafeRawBufferPointer(rebasing: $0[head.block.fields[index].valueRange])) }
+        } else {
+            // HTTP/1.0 without Host: the first public host, else the upstream's own authority.
+            return .some(policy.publicHosts.first ?? settings.upstreamAuthority)
+        }
+        switch decision {
+        case .serveAsWritten:
+            return .some(authority)
+        case .serve(let canonical):
+            return .some(canonical)
+        case .invalid:
+            noteRefused(head, credentials)
+            sendError(status: 400, code: "bad_request", message: "The request's host is not a valid host name.", close: true)
+        case .misdirected:
+            noteRefused(head, credentials)
+            sendError(status: 421, code: "misdirected_request", message: "This server does not serve that host name.", close: false)
+        }
+        return nil
+    }
 
     // MARK: impersonation
 
@@ -864,8 +925,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             case .failed:
                 return
             case .end(let trailers):
-                var tail = context.channel.allocator.buffer(capacity: 64)
-                HeaderRewriter.writeTrailers(trailers, into: &tail)
+                // SPEC §9: request trailers are dropped (and named in the log), never forwarded.
+                if let dropped = RequestSanitizer.droppedTrailersDetail(trailers) { exchangeLog?.detail = dropped }
+                var tail = context.channel.allocator.buffer(capacity: 5)
+                tail.writeStaticString("0\r\n\r\n")
                 upstream.channel.write(tail, promise: nil)
                 wrote = true
                 requestSent = true
@@ -981,6 +1044,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 if head.status == 101 {
                     guard isUpgrade else {
                         upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server switched protocols without being asked to.")
+                        return
+                    }
+                    // RFC 6455 §4.2.2: a 101 that does not answer this handshake's key is not tunnelled.
+                    guard WebSocketAccept.matches(accept: head.block.first("sec-websocket-accept"), key: webSocketKey) else {
+                        upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server's WebSocket handshake answer is not valid.")
                         return
                     }
                     startTunnel(head, rest: buffer)
@@ -1243,7 +1311,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 holdUntilLogged(log.record(requestID: requestID, clientIP: clientIPText, status: responseStatus, duration: duration))
                 return
             }
-            loop.log(log, requestID: requestID, clientIP: clientIPText, status: responseStatus, duration: duration)
+            loop.log(log, requestID: requestID, clientIP: clientIPText, status: responseStatus, duration: duration, detail: log.detail)
         }
         finishExchange()
     }
@@ -1401,6 +1469,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 requestStart = now
                 clientKeepAlive = false
                 requestWantsHTML = false
+                exchangeLog = loop.settings.logAllRequests ? ExchangeLog(refused: inbound) : nil  // SPEC §8: every request
                 sendError(status: 408, code: "header_timeout", message: "The request head did not arrive in time.", close: true)
             } else if headStartedAt == nil, let idle = idleSince, now - idle > settings.idleTimeout {
                 forceClose()

@@ -79,11 +79,14 @@ enum HeaderRewriter {
                         }
                         continue
                     }
+                    // Routing overrides (X-Original-URL …) would route past the checked path.
+                    if RequestSanitizer.isRoutingHeader(raw, field.nameRange) { continue }
                     if !nominated.isEmpty, isNominated(raw, field, nominated) { continue }
                 case .expect:
                     break
                 case .trailer:
-                    if !nominated.isEmpty, isNominated(raw, field, nominated) { continue }
+                    // Request trailers are never forwarded (SPEC §9), so none is announced.
+                    continue
                 default:
                     // Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade, Proxy-*: this hop only.
                     continue

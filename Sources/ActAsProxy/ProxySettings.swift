@@ -47,6 +47,8 @@ public final class ProxySettings: Sendable {
     /// `audit.log_requests = "all"`.
     public let logAllRequests: Bool
     public let maxImpersonation: TimeInterval
+    /// `listen.public_hosts`: which Host is served, and its canonical spelling.
+    public let hostPolicy: HostPolicy
 
     public init(config: ActAsConfig) {
         limits = HTTPLimits(
@@ -92,6 +94,7 @@ public final class ProxySettings: Sendable {
         warnBeforeEnd = config.impersonation.warnBeforeEnd.seconds
         logAllRequests = config.audit.logAllRequests
         maxImpersonation = config.impersonation.maxDuration.seconds
+        hostPolicy = HostPolicy(publicHosts: config.listen.publicHosts)
     }
 
     /// Lower case, `_` as `-`: how header names are compared for anti-spoofing.
