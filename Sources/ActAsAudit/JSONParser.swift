@@ -18,22 +18,27 @@ struct JSONParser {
         self.maxDepth = maxDepth
     }
 
-    /// Parses exactly one JSON value (surrounding whitespace allowed).
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>, redactor: Redactor? = nil, maxDepth: Int = 64) throws(Failure)
-        -> AuditValue
-    {
+    static let defaultMaxDepth = 64
+
+    /// Parses exactly one JSON value (surrounding whitespace allowed). `startDepth` is the nesting
+    /// the document already sits at (a document inside a string of another).
+    static func parse(
+        _ bytes: UnsafeBufferPointer<UInt8>, redactor: Redactor? = nil, maxDepth: Int = defaultMaxDepth, startDepth: Int = 0
+    ) throws(Failure) -> AuditValue {
         var parser = JSONParser(bytes: bytes, redactor: redactor, maxDepth: maxDepth)
         parser.skipWhitespace()
-        let value = try parser.parseValue(depth: 0)
+        let value = try parser.parseValue(depth: startDepth)
         parser.skipWhitespace()
         guard parser.index == bytes.count else { throw .invalid }
         return value
     }
 
-    static func parse(_ bytes: [UInt8], redactor: Redactor? = nil, maxDepth: Int = 64) throws(Failure) -> AuditValue {
+    static func parse(
+        _ bytes: [UInt8], redactor: Redactor? = nil, maxDepth: Int = defaultMaxDepth, startDepth: Int = 0
+    ) throws(Failure) -> AuditValue {
         let result: Result<AuditValue, Failure> = bytes.withUnsafeBufferPointer { buffer in
             do throws(Failure) {
-                return .success(try parse(buffer, redactor: redactor, maxDepth: maxDepth))
+                return .success(try parse(buffer, redactor: redactor, maxDepth: maxDepth, startDepth: startDepth))
             } catch {
                 return .failure(error)
             }
@@ -71,7 +76,7 @@ struct JSONParser {
             return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""):
             let text = try parseString()
-            return .string(redactor?.scrubTokens(text) ?? text)
+            return .string(redactor?.redactText(text, depth: depth) ?? text)
         case UInt8(ascii: "t"):
             try expectLiteral("true")
             return .bool(true)
@@ -141,7 +146,7 @@ struct JSONParser {
             }
             guard bytes[index] == UInt8(ascii: "}") else { throw .invalid }
             index += 1
-            return .object(members)
+            return .object(redactor?.redactingPairValues(members) ?? members)
         }
     }
 

@@ -15,9 +15,9 @@ enum MultipartParser {
         } else {
             return nil
         }
-        var builder = ObjectBuilder()
+        var parts: [Part] = []
         while true {
-            if starts(body, with: Array("--".utf8), at: position) { return builder.value }  // close delimiter
+            if starts(body, with: Array("--".utf8), at: position) { return build(parts, redactor: redactor) }  // close delimiter
             while position < body.count && (body[position] == 0x20 || body[position] == 0x09) { position += 1 }
             guard starts(body, with: Array("\r\n".utf8), at: position) else { return nil }
             position += 2
@@ -36,14 +36,28 @@ enum MultipartParser {
             guard let contentEnd = find(lineDelimiter, in: body, from: contentStart) else { return nil }
             let headers = String(decoding: UnsafeBufferPointer(rebasing: body[position..<headerEnd]), as: UTF8.self)
             let content = UnsafeBufferPointer(rebasing: body[contentStart..<contentEnd])
-            addPart(headers: headers, content: content, to: &builder, redactor: redactor)
+            parts.append(part(headers: headers, content: content, redactor: redactor))
             position = contentEnd + lineDelimiter.count
         }
     }
 
-    private static func addPart(
-        headers: String, content: UnsafeBufferPointer<UInt8>, to builder: inout ObjectBuilder, redactor: Redactor
-    ) {
+    /// One part as it may be logged. `text` is a text field's content, for the key/value pair rule.
+    private struct Part {
+        var name: String
+        var value: AuditValue
+        var text: String? = nil
+    }
+
+    private static func build(_ parts: [Part], redactor: Redactor) -> AuditValue {
+        let pairValues = redactor.pairValuePositions(names: parts.map(\.name), values: parts.map(\.text))
+        var builder = ObjectBuilder()
+        for (position, part) in parts.enumerated() {
+            builder.add(part.name, pairValues.contains(position) ? .string(Redactor.placeholder) : part.value)
+        }
+        return builder.value
+    }
+
+    private static func part(headers: String, content: UnsafeBufferPointer<UInt8>, redactor: Redactor) -> Part {
         var disposition = MediaType("")
         var contentType: MediaType?
         var contentTypeText: String?
@@ -58,13 +72,15 @@ enum MultipartParser {
                 contentTypeText = value
             }
         }
-        let name = disposition.parameter("name") ?? ""
-        let decodedName = Array(name.utf8).withUnsafeBufferPointer { Redactor.percentDecode($0, plusAsSpace: false) }
-        let filename = disposition.parameter("filename") ?? disposition.parameter("filename*").map(decodeExtendedValue)
+        // Every way the name can be given (`name`, RFC 2231/8187 `name*` and `name*0…`
+        // continuations, repeated parameters) may be what the app reads: any of them naming a
+        // secret redacts the part. The extended form, when present, is the name logged.
+        let names = disposition.parameterValues("name")
+        let name = names.first ?? ""
+        let filename = disposition.parameterValues("filename").first
         let loggedName = redactor.scrubTokens(name)
-        if redactor.isSensitiveName(name) || redactor.isSensitiveName(decodedName) {
-            builder.add(loggedName, .string(Redactor.placeholder))
-            return
+        if redactor.isSensitiveName(name) || names.contains(where: redactor.containsRedactKey) {
+            return Part(name: loggedName, value: .string(Redactor.placeholder))
         }
         func metadata() -> AuditValue {
             var members: [AuditValue.Member] = []
@@ -77,27 +93,19 @@ enum MultipartParser {
         }
         let type = contentType?.type ?? ""
         if filename != nil {
-            builder.add(loggedName, metadata())
+            return Part(name: loggedName, value: metadata())
         } else if type.isEmpty || type == "text/plain" {
             if UTF8Validation.isValid(content) {
-                builder.add(loggedName, .string(redactor.scrubTokens(String(decoding: content, as: UTF8.self))))
-            } else {
-                builder.add(loggedName, .object([.init("unparsed", .bool(true)), .init("bytes", .integer(Int64(content.count)))]))
+                let text = String(decoding: content, as: UTF8.self)
+                return Part(name: loggedName, value: .string(redactor.redactText(text)), text: text)
             }
+            return Part(name: loggedName, value: .object([.init("unparsed", .bool(true)), .init("bytes", .integer(Int64(content.count)))]))
         } else if contentType?.bodyKind == .json, UTF8Validation.isValid(content),
             let value = try? JSONParser.parse(content, redactor: redactor)
         {
-            builder.add(loggedName, value)
-        } else {
-            builder.add(loggedName, metadata())
+            return Part(name: loggedName, value: value)
         }
-    }
-
-    /// RFC 8187 `charset'lang'percent-encoded` → text (the charset is taken as UTF-8).
-    private static func decodeExtendedValue(_ value: String) -> String {
-        let parts = value.split(separator: "'", maxSplits: 2, omittingEmptySubsequences: false)
-        let encoded = parts.count == 3 ? String(parts[2]) : value
-        return Array(encoded.utf8).withUnsafeBufferPointer { Redactor.percentDecode($0, plusAsSpace: false) }
+        return Part(name: loggedName, value: metadata())
     }
 
     private static func starts(_ body: UnsafeBufferPointer<UInt8>, with prefix: [UInt8], at position: Int) -> Bool {

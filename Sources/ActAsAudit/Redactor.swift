@@ -63,8 +63,14 @@ public struct Redactor: Sendable {
         }
     }
 
-    /// Whether a field or header name contains any redact key (see the type's documentation).
+    /// Whether a field or header name contains any redact key, or has no letter or digit at all
+    /// (see the type's documentation).
     public func isSensitiveName(_ name: String) -> Bool {
+        Self.isNameless(name) || containsRedactKey(name)
+    }
+
+    /// Whether `text` contains a redact key, compared as names are (see the type's documentation).
+    func containsRedactKey(_ name: String) -> Bool {
         // Names arrive decoded once; one still holding escapes (`pass%2577ord` sent, or a
         // framework that decodes twice) is checked in every decoded form too.
         if name.utf8.contains(UInt8(ascii: "%")) {
@@ -73,21 +79,26 @@ public struct Redactor: Sendable {
                 let decoded = PercentEncoding.decode(form)
                 if decoded == form { break }
                 form = decoded
-                if isSensitiveName(utf8: Array(String(decoding: form, as: UTF8.self).lowercased().utf8)) { return true }
+                if containsRedactKey(utf8: Array(String(decoding: form, as: UTF8.self).lowercased().utf8)) { return true }
             }
         }
         if name.utf8.contains(where: { $0 >= 0x80 }) {
-            return isSensitiveName(utf8: Array(name.lowercased().utf8))
+            return containsRedactKey(utf8: Array(name.lowercased().utf8))
         }
-        if let result = name.utf8.withContiguousStorageIfAvailable({ isSensitiveName(bytes: $0) }) { return result }
-        return isSensitiveName(utf8: Array(name.utf8))
+        if let result = name.utf8.withContiguousStorageIfAvailable({ containsRedactKey(bytes: $0) }) { return result }
+        return containsRedactKey(utf8: Array(name.utf8))
     }
 
-    private func isSensitiveName(utf8: [UInt8]) -> Bool {
-        utf8.withUnsafeBufferPointer { isSensitiveName(bytes: $0) }
+    private func containsRedactKey(utf8: [UInt8]) -> Bool {
+        utf8.withUnsafeBufferPointer { containsRedactKey(bytes: $0) }
     }
 
+    /// `isSensitiveName` for the bytes of a name that needs no decoding (the query's short path).
     func isSensitiveName(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        Self.isNameless(bytes: bytes) || containsRedactKey(bytes: bytes)
+    }
+
+    func containsRedactKey(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         if foldedKeys.isEmpty || bytes.isEmpty { return false }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bytes.count) { scratch in
             var count = 0
@@ -114,145 +125,6 @@ public struct Redactor: Sendable {
         }
     }
 
-    // MARK: - Tokens in free text
-
-    /// Replaces JWTs, `Bearer …` credentials and `actas_…` tokens inside `text` by `[REDACTED]`.
-    /// Returns `text` itself (no copy) when there is nothing to replace.
-    public func scrubTokens(_ text: String) -> String {
-        let result: String?? = text.utf8.withContiguousStorageIfAvailable { Self.scrubTokens(bytes: $0) }
-        if let result { return result ?? text }
-        return Array(text.utf8).withUnsafeBufferPointer { Self.scrubTokens(bytes: $0) } ?? text
-    }
-
-    static func scrubTokens(bytes: [UInt8]) -> String? {
-        bytes.withUnsafeBufferPointer { scrubTokens(bytes: $0) }
-    }
-
-    /// nil when nothing was found.
-    static func scrubTokens(bytes: UnsafeBufferPointer<UInt8>) -> String? {
-        // Every token form needs one of these bytes (a JWT its dots, a bearer credential its
-        // blank, an API token its underscore); most logged text has none and is done in one pass.
-        var mayHoldToken = false
-        for byte in bytes where byte == UInt8(ascii: ".") || byte == UInt8(ascii: " ") || byte == UInt8(ascii: "_") || byte == 0x09 {
-            mayHoldToken = true
-            break
-        }
-        if !mayHoldToken { return nil }
-        var spans: [Range<Int>] = []
-        var index = 0
-        let count = bytes.count
-        while index < count {
-            let byte = bytes[index]
-            switch byte {
-            case UInt8(ascii: "e"):
-                if index + 2 < count, bytes[index + 1] == UInt8(ascii: "y"), bytes[index + 2] == UInt8(ascii: "J"),
-                    let end = jwtEnd(bytes, from: index)
-                {
-                    spans.append(index..<end)
-                    index = end
-                    continue
-                }
-            case UInt8(ascii: "b"), UInt8(ascii: "B"):
-                if let end = bearerEnd(bytes, from: index) {
-                    spans.append(index..<end)
-                    index = end
-                    continue
-                }
-            case UInt8(ascii: "a"), UInt8(ascii: "A"):
-                if let end = apiTokenEnd(bytes, from: index) {
-                    spans.append(index..<end)
-                    index = end
-                    continue
-                }
-            default:
-                break
-            }
-            index += 1
-        }
-        if spans.isEmpty { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(count)
-        var position = 0
-        for span in spans {
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[position..<span.lowerBound]))
-            out.append(contentsOf: placeholder.utf8)
-            position = span.upperBound
-        }
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[position..<count]))
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    @inline(__always)
-    private static func isBase64URL(_ byte: UInt8) -> Bool {
-        switch byte {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, UInt8(ascii: "-"), UInt8(ascii: "_"): return true
-        default: return false
-        }
-    }
-
-    @inline(__always)
-    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
-        switch byte {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-        default: return false
-        }
-    }
-
-    /// `eyJ<seg>.<seg>.<seg>` (segments after the first may be empty), plus further `.seg`s (JWE).
-    private static func jwtEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
-        var index = start
-        while index < bytes.count && isBase64URL(bytes[index]) { index += 1 }
-        guard index - start >= 4 else { return nil }
-        var segments = 1
-        while index < bytes.count && bytes[index] == UInt8(ascii: ".") {
-            index += 1
-            while index < bytes.count && isBase64URL(bytes[index]) { index += 1 }
-            segments += 1
-        }
-        return segments >= 3 ? index : nil
-    }
-
-    /// `Bearer` (any case, not inside a word), blanks, then an RFC 6750 b64token.
-    private static func bearerEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
-        let word: StaticString = "bearer"
-        guard start + 6 < bytes.count else { return nil }
-        if start > 0 && isAlphanumeric(bytes[start - 1]) { return nil }
-        for offset in 0..<6 where bytes[start + offset] | 0x20 != word.utf8Start[offset] { return nil }
-        var index = start + 6
-        guard bytes[index] == 0x20 || bytes[index] == 0x09 else { return nil }
-        while index < bytes.count && (bytes[index] == 0x20 || bytes[index] == 0x09) { index += 1 }
-        let tokenStart = index
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x30...0x39, 0x41...0x5A, 0x61...0x7A, UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"):
-                index += 1
-                continue
-            default:
-                break
-            }
-            break
-        }
-        guard index > tokenStart else { return nil }
-        while index < bytes.count && bytes[index] == UInt8(ascii: "=") { index += 1 }
-        return index
-    }
-
-    /// `actas_` followed by at least 16 base64url characters (real tokens have 43), so names such
-    /// as the `__Host-actas_session` cookie stay readable.
-    private static func apiTokenEnd(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
-        let prefix: StaticString = "actas_"
-        guard start + 6 < bytes.count else { return nil }
-        for offset in 0..<6 {
-            let byte = bytes[start + offset]
-            let folded = (byte >= 0x41 && byte <= 0x5A) ? byte | 0x20 : byte
-            if folded != prefix.utf8Start[offset] { return nil }
-        }
-        var index = start + 6
-        while index < bytes.count && isBase64URL(bytes[index]) { index += 1 }
-        return index - (start + 6) >= 16 ? index : nil
-    }
-
     // MARK: - Headers
 
     /// The loggable value of one header.
@@ -262,7 +134,7 @@ public struct Redactor: Sendable {
         if lowered == "cookie" || lowered == "set-cookie" {
             return redactCookies(value, allValues: sensitive, isSetCookie: lowered == "set-cookie")
         }
-        return sensitive ? Self.placeholder : scrubTokens(value)
+        return sensitive ? Self.placeholder : redactText(value)
     }
 
     /// Headers as an object `lower-cased name → value`; a repeated name gives an array of values.
@@ -344,8 +216,13 @@ public struct Redactor: Sendable {
                     // A repeated name becomes an array; a token-looking name or value gets scrubbed.
                     for earlier in 0..<count where bytes[pairs[earlier].name].elementsEqual(name) { return false }
                     if Self.scrubTokens(bytes: name) != nil { return false }
-                    if let value = pairs[count].value, Self.scrubTokens(bytes: UnsafeBufferPointer(rebasing: bytes[value])) != nil {
-                        return false
+                    if let value = pairs[count].value {
+                        let valueBytes = UnsafeBufferPointer(rebasing: bytes[value])
+                        if Self.scrubTokens(bytes: valueBytes) != nil { return false }
+                        // JSON-looking values and values naming a secret (a key/value pair) need
+                        // the general path's rules.
+                        if let first = valueBytes.first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") { return false }
+                        if containsRedactKey(bytes: valueBytes) { return false }
                     }
                     count += 1
                 }
@@ -377,34 +254,41 @@ public struct Redactor: Sendable {
     }
 
     func redactForm(_ bytes: UnsafeBufferPointer<UInt8>) -> AuditValue {
-        var builder = ObjectBuilder()
+        // Decoded pairs first (a pair's value may be redacted by a sibling that names it), then
+        // the object. Sensitive names have no value here.
+        var names: [String] = []
+        var values: [String?] = []
         var pairStart = 0
         var index = 0
         while index <= bytes.count {
             if index == bytes.count || bytes[index] == UInt8(ascii: "&") || bytes[index] == UInt8(ascii: ";") {
-                if index > pairStart { addPair(UnsafeBufferPointer(rebasing: bytes[pairStart..<index]), to: &builder) }
+                if index > pairStart {
+                    let pair = decodePair(UnsafeBufferPointer(rebasing: bytes[pairStart..<index]))
+                    names.append(pair.name)
+                    values.append(pair.value)
+                }
                 pairStart = index + 1
             }
             index += 1
         }
+        let pairValues = pairValuePositions(names: names, values: values)
+        var builder = ObjectBuilder()
+        for (position, name) in names.enumerated() {
+            let value = values[position].map { pairValues.contains(position) ? Self.placeholder : redactText($0) }
+            builder.add(scrubTokens(name), .string(value ?? Self.placeholder))
+        }
         return builder.value
     }
 
-    private func addPair(_ pair: UnsafeBufferPointer<UInt8>, to builder: inout ObjectBuilder) {
+    /// A form pair's decoded name, and its decoded value unless the name is sensitive.
+    private func decodePair(_ pair: UnsafeBufferPointer<UInt8>) -> (name: String, value: String?) {
         let equals = pair.firstIndex(of: UInt8(ascii: "=")) ?? pair.count
         let rawName = UnsafeBufferPointer(rebasing: pair[0..<equals])
         let name = Self.percentDecode(rawName, plusAsSpace: true)
         let encoded = rawName.contains { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
-        let sensitive = isSensitiveName(name) || (encoded && isSensitiveName(bytes: rawName))
-        let value: String
-        if sensitive {
-            value = Self.placeholder
-        } else if equals < pair.count {
-            value = scrubTokens(Self.percentDecode(UnsafeBufferPointer(rebasing: pair[(equals + 1)...]), plusAsSpace: true))
-        } else {
-            value = ""
-        }
-        builder.add(scrubTokens(name), .string(value))
+        if isSensitiveName(name) || (encoded && containsRedactKey(bytes: rawName)) { return (name, nil) }
+        guard equals < pair.count else { return (name, "") }
+        return (name, Self.percentDecode(UnsafeBufferPointer(rebasing: pair[(equals + 1)...]), plusAsSpace: true))
     }
 
     /// `%XX` → byte (a malformed escape stays literal); invalid UTF-8 in the result → U+FFFD.
@@ -582,6 +466,36 @@ struct MediaType {
     }
 
     func parameter(_ name: String) -> String? { parameters.first { $0.0 == name }?.1 }
+
+    /// Every value the parameter `name` is given: the RFC 8187 extended `name*` (decoded), the
+    /// RFC 2231 continuation `name*0`, `name*1*`, … (joined and decoded), then each plain `name`.
+    func parameterValues(_ name: String) -> [String] {
+        var values: [String] = []
+        for (key, value) in parameters where key == name + "*" { values.append(Self.decodeExtended(value, hasCharset: true)) }
+        // Continuations, in the order of their numbers (each section decoded when marked `*`).
+        var sections: [(Int, String)] = []
+        for (key, value) in parameters where key.hasPrefix(name + "*") {
+            var suffix = key.dropFirst(name.count + 1)
+            let encoded = suffix.hasSuffix("*")
+            if encoded { suffix = suffix.dropLast() }
+            guard !suffix.isEmpty, suffix.count <= 3, suffix.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let number = Int(suffix) else { continue }
+            sections.append((number, encoded ? Self.decodeExtended(value, hasCharset: number == 0) : value))
+        }
+        if !sections.isEmpty { values.append(sections.sorted { $0.0 < $1.0 }.map(\.1).joined()) }
+        for (key, value) in parameters where key == name { values.append(value) }
+        return values
+    }
+
+    /// RFC 8187 `charset'lang'percent-encoded` → text (the charset is taken as UTF-8; invalid
+    /// UTF-8 becomes U+FFFD). Continuation sections after the first have no `charset'lang'`.
+    static func decodeExtended(_ value: String, hasCharset: Bool) -> String {
+        var encoded = Substring(value)
+        if hasCharset {
+            let parts = value.split(separator: "'", maxSplits: 2, omittingEmptySubsequences: false)
+            if parts.count == 3 { encoded = parts[2] }
+        }
+        return Array(encoded.utf8).withUnsafeBufferPointer { Redactor.percentDecode($0, plusAsSpace: false) }
+    }
 
     /// Splits at `;` outside double quotes.
     static func splitParameters(_ text: String) -> [String] {

@@ -25,7 +25,7 @@ import Testing
                      "pass word", "user[password]", "x-auth-token", "Proxy-Authorization", "credentials", "SSN", "csrf_token"] {
             #expect(redactor.isSensitiveName(name), "\(name)")
         }
-        for name in ["username", "page", "email", "q", "sort", "", "name"] {
+        for name in ["username", "page", "email", "q", "sort", "name"] {
             #expect(!redactor.isSensitiveName(name), "\(name)")
         }
         #expect(Redactor(redactKeys: ["contraseña"], redactHeaders: []).isSensitiveName("CONTRASEÑA_nueva"))
