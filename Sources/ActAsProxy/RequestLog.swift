@@ -17,9 +17,25 @@ struct ExchangeLog {
     var contentType: String?
     var contentEncoding: String?
     var upstreamStarted: NIODeadline?
+    /// A note for the record's `detail` (e.g. the names of request trailers dropped).
+    var detail: String?
 
     init(method: String, path: String? = nil, query: String? = nil) {
         fields = AuditRequestFields(method: method, path: path, query: query)
+    }
+
+    /// SPEC §8, every request: one the HTTP parser refused, with what could be read of its
+    /// request line (the target split at `?` as written; the writer escapes every byte).
+    init(refused inbound: ByteBuffer) {
+        let (method, target) = RequestSanitizer.sketchRequestLine(inbound)
+        fields = AuditRequestFields(method: method)
+        guard let target else { return }
+        if let mark = target.firstIndex(of: "?") {
+            fields.path = String(target[..<mark])
+            fields.query = String(target[target.index(after: mark)...])
+        } else {
+            fields.path = target
+        }
     }
 
     var durable: Bool { fields.sessionID != nil }
@@ -41,7 +57,7 @@ struct ExchangeLog {
     func record(requestID: RequestID, clientIP: String, status: Int, duration: Int64, detail: String? = nil) -> AuditRecord {
         AuditRecord(
             request: fields, requestID: requestID, clientIP: clientIP, status: status, durationNanoseconds: duration,
-            detail: detail, headers: headers,
+            detail: detail ?? self.detail, headers: headers,
             body: capture.flatMap { $0.readableBytes > 0 || fields.bytesIn > 0 ? AuditCapturedBody(
                 bytes: $0, totalBytes: fields.bytesIn, contentType: contentType, contentEncoding: contentEncoding) : nil })
     }
