@@ -14,7 +14,9 @@ what reached the upstream and what did not. It answers according to the path:
   /status/NNN             that status, small body (none for 204/304)
   /hop                    response carrying hop-by-hop fields and a Connection-nominated one
   /early                  answers 413 before reading the request body, then closes
-  /ws                     with Upgrade: websocket → 101, then echoes raw bytes back
+  /ws                     with Upgrade: websocket → 101 (with the right Sec-WebSocket-Accept), then echoes raw bytes back
+  /ws-bad-accept          as /ws, but its Sec-WebSocket-Accept answers another key
+  /ws-no-accept           as /ws, but without Sec-WebSocket-Accept
   /no-upgrade             with Upgrade → 200 (refuses to switch)
   /request-id             response carries its own X-Request-Id (the proxy must replace it)
   /hsts                   response carries its own Strict-Transport-Security
@@ -128,8 +130,15 @@ async def handle(reader, writer, recorder):
             entry["trailers"] = trailers
             recorder.record(entry)
 
-            if path == "/ws" and (header(headers, "upgrade") or "").lower() == "websocket":
-                writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            if path in ("/ws", "/ws-bad-accept", "/ws-no-accept") and (header(headers, "upgrade") or "").lower() == "websocket":
+                # RFC 6455 §4.2.2: the accept value proves the server read this handshake's key.
+                import hashlib
+                key = (header(headers, "sec-websocket-key") or "").encode()
+                accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
+                if path == "/ws-bad-accept":
+                    accept = base64.b64encode(hashlib.sha1(b"another key").digest()).decode()
+                accept_line = b"" if path == "/ws-no-accept" else f"Sec-WebSocket-Accept: {accept}\r\n".encode()
+                writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + accept_line + b"\r\n")
                 await writer.drain()
                 while True:
                     data = await reader.read(65536)
