@@ -71,6 +71,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     private var idleSince: NIODeadline?
     private var upstreamDeadline: NIODeadline?
     private var lastClientActivity = NIODeadline.now()
+    private var bodyClock = BodyProgressClock()
+    /// While a chunked body is buffered before an upstream connection is taken (exchange id).
+    private var bodyLookahead: (exchange: UInt64, scan: ChunkedLookahead)?
 
     // The current exchange.
     private var exchangeID: UInt64 = 0
@@ -172,6 +175,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         pendingOut = context.channel.allocator.buffer(capacity: 0)
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context holds this handler: keeping it here leaked every connection (issue 21).
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         loop.register(self)
         headStartedAt = .now()
@@ -209,12 +217,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
             tlsHandshakeDone = true
+            // The handshake had header_timeout; the first head gets its own.
+            if state == .awaitingHead, inbound.readableBytes == 0 { headStartedAt = .now() }
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if !tlsHandshakeDone, error is NIOSSLError || error is BoringSSLError {
+        // (Not when the proxy itself cut the handshake: that is a timeout, counted as one.)
+        if !tlsHandshakeDone, state != .closed, error is NIOSSLError || error is BoringSSLError {
             loop.metrics.tlsHandshakeFailures.increment()
         }
         context.close(promise: nil)
@@ -272,9 +283,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             return true
         case .exchange:
             switch requestBody {
-            case .contentLength, .chunked:
+            case .contentLength(let remaining):
                 if let upstream { return upstream.channel.isWritable }
-                return inbound.readableBytes < Self.maxBufferedRequestBytes
+                // Buffering before an upstream connection: the body, up to the buffer's size.
+                return Int64(inbound.readableBytes) < remaining && inbound.readableBytes < Self.maxBufferedRequestBytes
+            case .chunked:
+                if let upstream { return upstream.channel.isWritable }
+                return !chunkedBodyBuffered && inbound.readableBytes < Self.maxBufferedRequestBytes
             case .none, .done:
                 // Pipelined requests wait in the kernel until this response is done.
                 return false
@@ -475,8 +490,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         HeaderRewriter.writeUpstreamRequest(head, facts: facts, settings: settings, into: &out)
         upstreamRequestHead = out
         state = .exchange
-        upstreamDeadline = .now() + settings.responseTimeout
-        acquireUpstream()
+        acquireUpstreamOnceBuffered(expectContinue: head.expectContinue)
     }
 
     // MARK: identity
@@ -838,6 +852,40 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         completeExchange()
     }
 
+    /// Request buffering (RequestBuffering): an upstream connection is taken once the body is
+    /// here, or the buffer is full; until then the client may answer `100 Continue` from here.
+    private func acquireUpstreamOnceBuffered(expectContinue: Bool = false) {
+        let ready: Bool
+        switch requestBody {
+        case .none, .done:
+            ready = true
+        case .contentLength(let remaining):
+            ready = RequestBuffering.contentLengthReady(remaining: remaining, buffered: inbound.readableBytes, limit: Self.maxBufferedRequestBytes)
+        case .chunked(let decoder):
+            if bodyLookahead?.exchange != exchangeID { bodyLookahead = (exchangeID, ChunkedLookahead(decoder)) }
+            do {
+                ready = try bodyLookahead!.scan.isComplete(inbound) || inbound.readableBytes >= Self.maxBufferedRequestBytes
+            } catch {
+                return requestBodyFailed(error)
+            }
+        }
+        guard ready else {
+            if expectContinue {
+                pendingOut.writeStaticString("HTTP/1.1 100 Continue\r\n\r\n")
+                flushDownstream()
+            }
+            return resumeReadingIfNeeded()
+        }
+        upstreamDeadline = .now() + settings.responseTimeout
+        acquireUpstream()
+    }
+
+    /// The chunked body of this exchange is all in `inbound` (no more client bytes needed).
+    private var chunkedBodyBuffered: Bool {
+        guard let lookahead = bodyLookahead, lookahead.exchange == exchangeID else { return false }
+        return lookahead.scan.complete
+    }
+
     private func acquireUpstream() {
         attempts += 1
         responseBody = .awaitingHead
@@ -886,6 +934,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     /// Moves request body bytes from `inbound` to the upstream, re-framing chunked bodies.
     private func forwardRequestBody() {
         guard let upstream else {
+            if attempts == 0, state == .exchange { return acquireUpstreamOnceBuffered() }
             resumeReadingIfNeeded()
             return
         }
@@ -1462,9 +1511,17 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     // MARK: timers and lifecycle
 
     func checkTimers(now: NIODeadline) {
+        let bodyStalled = bodyClock.expired(now: now, waitingForClient: awaitingRequestBody, lastActivity: lastClientActivity, timeout: settings.bodyTimeout)
         switch state {
         case .awaitingHead:
             if let started = headStartedAt, now - started > settings.headerTimeout {
+                guard tlsHandshakeDone else {
+                    // SPEC §3: header_timeout bounds the TLS handshake too; no HTTP answer is
+                    // possible before it, so the connection just closes.
+                    loop.metrics.tlsHandshakeTimeouts.increment()
+                    forceClose()
+                    return
+                }
                 requestID = loop.nextRequestID()
                 requestStart = now
                 clientKeepAlive = false
@@ -1477,17 +1534,29 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         case .exchange:
             if let deadline = upstreamDeadline, now > deadline {
                 upstreamFailed(status: 504, code: "upstream_timeout", message: "The application server did not answer in time.")
-            } else if !requestSent, upstream != nil, now - lastClientActivity > settings.idleTimeout {
-                // A client that stopped sending its body.
-                forceClose()
+            } else if bodyStalled {
+                requestBodyTimedOut()
             }
         case .console:
-            if !consoleBodyComplete, now - lastClientActivity > settings.idleTimeout {
-                forceClose()
-            }
+            if bodyStalled { requestBodyTimedOut() }
         case .tunnel, .closed:
             break
         }
+    }
+
+    /// A request body is incomplete and the proxy is reading it (not holding it back).
+    private var awaitingRequestBody: Bool {
+        guard state == .exchange || state == .console else { return false }
+        switch requestBody {
+        case .contentLength, .chunked: return wantsClientBytes
+        case .none, .done: return false
+        }
+    }
+
+    /// SPEC §3 `body_timeout`: 408 and close; a response already under way is cut instead.
+    private func requestBodyTimedOut() {
+        guard !responseStarted else { return forceClose() }
+        sendError(status: 408, code: "body_timeout", message: "The request body did not arrive in time.", close: true)
     }
 
     func drain() {

@@ -12,6 +12,8 @@ public final class ProxyMetrics: Sendable {
     let upstreamErrors: Counter
     let rejectedRequests: Counter
     let openConnections: Gauge
+    let refusedConnections: Counter
+    let tlsHandshakeTimeouts: Counter
 
     public init() {
         let registry = PrometheusCollectorRegistry()
@@ -32,6 +34,8 @@ public final class ProxyMetrics: Sendable {
         upstreamErrors = registry.makeCounter(descriptor: name("upstream_errors", "total", "Upstream connect failures, timeouts and broken responses."))
         rejectedRequests = registry.makeCounter(descriptor: name("rejected_requests", "total", "Requests refused by the HTTP codec before forwarding."))
         openConnections = registry.makeGauge(descriptor: name("client_connections", "", "Open client connections."))
+        refusedConnections = registry.makeCounter(descriptor: name("refused_connections", "total", "Client connections closed at accept: limits.max_connections (or the file descriptors) reached."))
+        tlsHandshakeTimeouts = registry.makeCounter(descriptor: name("tls_handshake_timeouts", "total", "Client connections closed because the TLS handshake did not finish within limits.header_timeout."))
     }
 
     @inline(__always)

@@ -1,5 +1,6 @@
 import ActAsConfig
 import ActAsConsole
+import ActAsCore
 import ActAsHTTP
 import ActAsStore
 import NIOConcurrencyHelpers
@@ -38,10 +39,13 @@ public final class ProxyServer: Sendable {
     private let state: NIOLockedValueBox<Mutable>
     private let changeFeed = NIOLockedValueBox<ChangeFeedTarget?>(nil)
     public let metrics: ProxyMetrics
+    /// `limits.max_connections` (capped by the file descriptors), for https and http together.
+    private let gate: ConnectionGate
 
     public init(config: ActAsConfig, group: any EventLoopGroup, metrics: ProxyMetrics, services: ProxyServices) throws {
         self.group = group
         self.metrics = metrics
+        self.gate = ConnectionGate(limit: DescriptorBudget.effectiveMaxConnections(config))
         let context = try TLSSetup.makeServerContext(config.listen)
         self.state = NIOLockedValueBox(Mutable(config: config, tlsContext: context))
         let settings = ProxySettings(config: config)
@@ -97,6 +101,8 @@ public final class ProxyServer: Sendable {
     private func bindHTTPS(_ address: SocketAddressSpec) async throws -> any Channel {
         let loops = self.loops
         let state = self.state
+        let gate = self.gate
+        let metrics = self.metrics
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -104,6 +110,12 @@ public final class ProxyServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 32 * 1024, high: 128 * 1024))
             .childChannelInitializer { channel in
+                // SPEC §9: beyond max_connections, closed right after accept (no TLS state made).
+                guard gate.admit() else {
+                    metrics.refusedConnections.increment()
+                    return channel.eventLoop.makeFailedFuture(ConnectionRefused())
+                }
+                channel.closeFuture.whenComplete { _ in gate.release() }
                 let tlsContext = state.withLockedValue { $0.tlsContext }
                 return channel.eventLoop.makeCompletedFuture {
                     guard let loop = loops[ObjectIdentifier(channel.eventLoop)]?.value else {
@@ -119,13 +131,27 @@ public final class ProxyServer: Sendable {
     }
 
     private func bindRedirect(_ address: SocketAddressSpec, httpsPort: Int) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
+        let state = self.state
+        let gate = self.gate
+        let metrics = self.metrics
+        return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(SmallHTTPHandler { head in
+                // Plain-http clients count against max_connections too, and a silent one is
+                // closed after header_timeout (nothing else would ever close it).
+                guard gate.admit() else {
+                    metrics.refusedConnections.increment()
+                    return channel.eventLoop.makeFailedFuture(ConnectionRefused())
+                }
+                channel.closeFuture.whenComplete { _ in gate.release() }
+                let timeout = state.withLockedValue { $0.config.limits.headerTimeout.milliseconds }
+                return channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(IdleStateHandler(readTimeout: .milliseconds(timeout)))
+                    try sync.addHandler(SmallHTTPHandler { head in
                         Self.redirect(head, httpsPort: httpsPort)
                     })
+                    try sync.addHandler(CloseWhenIdle())
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -227,6 +253,7 @@ public final class ProxyServer: Sendable {
         for bound in loops.values {
             bound.eventLoop.execute { bound.value.apply(settings: settings, poolShare: share) }
         }
+        gate.update(limit: DescriptorBudget.effectiveMaxConnections(config))
         return notes
     }
 

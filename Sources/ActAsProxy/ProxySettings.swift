@@ -12,6 +12,8 @@ public final class ProxySettings: Sendable {
     public let limits: HTTPLimits
     public let headerTimeout: TimeAmount
     public let idleTimeout: TimeAmount
+    /// `limits.body_timeout`: a request body that makes no progress this long gets 408.
+    public let bodyTimeout: TimeAmount
     public let responseTimeout: TimeAmount
     public let connectTimeout: TimeAmount
     public let drainTimeout: TimeAmount
@@ -59,6 +61,7 @@ public final class ProxySettings: Sendable {
         )
         headerTimeout = .milliseconds(config.limits.headerTimeout.milliseconds)
         idleTimeout = .milliseconds(config.limits.idleTimeout.milliseconds)
+        bodyTimeout = .milliseconds(config.limits.bodyTimeout.milliseconds)
         drainTimeout = .milliseconds(config.limits.drainTimeout.milliseconds)
         responseTimeout = .milliseconds(config.upstream.responseTimeout.milliseconds)
         connectTimeout = .milliseconds(config.upstream.connectTimeout.milliseconds)

@@ -35,6 +35,8 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = .info
 
         try ensureCertificates(config)
+        // Before any socket or file is opened: the soft descriptor limit up to the hard one.
+        if let warning = DescriptorBudget.prepare(config) { Diagnostics.warn(warning) }
 
         let threads = config.listen.threads > 0 ? config.listen.threads : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
