@@ -35,6 +35,18 @@ public struct HTMLBodyInjector: Sendable {
     public private(set) var inserted = false
     /// True once every further byte passes through unchanged (inserted, or decided never to).
     public private(set) var isPassthrough = false
+    /// Why the document can never get the insertion, once that is known: a caller that must
+    /// not show such a document without it (SPEC §7) refuses it instead.
+    public private(set) var refusal: Refusal?
+
+    /// Documents with no place for the insertion.
+    public enum Refusal: String, Sendable, Equatable {
+        /// A `<frameset>` document: it has no body, and a banner would replace the frames.
+        case frameset
+        /// A UTF-16 byte order mark: the browser decodes the page as UTF-16, where the
+        /// insertion's UTF-8 bytes would be garbage.
+        case utf16
+    }
 
     private var scanner = HTMLBodyScanner()
     /// Bytes from earlier chunks not yet written: held back, or released but not yet flushed.
@@ -84,7 +96,8 @@ public struct HTMLBodyInjector: Sendable {
             }
             inserted = true
             isPassthrough = true
-        case .disable:
+        case .disable(let why):
+            refusal = why
             flushPending(to: &output)
             append(chunk, to: &output)
             isPassthrough = true

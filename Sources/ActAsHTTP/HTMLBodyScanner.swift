@@ -22,8 +22,8 @@ struct HTMLBodyScanner: Sendable {
         /// Insert before this index of the chunk; `-1`: before the held-back bytes of
         /// earlier chunks.
         case insert(before: Int)
-        /// Never insert (frameset document, UTF-16 byte order mark).
-        case disable
+        /// Never insert, and why.
+        case disable(HTMLBodyInjector.Refusal)
     }
 
     enum State: UInt8, Sendable {
@@ -108,9 +108,9 @@ struct HTMLBodyScanner: Sendable {
                 guard b == 0xBF else { return .insert(before: holdStart) }
                 holding = false; state = .data; i &+= 1
             case .bomFE:
-                return b == 0xFF ? .disable : .insert(before: holdStart)
+                return b == 0xFF ? .disable(.utf16) : .insert(before: holdStart)
             case .bomFF:
-                return b == 0xFE ? .disable : .insert(before: holdStart)
+                return b == 0xFE ? .disable(.utf16) : .insert(before: holdStart)
 
             case .data:
                 if templateDepth == 0 {
@@ -497,7 +497,7 @@ struct HTMLBodyScanner: Sendable {
             holding = false
             return nil
         case .frameset:
-            return .disable  // a frameset document has no body to put a banner in
+            return .disable(.frameset)  // a frameset document has no body to put a banner in
         default:
             return .insert(before: holdStart)
         }

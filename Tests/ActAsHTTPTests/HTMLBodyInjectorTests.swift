@@ -574,6 +574,31 @@ private enum Fragments {
     }
 }
 
+@Suite("HTML body injector: why a document can never get the insertion")
+struct HTMLBodyInjectorRefusalTests {
+    func refusal(_ chunks: [[UInt8]]) -> (HTMLBodyInjector.Refusal?, Bool) {
+        var injector = HTMLBodyInjector(insertion: ByteBuffer(string: "B"))
+        var output: [ByteBuffer] = []
+        for chunk in chunks { injector.feed(ByteBuffer(bytes: chunk), into: &output) }
+        injector.finish(into: &output)
+        return (injector.refusal, injector.inserted)
+    }
+
+    @Test func framesetAndUTF16AreNamed() {
+        #expect(refusal([Array("<html><head></head><frameset><frame src=a></frameset>".utf8)]) == (.frameset, false))
+        #expect(refusal([Array("<!doctype html><FRAME".utf8), Array("SET cols=1>".utf8)]) == (.frameset, false))
+        #expect(refusal([[0xFF, 0xFE, 0x3C, 0x00]]) == (.utf16, false))
+        #expect(refusal([[0xFE], [0xFF, 0x00, 0x3C]]) == (.utf16, false))
+    }
+
+    @Test func ordinaryDocumentsHaveNone() {
+        #expect(refusal([Array("<body>x".utf8)]) == (nil, true))
+        #expect(refusal([[0xEF, 0xBB, 0xBF] + Array("<body>x".utf8)]) == (nil, true))
+        #expect(refusal([Array("<html><head><title>unclosed".utf8)]) == (nil, false))  // left out, but not a refusal
+        #expect(refusal([Array("<body><frameset>".utf8)]) == (nil, true))  // after the body opened, nothing changes
+    }
+}
+
 private struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
