@@ -1,3 +1,4 @@
+import ActAsHTTP
 import Foundation
 import Synchronization
 
@@ -17,19 +18,33 @@ final class CookieJar: Sendable {
     /// An application setting more than this many cookies in one session loses the oldest.
     static let maxCookies = 200
 
+    /// What became of a `Set-Cookie`.
+    enum Outcome: Equatable {
+        case stored
+        /// The name is one the proxy owns (SPEC §7: never accepted from the upstream).
+        case refusedProxyOwned
+        /// Nameless, or a name that is not an RFC 6265 token: a browser would keep it under
+        /// a name other than the one the app meant, and it could not be sent back unambiguously.
+        case refusedInvalidName
+    }
+
     /// Applies one `Set-Cookie` value (RFC 6265 §5.2, the parts a single-host jar needs).
-    func store(_ setCookie: String, requestPath: String, now: Date) {
+    @discardableResult
+    func store(_ setCookie: String, requestPath: String, now: Date) -> Outcome {
         let parts = setCookie.split(separator: ";", omittingEmptySubsequences: false)
-        guard let first = parts.first, let eq = first.firstIndex(of: "=") else { return }
-        let name = first[..<eq].trimmingCharacters(in: .whitespaces)
-        let value = first[first.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-        guard !name.isEmpty else { return }
+        let nameBytes = SetCookieName.name(setCookie.utf8)
+        if SetCookieName.isProxyOwnedName(nameBytes) { return .refusedProxyOwned }
+        guard SetCookieName.isToken(nameBytes), let first = parts.first, let eq = first.firstIndex(of: "=") else { return .refusedInvalidName }
+        let name = String(decoding: nameBytes, as: UTF8.self)
+        let value = first[first.index(after: eq)...].trimmingCharacters(in: CharacterSet(charactersIn: " \t"))
+        // A value with separators a Cookie header cannot carry would split into other cookies there.
+        guard !value.utf8.contains(where: { $0 == UInt8(ascii: ";") || $0 < 0x20 || $0 == 0x7F }) else { return .refusedInvalidName }
         var path = Self.defaultPath(requestPath)
         var expires: Date?
         var maxAgeSeen = false
         for attribute in parts.dropFirst() {
             let pair = attribute.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            switch pair[0].lowercased() {
+            switch (pair.first ?? "").lowercased() {  // "a=1;;" has empty attributes: no pair[0]
             case "path" where pair.count == 2 && pair[1].hasPrefix("/"):
                 path = pair[1]
             case "max-age" where pair.count == 2:
@@ -50,6 +65,7 @@ final class CookieJar: Sendable {
             cookies.append(cookie)
             if cookies.count > Self.maxCookies { cookies.removeFirst(cookies.count - Self.maxCookies) }
         }
+        return .stored
     }
 
     /// `name=value; …` for a request to `path`, longest paths first (RFC 6265 §5.4); nil if none.

@@ -131,6 +131,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     private var bannerInfo: BannerInfo?
     /// Active while an HTML response is being rewritten.
     private var pageRewriter: PageRewriter?
+    /// The head of a rewritten navigation, held until the rewriter knows the page can carry
+    /// the banner (then it leaves first), so that one that cannot is refused instead.
+    private var heldResponseHead: ByteBuffer?
+    /// The rewriter refused or cut the response: the rest of the upstream's body is not read.
+    private var responseReplaced = false
     private var rewriteOutput: [ByteBuffer] = []
 
     // The console request being read or answered.
@@ -1114,7 +1119,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             case .contentLength(let remaining):
                 let take = Int(min(Int64(buffer.readableBytes), remaining))
                 if take > 0 { emitBody(buffer.readSlice(length: take)!) }
-                guard state == .exchange else { return }
+                guard state == .exchange, !responseReplaced else { return }
                 if remaining == Int64(take) {
                     finishRewriting(writeLastChunk: true)
                     if buffer.readableBytes > 0 { upstreamReusable = false }
@@ -1138,6 +1143,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                     switch event {
                     case .data(let slice):
                         emitBody(slice)
+                        if responseReplaced { return }
                     case .end(let trailers):
                         finishRewriting(writeLastChunk: false)
                         if downstreamFraming == .chunked {
@@ -1194,16 +1200,26 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             responseBody = .untilClose
         }
         pageRewriter = nil
+        heldResponseHead = nil
+        responseReplaced = false
         if let info = bannerInfo {
             let emptyBody: Bool
             if case .done = responseBody { emptyBody = true } else if case .contentLength(0) = responseBody { emptyBody = true } else { emptyBody = false }
-            let (applies, gzip) = PageRewriter.applies(
-                status: head.status, contentType: head.block.first("content-type"), contentEncoding: head.block.first("content-encoding"),
-                requestIsPageLoad: true, isHead: requestMethod == .head, emptyBody: emptyBody)
-            if applies, let rewriter = try? PageRewriter(banner: ByteBuffer(bytes: Banner.markup(info)), gzip: gzip) {
-                // The length changes: chunked (or close-delimited for HTTP/1.0 clients).
-                pageRewriter = rewriter
-                downstreamFraming = clientIsHTTP10 ? .close : .chunked
+            // SPEC §7's navigation, among page loads (Sec-Fetch-Dest document/frame, or none).
+            let navigation = requestMethod == .get && requestWantsHTML
+            switch ResponseSanitizer.verdict(head, isHead: requestMethod == .head, emptyBody: emptyBody, navigation: navigation) {
+            case .refuse(let why):
+                refuseUnrewritable(why, banner: info, code: ResponseSanitizer.unrewritableCode)
+                return
+            case .rewrite(let coding):
+                if let rewriter = try? PageRewriter(banner: ByteBuffer(bytes: Banner.markup(info)), coding: coding,
+                                                    maxInflated: settings.maxRewrittenPage, refuseUndecorated: navigation) {
+                    // The length changes: chunked (or close-delimited for HTTP/1.0 clients).
+                    pageRewriter = rewriter
+                    downstreamFraming = clientIsHTTP10 ? .close : .chunked
+                }
+            case .pass:
+                break
             }
         }
         closeAfterResponse = !clientKeepAlive || downstreamFraming == .close || loop.draining
@@ -1213,7 +1229,21 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             hstsLine: settings.hstsLine, passContentLength: passContentLength && pageRewriter == nil, upgrade: false,
             cookieJar: responseCookieJar, cookiePath: responseCookiePath)
         facts.rewritten = pageRewriter != nil
-        HeaderRewriter.writeDownstreamResponse(head, facts: facts, into: &pendingOut)
+        facts.nosniff = exchangeImpersonationID != nil
+        facts.upstreamAddress = settings.upstreamAddress
+        facts.forwardedHead = upstreamRequestHead
+        let notes: HeaderRewriter.ResponseNotes
+        if pageRewriter?.releasing == false {
+            var held = context.channel.allocator.buffer(capacity: head.block.bytes.readableBytes + 256)
+            notes = HeaderRewriter.writeDownstreamResponse(head, facts: facts, into: &held)
+            heldResponseHead = held
+        } else {
+            notes = HeaderRewriter.writeDownstreamResponse(head, facts: facts, into: &pendingOut)
+        }
+        for name in notes.refusedCookies {
+            loop.console.events.record(ResponseSanitizer.refusedCookieEvent(
+                name: name, requestID: requestID, clientIP: clientIPText, log: exchangeLog?.fields, status: head.status))
+        }
         if case .done = responseBody { finishResponse() }
     }
 
@@ -1245,16 +1275,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     /// Body bytes in the framing the client gets.
     private func emitBody(_ slice: ByteBuffer) {
+        guard state == .exchange else { return }  // refused or cut by an earlier piece
         if pageRewriter != nil {
             do {
                 try pageRewriter!.feed(slice, allocator: context.channel.allocator, into: &rewriteOutput)
             } catch {
-                // A corrupt gzip body after the head went out: cut, don't send garbage.
-                loop.metrics.upstreamErrors.increment()
-                pageRewriter = nil
-                forceClose()
+                rewriteFailed(error as? PageRewriter.Failure ?? .corruptEncoding)
                 return
             }
+            releaseHeldHead()
             for piece in rewriteOutput { emitFramed(piece) }
             rewriteOutput.removeAll(keepingCapacity: true)
             return
@@ -1268,9 +1297,64 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         guard var rewriter = pageRewriter else { return }
         pageRewriter = nil
         rewriter.finish(into: &rewriteOutput)
+        releaseHeldHead()
         for piece in rewriteOutput { emitFramed(piece) }
         rewriteOutput.removeAll(keepingCapacity: true)
         if writeLastChunk, downstreamFraming == .chunked { pendingOut.writeStaticString("0\r\n\r\n") }
+    }
+
+    /// The rewriter let output go: the held head leaves first.
+    private func releaseHeldHead() {
+        guard var head = heldResponseHead, pageRewriter?.releasing ?? true else { return }
+        heldResponseHead = nil
+        pendingOut.writeBuffer(&head)
+    }
+
+    /// The page cannot be rewritten after all (SPEC §7, `limits.max_rewritten_page`): answered
+    /// in its place when nothing of it left yet, else cut, logged with why either way.
+    private func rewriteFailed(_ failure: PageRewriter.Failure) {
+        pageRewriter = nil
+        responseReplaced = true
+        rewriteOutput.removeAll(keepingCapacity: true)
+        let detail = failure.detail(limit: settings.maxRewrittenPage)
+        if heldResponseHead != nil, let info = bannerInfo {
+            refuseUnrewritable(detail, banner: info, code: failure.code)
+            return
+        }
+        loop.metrics.upstreamErrors.increment()
+        if let log = exchangeLog {
+            exchangeLog = nil
+            loop.log(log, requestID: requestID, clientIP: clientIPText, status: responseStatus,
+                     duration: (NIODeadline.now() - requestStart).nanoseconds, detail: detail)
+        }
+        abandonUpstream()
+        recordCompletion()
+        forceClose()
+    }
+
+    /// `502` with a page that carries the banner, in place of a document a navigation would
+    /// show without it; a `request_denied` event says why.
+    private func refuseUnrewritable(_ why: String, banner: BannerInfo, code: String) {
+        pageRewriter = nil
+        heldResponseHead = nil
+        responseReplaced = true
+        responseBody = .done  // what the upstream sends further is dropped with its connection
+        let fields = exchangeLog?.fields
+        loop.console.events.record(AuditRecord(
+            type: .requestDenied, requestID: requestID.string, clientIP: clientIPText, method: fields?.method, path: fields?.path,
+            status: 502, user: fields?.user, impersonator: fields?.impersonator, sessionID: fields?.sessionID, mode: fields?.mode,
+            reason: code, detail: why))
+        responseStatus = 502
+        let mustClose = !clientKeepAlive || loop.draining || !(requestSent || requestBodyIsEmpty)
+        var response = ResponseSanitizer.refusal(
+            code: code, banner: banner, html: requestWantsHTML, requestID: requestID, hstsLine: settings.hstsLine, close: mustClose,
+            allocator: context.channel.allocator)
+        pendingOut.writeBuffer(&response)
+        responseStarted = true
+        closeAfterResponse = mustClose
+        abandonUpstream()
+        requestBody = .done
+        completeExchange()
     }
 
     private func emitFramed(_ slice: ByteBuffer) {

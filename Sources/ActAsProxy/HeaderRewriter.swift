@@ -240,12 +240,28 @@ enum HeaderRewriter {
         /// The body is rewritten (the banner): validators and ranges no longer describe it, it
         /// leaves uncompressed, and it carries a CSRF token, so it must not be cached.
         var rewritten = false
+        /// While impersonating: `X-Content-Type-Options: nosniff` replaces the upstream's, so no
+        /// browser sniffs an untyped answer into an HTML page without the banner (SPEC §7).
+        var nosniff = false
+        /// The upstream's address, to rewrite `Location`-like fields that point at it (SPEC §9),
+        /// and the head forwarded upstream, whose `X-Forwarded-Host` is the public host.
+        var upstreamAddress: UpstreamAddress? = nil
+        var forwardedHead: ByteBuffer? = nil
     }
 
-    static func writeDownstreamResponse(_ head: ResponseHead, facts: ResponseFacts, into out: inout ByteBuffer) {
+    /// What writing a response head left out, for the log.
+    struct ResponseNotes {
+        /// Names of cookies the upstream tried to set that the proxy owns (dropped).
+        var refusedCookies: [String] = []
+    }
+
+    @discardableResult
+    static func writeDownstreamResponse(_ head: ResponseHead, facts: ResponseFacts, into out: inout ByteBuffer) -> ResponseNotes {
         let block = head.block
         let nominated = head.connection.nominatesOtherHeaders ? nominatedHeaders(block) : []
         var sawHSTS = false
+        var notes = ResponseNotes()
+        var publicOrigin: String??  // looked up once, when a field needs it
         block.withUnsafeBytes { raw in
             out.writeStaticString("HTTP/1.1 ")
             writeStatus(head.status, into: &out)
@@ -266,10 +282,30 @@ enum HeaderRewriter {
                     if !nominated.isEmpty, isNominated(raw, field, nominated) { continue }
                     let range = field.nameRange
                     if range.count == 12, equalsLowercase(raw, range, xRequestID) { continue }
-                    if let jar = facts.cookieJar, range.count == 10, equalsLowercase(raw, range, setCookie) {
-                        jar.store(String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.valueRange]), as: UTF8.self),
-                                  requestPath: facts.cookiePath, now: Date())
-                        continue
+                    if range.count == 10, equalsLowercase(raw, range, setCookie) {
+                        let value = UnsafeRawBufferPointer(rebasing: raw[field.valueRange])
+                        // SPEC §7: the proxy's cookies are never accepted from the upstream.
+                        if SetCookieName.isProxyOwned(value) {
+                            notes.refusedCookies.append(String(decoding: SetCookieName.name(value).prefix(64), as: UTF8.self))
+                            continue
+                        }
+                        if let jar = facts.cookieJar {
+                            jar.store(String(decoding: value, as: UTF8.self), requestPath: facts.cookiePath, now: Date())
+                            continue
+                        }
+                    }
+                    if facts.nosniff, range.count == 22, equalsLowercase(raw, range, xContentTypeOptions) { continue }
+                    if let address = facts.upstreamAddress, let kind = locationField(raw, range) {
+                        if publicOrigin == nil { publicOrigin = .some(facts.forwardedHead.flatMap(ResponseSanitizer.publicOrigin)) }
+                        let value = String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.valueRange]), as: UTF8.self)
+                        if let origin = publicOrigin!, let rewritten = kind == .refresh
+                            ? address.rewriteRefresh(value, publicOrigin: origin) : address.rewrite(value, publicOrigin: origin) {
+                            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.nameRange]))
+                            out.writeStaticString(": ")
+                            out.writeString(rewritten)
+                            out.writeStaticString("\r\n")
+                            continue
+                        }
                     }
                     if range.count == 25, equalsLowercase(raw, range, strictTransportSecurity) { sawHSTS = true }
                     if facts.rewritten, rewrittenDrops.contains(where: { equalsLowercase(raw, range, $0) }) { continue }
@@ -296,6 +332,7 @@ enum HeaderRewriter {
         facts.requestID.write(into: &out)
         out.writeStaticString("\r\n")
         if facts.rewritten { out.writeStaticString("Cache-Control: no-store\r\n") }
+        if facts.nosniff { out.writeStaticString("X-Content-Type-Options: nosniff\r\n") }
         if !sawHSTS { out.writeBytes(facts.hstsLine) }
         if facts.close && !facts.upgrade {
             out.writeStaticString("Connection: close\r\n")
@@ -303,6 +340,20 @@ enum HeaderRewriter {
             out.writeStaticString("Connection: keep-alive\r\n")
         }
         out.writeStaticString("\r\n")
+        return notes
+    }
+
+    enum LocationField { case url, refresh }
+
+    /// `Location` and `Content-Location` carry a URL; `Refresh` a delay and a URL.
+    @inline(__always)
+    static func locationField(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>) -> LocationField? {
+        switch range.count {
+        case 8: return equalsLowercase(raw, range, location) ? .url : nil
+        case 16: return equalsLowercase(raw, range, contentLocation) ? .url : nil
+        case 7: return equalsLowercase(raw, range, refresh) ? .refresh : nil
+        default: return nil
+        }
     }
 
     /// A 1xx interim response (100 Continue, 103 Early Hints): forwarded with hop-by-hop
@@ -315,6 +366,9 @@ enum HeaderRewriter {
             out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.reasonRange]))
             out.writeStaticString("\r\n")
             for field in block.fields where field.known == .other {
+                // Cookies come with the final response only (where the jar and the proxy's
+                // own names are checked); a 103's would bypass both.
+                if field.nameRange.count == 10, equalsLowercase(raw, field.nameRange, setCookie) { continue }
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.lineRange]))
                 out.writeStaticString("\r\n")
             }
@@ -328,6 +382,7 @@ enum HeaderRewriter {
         if let trailers {
             trailers.withUnsafeBytes { raw in
                 for field in trailers.fields where field.known == .other {
+                    if field.nameRange.count == 10, equalsLowercase(raw, field.nameRange, setCookie) { continue }  // as for 1xx
                     out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[field.lineRange]))
                     out.writeStaticString("\r\n")
                 }
@@ -361,6 +416,10 @@ enum HeaderRewriter {
 
     static let xRequestID: [UInt8] = Array("x-request-id".utf8)
     static let setCookie: [UInt8] = Array("set-cookie".utf8)
+    static let xContentTypeOptions: [UInt8] = Array("x-content-type-options".utf8)
+    static let location: [UInt8] = Array("location".utf8)
+    static let contentLocation: [UInt8] = Array("content-location".utf8)
+    static let refresh: [UInt8] = Array("refresh".utf8)
     static let acceptEncoding: [UInt8] = Array("accept-encoding".utf8)
     static let rewrittenDrops: [[UInt8]] = ["content-encoding", "etag", "content-md5", "accept-ranges", "cache-control", "digest",
                                             "content-digest", "repr-digest"].map { Array($0.utf8) }

@@ -49,6 +49,10 @@ public final class ProxySettings: Sendable {
     /// `audit.log_requests = "all"`.
     public let logAllRequests: Bool
     public let maxImpersonation: TimeInterval
+    /// `limits.max_rewritten_page`: the most a page getting the banner may inflate to.
+    public let maxRewrittenPage: Int
+    /// The upstream's own address, recognised in `Location`-like response headers (SPEC §9).
+    public let upstreamAddress: UpstreamAddress
     /// `listen.public_hosts`: which Host is served, and its canonical spelling.
     public let hostPolicy: HostPolicy
 
@@ -97,6 +101,8 @@ public final class ProxySettings: Sendable {
         warnBeforeEnd = config.impersonation.warnBeforeEnd.seconds
         logAllRequests = config.audit.logAllRequests
         maxImpersonation = config.impersonation.maxDuration.seconds
+        maxRewrittenPage = Int(clamping: config.limits.maxRewrittenPage)
+        upstreamAddress = UpstreamAddress(host: config.upstream.host, port: config.upstream.port)
         hostPolicy = HostPolicy(publicHosts: config.listen.publicHosts)
     }
 

@@ -24,6 +24,7 @@ what reached the upstream and what did not. It answers according to the path:
   /continue               if Expect: 100-continue, sends 100 Continue before reading the body
   /set-cookie?name=&value=&path=   sets that cookie (and second=2)
   /page?kind=length|chunked|gzip|gzip-chunked|overlay|big   an HTML page (tricky <body> decoys)
+  /crafted?kind=…          hostile response shapes for the response-side hardening tests (see crafted())
 
 Each record carries `t`, the time it arrived (same clock as the tests).
 """
@@ -97,6 +98,76 @@ def response(status, body=b"", headers=(), reason="OK"):
     if status not in (204, 304) and not any(k.lower() == "content-length" for k, _ in headers):
         head += f"Content-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + body
+
+
+CRAFTED_PAGE = b"<!doctype html><html><head><title>crafted</title></head><body><p id=\"app-content\">target data</p></body></html>"
+
+
+def crafted(kind, query, own_port):
+    """Hostile or unusual response shapes (engineer H6's tests): a list of byte strings to write
+    in order (the first carries the head). `own_port` is this upstream's port, for Location."""
+    import gzip as gz
+    import zlib
+    page = CRAFTED_PAGE
+    html = [("Content-Type", "text/html; charset=utf-8")]
+    if kind == "cookies":  # cookies whose names the proxy owns, a nameless one, bad names, and two fine ones
+        cookies = ["__Host-actas_session=upstream-fixed; Path=/; Secure; HttpOnly", "__host-ACTAS_Session=x; Path=/; Secure",
+                   "__Host-actas_login=y; Path=/; Secure", "__Secure-actas_session=z; Secure", " \t__Host-actas_oidc =w; Path=/; Secure",
+                   "actas_session=v", "__Host-actas_session", "bad name=1; Path=/", "semi\"quote=2; Path=/", "=nameless; Path=/",
+                   "keep=1; Path=/", "csrftoken=abc; Path=/"]
+        return [response(200, b"cookies\n", [("Set-Cookie", c) for c in cookies])]
+    if kind == "redirect":  # Location-like headers pointing at this upstream's own address
+        to = query.get("to", f"http://127.0.0.1:{own_port}/next?a=1").replace("PORT", str(own_port))
+        name = query.get("header", "Location")
+        value = f"0; url={to}" if name == "Refresh" else to
+        return [response(int(query.get("status", "302")), b"moved\n", [(name, value)])]
+    if kind == "bomb":  # an HTML page compressed about 1000:1 (N MB of spaces), chunked
+        squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
+        parts = [b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"]
+        block = b" " * (1 << 20)
+        data = squeeze.compress(b"<!doctype html><html><head><title>bomb</title></head><body><p>")
+        for _ in range(int(query.get("mb", "128"))):
+            data += squeeze.compress(block)
+        data += squeeze.compress(b"</p></body></html>") + squeeze.flush()
+        for i in range(0, len(data), 16384):
+            part = data[i:i + 16384]
+            parts.append(b"%x\r\n%s\r\n" % (len(part), part))
+        parts.append(b"0\r\n\r\n")
+        return parts
+    if kind == "no-type":
+        return [response(200, page)]
+    if kind == "nosniff-other":
+        return [response(200, b"{}", [("Content-Type", "application/json"), ("X-Content-Type-Options", "off")])]
+    if kind == "deflate-zlib":
+        return [response(200, zlib.compress(page), html + [("Content-Encoding", "deflate")])]
+    if kind == "deflate-raw":
+        raw = zlib.compressobj(6, zlib.DEFLATED, -15)
+        return [response(200, raw.compress(page) + raw.flush(), html + [("Content-Encoding", "deflate")])]
+    if kind == "br":  # not really brotli: the proxy cannot read it either way
+        return [response(200, b"\x1b\x2f\x00\xf8" + page, html + [("Content-Encoding", "br")])]
+    if kind == "gzip-gzip":
+        return [response(200, gz.compress(gz.compress(page)), html + [("Content-Encoding", "gzip, gzip")])]
+    if kind == "gzip-two-fields":
+        return [response(200, gz.compress(gz.compress(page)), html + [("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")])]
+    if kind == "xhtml":
+        doc = (b'<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml"><head><title>x</title></head>'
+               b'<body><p id="app-content">target data</p></body></html>')
+        return [response(200, doc, [("Content-Type", query.get("type", "application/xhtml+xml"))])]
+    if kind == "svg":
+        doc = (b'<svg xmlns="http://www.w3.org/2000/svg" width="300" height="60"><text id="app-content" x="10" y="30">target data</text></svg>')
+        return [response(200, doc, [("Content-Type", "image/svg+xml")])]
+    if kind == "two-types":
+        return [response(200, page, [("Content-Type", "text/plain"), ("Content-Type", "text/html")])]
+    if kind == "utf16":
+        body = "\ufeff".encode("utf-16-le") + page.decode().encode("utf-16-le")
+        return [response(200, body, [("Content-Type", query.get("type", "text/html; charset=utf-16"))])]
+    if kind == "frameset":
+        doc = (b"<!doctype html><html><head><title>frames</title></head><frameset cols=\"100%\">"
+               b"<frame src=\"/page?kind=length\"></frameset></html>")
+        return [response(200, doc, html)]
+    if kind == "attachment":
+        return [response(200, page, html + [("Content-Disposition", "attachment; filename=report.html")])]
+    return [response(404, b"unknown kind\n")]
 
 
 async def handle(reader, writer, recorder):
@@ -221,6 +292,10 @@ async def handle(reader, writer, recorder):
                     writer.write(response(200, b"" if method == "HEAD" else page,
                                           [("Content-Type", "text/html; charset=utf-8"), ("ETag", '"v1"'), ("Accept-Ranges", "bytes")]
                                           + ([("Content-Length", str(len(page)))] if method == "HEAD" else [])))
+            elif path == "/crafted":
+                for part in crafted(query.get("kind", ""), query, writer.get_extra_info("sockname")[1]):
+                    writer.write(part)
+                    await writer.drain()
             elif path == "/set-cookie":
                 cookie = f"{query.get('name', 'app')}={query.get('value', '1')}; Path={query.get('path', '/')}; HttpOnly"
                 writer.write(response(200, b"cookie set\n", [("Set-Cookie", cookie), ("Set-Cookie", "second=2; Path=/")]))
