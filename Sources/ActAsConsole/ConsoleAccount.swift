@@ -8,16 +8,19 @@ extension Console {
     func account(_ request: ConsoleRequest, _ principal: LiveState.Principal, notice: String? = nil, error: String? = nil, status: Int = 200) async throws -> ConsoleResponse {
         let user = principal.user
         let consent = live.read { $0.consents[user.id] }
-        let active = consent?.isActive(at: request.now) ?? false
+        let activeConsent = consent.flatMap { $0.isActive(at: request.now) ? $0 : nil }
         let rules = impersonations.policy.rules
         let history = try await directory.store.impersonations(actorID: nil, targetID: user.id, limit: 50)
-        let names = live.read { tables in Dictionary(uniqueKeysWithValues: history.map { ($0.actorID, tables.users[$0.actorID]?.displayName ?? $0.actorID) }) }
+        // One administrator often acts as the same person more than once: keys repeat.
+        let names = live.read { tables in
+            Dictionary(history.map { ($0.actorID, tables.users[$0.actorID]?.displayName ?? $0.actorID) }, uniquingKeysWith: { first, _ in first })
+        }
         var context: [String: Any] = [
             "user": Self.userContext(user),
             "sessionExpires": principal.session.map { Self.timestamp($0.expiresAt) } ?? "",
             "consentRequired": rules.consentRequired,
-            "consentActive": active,
-            "consentExpires": active ? Self.timestamp(consent!.expiresAt) : "",
+            "consentActive": activeConsent != nil,
+            "consentExpires": activeConsent.map { Self.timestamp($0.expiresAt) } ?? "",
             "consentMaxHours": rules.consentMaxHours,
             "presets": [1, 24, 72].filter { $0 <= rules.consentMaxHours }.map { ["hours": $0, "label": $0 == 1 ? "1 hour" : "\($0) hours"] },
             "csrf": principal.session?.csrfToken ?? "",
@@ -48,7 +51,8 @@ extension Console {
             _ = try await impersonations.revokeConsent(principal.user, context: context(request), now: request.now)
             return .redirect(303, to: "/.actas/")
         }
-        let text = (request.formValue("hours") ?? "").isEmpty ? (request.formValue("custom_hours") ?? "") : request.formValue("hours")!
+        let preset = request.formValue("hours") ?? ""
+        let text = preset.isEmpty ? (request.formValue("custom_hours") ?? "") : preset
         let hours: Int
         do {
             hours = try impersonations.policy.consentHours(parsing: text.trimmingCharacters(in: .whitespaces))
@@ -83,8 +87,8 @@ extension Console {
     }
 
     func consentObject(_ consent: Consent?, now: Date) -> [String: Any] {
-        let active = consent?.isActive(at: now) ?? false
-        return ["active": active, "expires_at": active ? Self.timestamp(consent!.expiresAt) : NSNull()]
+        guard let consent, consent.isActive(at: now) else { return ["active": false, "expires_at": NSNull()] }
+        return ["active": true, "expires_at": Self.timestamp(consent.expiresAt)]
     }
 
     /// Cookie-authenticated API calls need the CSRF token and a same-origin request; tokens don't.
@@ -124,7 +128,8 @@ extension Console {
     }
 
     static func describe(interval: TimeInterval) -> String {
-        let seconds = max(0, Int(interval.rounded()))
+        // Store times are floats: a non-finite or absurd difference must not trap `Int(_:)`.
+        let seconds = interval.isFinite ? Int(min(max(0, interval), 1e12).rounded()) : 0
         if seconds < 60 { return "\(seconds) s" }
         if seconds < 3600 { return "\(seconds / 60) min" }
         return "\(seconds / 3600) h \(seconds % 3600 / 60) min"

@@ -159,6 +159,8 @@ extension Console {
         guard let session = principal.session, csrfValid(request, session: session) else { return csrfRefused(request) }
         if let open = live.read({ $0.openImpersonation(actorID: principal.user.id) }) {
             _ = try await impersonations.endAndPersist(open.id, reason: .exit, context: context(request), now: request.now)
+        } else {
+            await impersonations.dropNotice(of: principal.user, now: request.now)
         }
         return .redirect(303, to: ReturnPath.sanitise(request.formValue("rd") ?? "/.actas/users"))
     }
@@ -166,6 +168,7 @@ extension Console {
     func exitAPI(_ request: ConsoleRequest, _ principal: LiveState.Principal) async throws -> ConsoleResponse {
         if let refusal = apiCSRF(request, principal) { return refusal }
         guard principal.token == nil, let open = live.read({ $0.openImpersonation(actorID: principal.user.id) }) else {
+            if principal.token == nil { await impersonations.dropNotice(of: principal.user, now: request.now) }
             let failure = principal.token == nil ? Impersonations.Failure.notImpersonating : .interactiveOnly
             return .json(failure.httpStatus, ["error": failure.code, "message": failure.sentence])
         }

@@ -29,7 +29,9 @@ extension ImpersonationPolicy {
 public final class Impersonations: Sendable {
     public let store: any Store
     public let live: LiveState
-    public let policy: ImpersonationPolicy
+    /// The rules as of the last (re)load; every decision reads it afresh (see PolicyReload.swift).
+    public var policy: ImpersonationPolicy { currentPolicy.withLock { $0 } }
+    let currentPolicy: Mutex<ImpersonationPolicy>
     public let events: any AuditSink
     /// Requests in flight per session (the proxy counts them).
     public let activity = SessionActivity()
@@ -39,7 +41,7 @@ public final class Impersonations: Sendable {
     public init(store: any Store, live: LiveState, policy: ImpersonationPolicy, events: any AuditSink) {
         self.store = store
         self.live = live
-        self.policy = policy
+        self.currentPolicy = Mutex(policy)
         self.events = events
     }
 
@@ -130,9 +132,10 @@ public final class Impersonations: Sendable {
         }
         let session = ImpersonationSession(
             id: Secrets.identifier(prefix: "imp_"), actorID: actor.id, targetID: target.id, reason: reason, mode: mode,
-            startedAt: now, expiresAt: policy.expiry(startingAt: now, requested: duration, targetConsent: consent))
+            startedAt: now, expiresAt: policy.expiry(startingAt: now, requested: duration, targetConsent: consent).wholeSecondsDown)
         guard try await store.startImpersonation(session) else { return denied(.refused(.chaining)) }
-        live.apply(impersonationID: session.id, session: session)
+        live.apply(impersonationID: session.id, session: session)  // drops a notice about an earlier session
+        await clearDroppedNotices()
         events.record(AuditRecord(
             type: .impersonationStarted, requestID: context.requestID, clientIP: context.clientIP, user: target.username,
             impersonator: actor.username, sessionID: session.id, mode: mode, justification: reason,
@@ -151,7 +154,8 @@ public final class Impersonations: Sendable {
             return .failure(.invalid(error as? InvalidInput ?? .duration))
         }
         let consent = live.read { $0.consents[session.targetID] }
-        session.expiresAt = policy.extendedExpiry(of: session, requested: requested, targetConsent: consent, now: now)
+        // Whole seconds, as `expires_at` and `X-Impersonation-Expires` show it (see `wholeSecondsDown`).
+        session.expiresAt = policy.extendedExpiry(of: session, requested: requested, targetConsent: consent, now: now).wholeSecondsDown
         try await store.updateImpersonation(session)
         live.apply(impersonationID: session.id, session: session)
         return .success(session)
@@ -181,8 +185,31 @@ public final class Impersonations: Sendable {
         guard let ended = live.end(impersonationID: sessionID, at: now, reason: reason) else { return false }
         recordEnd(ended, context: context)
         _ = try await store.endImpersonation(id: ended.id, at: now, reason: reason, notice: ended.noticePending)
+        await clearDroppedNotices()
         await activity.waitUntilIdle([ended.id])
         return true
+    }
+
+    /// Exit with nothing open (the session had ended, say by a revocation, and the banner's Exit
+    /// was pressed): straight back, so the notice about it is dropped too (SPEC §7).
+    public func dropNotice(of actor: User, now: Date = Date()) async {
+        live.dropNotice(actorID: actor.id, at: now)
+        await clearDroppedNotices()
+    }
+
+    /// Notices dropped in the live state are cleared in the store, so neither a restart nor
+    /// another instance shows them again; failures are retried by the sweep.
+    func clearDroppedNotices() async {
+        let ids = live.takeDroppedNotices()
+        var failed: Set<String> = []
+        for id in ids {
+            do {
+                try await store.clearEndNotice(id: id)
+            } catch {
+                failed.insert(id)
+            }
+        }
+        if !failed.isEmpty { live.markDroppedNoticesUncleared(failed) }
     }
 
     func recordEnd(_ session: ImpersonationSession, context: EventContext) {
@@ -273,6 +300,7 @@ public final class Impersonations: Sendable {
                                           expiresAt: AuditTimestamp(consent.expiresAt)))
             }
         }
+        await clearDroppedNotices()
         for session in live.takeUnpersisted() {
             do {
                 _ = try await store.endImpersonation(id: session.id, at: session.endedAt ?? now, reason: session.endReason ?? .endedByOperator,

@@ -74,7 +74,19 @@ public struct Consent: Sendable, Equatable {
         self.revokedAt = revokedAt
     }
 
-    public func isActive(at now: Date) -> Bool { revokedAt == nil && now < expiresAt }
+    /// The end as shown (`expires_at` is RFC 3339 in whole seconds) is the end enforced.
+    public var end: Date { expiresAt.wholeSecondsDown }
+
+    public func isActive(at now: Date) -> Bool { revokedAt == nil && now < end }
+}
+
+extension Date {
+    /// This instant without its fraction of a second. Session and consent ends are shown and
+    /// sent in whole seconds (RFC 3339 without fraction), so they are kept and enforced in
+    /// whole seconds too: what is shown, sent and enforced is one instant.
+    public var wholeSecondsDown: Date {
+        Date(timeIntervalSince1970: timeIntervalSince1970.rounded(.down))
+    }
 }
 
 public enum ImpersonationMode: String, Sendable, CaseIterable, Codable {

@@ -43,9 +43,10 @@ extension ImpersonationPolicy {
                     reason = .consentRevoked
                     happenedAt = min(revokedAt, now)
                 }
-                if consent.expiresAt <= now && consent.expiresAt < happenedAt {
+                // In whole seconds, as shown (and as a session it caps ends): see `Consent.end`.
+                if consent.end <= now && consent.end < happenedAt {
                     reason = .consentExpired
-                    happenedAt = consent.expiresAt
+                    happenedAt = consent.end
                 }
             } else {
                 reason = .consentRevoked

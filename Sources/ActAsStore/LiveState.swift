@@ -23,6 +23,27 @@ public final class LiveState: Sendable {
         public var openImpersonationByActor: [String: String] = [:]
         /// Ended sessions whose administrator has not been told why yet, by actor id.
         public var pendingNotices: [String: ImpersonationSession] = [:]
+        /// When each administrator last went straight on (a new session, exit, sign-out): a
+        /// notice about a session that ended before then is no longer news, also when its row
+        /// arrives late from the store.
+        var noticesDroppedAt: [String: Date] = [:]
+
+        /// Drops the actor's pending notice as of `at`; returns it.
+        mutating func dropNotice(actorID: String, at: Date) -> ImpersonationSession? {
+            noticesDroppedAt[actorID] = max(noticesDroppedAt[actorID] ?? .distantPast, at)
+            return pendingNotices.removeValue(forKey: actorID)
+        }
+
+        /// Whether an ended session's notice is still news: the latest end, after the last drop.
+        func noticeIsNews(_ session: ImpersonationSession) -> Bool {
+            let ended = session.endedAt ?? .distantPast
+            if let dropped = noticesDroppedAt[session.actorID], ended <= dropped { return false }
+            if openImpersonationByActor[session.actorID] != nil { return false }
+            if let current = pendingNotices[session.actorID], current.id != session.id, (current.endedAt ?? .distantPast) > ended {
+                return false
+            }
+            return true
+        }
 
         public func openImpersonation(actorID: String) -> ImpersonationSession? {
             openImpersonationByActor[actorID].flatMap { impersonations[$0] }
@@ -57,6 +78,8 @@ public final class LiveState: Sendable {
     private let tables = Mutex(Tables())
     /// Ends enforced here whose store write failed; retried by the sweep.
     private let unpersisted = Mutex<[ImpersonationSession]>([])
+    /// Notices dropped here (ids) that the store still has pending; cleared there by the sweep.
+    private let droppedNotices = Mutex<Set<String>>([])
     private let generationCounter = Atomic<UInt64>(1)
     /// How long a retired signing key stays in the JWKS.
     public let keyGracePeriod: TimeInterval
@@ -121,15 +144,29 @@ public final class LiveState: Sendable {
         for token in snapshot.tokens where token.revokedAt == nil { fresh.tokens[token.tokenHash] = token }
         fresh.keyRing = Self.ring(snapshot.keys, now: now, grace: keyGracePeriod)
         for consent in snapshot.consents { fresh.consents[consent.userID] = consent }
-        for session in snapshot.impersonations {
-            if session.isOpen {
-                fresh.impersonations[session.id] = session
-                fresh.openImpersonationByActor[session.actorID] = session.id
-            } else if session.noticePending {
-                fresh.pendingNotices[session.actorID] = session
-            }
+        for session in snapshot.impersonations where session.isOpen {
+            fresh.impersonations[session.id] = session
+            fresh.openImpersonationByActor[session.actorID] = session.id
         }
-        mutate { $0 = fresh }
+        let stale: Set<String> = mutate { tables in
+            // One notice per administrator: the latest end, none beside an open session and
+            // none from before they last went straight on (kept across reloads).
+            fresh.noticesDroppedAt = tables.noticesDroppedAt
+            var stale: Set<String> = []
+            for session in snapshot.impersonations where !session.isOpen && session.noticePending {
+                if let replaced = fresh.pendingNotices[session.actorID], fresh.noticeIsNews(session) {
+                    stale.insert(replaced.id)
+                }
+                if fresh.noticeIsNews(session) {
+                    fresh.pendingNotices[session.actorID] = session
+                } else {
+                    stale.insert(session.id)
+                }
+            }
+            tables = fresh
+            return stale
+        }
+        if !stale.isEmpty { droppedNotices.withLock { $0.formUnion(stale) } }
     }
 
     /// `user` is the current row, or nil when the user no longer exists.
@@ -149,8 +186,16 @@ public final class LiveState: Sendable {
         }
     }
 
-    public func apply(sessionHash: String, session: SignInSession?) {
-        mutate { $0.sessions[sessionHash] = session }
+    /// A nil `session` is a sign-out (or an expiry): it takes the administrator straight back,
+    /// so a notice still pending about an ended impersonation is dropped (SPEC §7).
+    public func apply(sessionHash: String, session: SignInSession?, now: Date = Date()) {
+        let dropped: ImpersonationSession? = mutate { tables in
+            let previous = tables.sessions[sessionHash]
+            tables.sessions[sessionHash] = session
+            guard session == nil, let userID = previous?.userID else { return nil }
+            return tables.dropNotice(actorID: userID, at: now)
+        }
+        if let dropped { droppedNotices.withLock { _ = $0.insert(dropped.id) } }
     }
 
     public func apply(tokenHash: String, token: APIToken?) {
@@ -178,12 +223,23 @@ public final class LiveState: Sendable {
             if let session, session.isOpen {
                 tables.impersonations[impersonationID] = session
                 tables.openImpersonationByActor[session.actorID] = session.id
+                // A new session: a notice about an earlier one is no longer news (SPEC §7).
+                if tables.pendingNotices[session.actorID]?.id != session.id,
+                   let stale = tables.dropNotice(actorID: session.actorID, at: session.startedAt) {
+                    droppedNotices.withLock { _ = $0.insert(stale.id) }
+                }
             } else {
                 tables.impersonations[impersonationID] = nil
             }
-            if let session {
-                if !session.isOpen, session.noticePending {
-                    tables.pendingNotices[session.actorID] = session
+            if let session, !session.isOpen {
+                if session.noticePending {
+                    // Only the latest end is news: an older session's row arriving late is not.
+                    if tables.noticeIsNews(session) {
+                        tables.pendingNotices[session.actorID] = session
+                    } else {
+                        if tables.pendingNotices[session.actorID]?.id == session.id { tables.pendingNotices[session.actorID] = nil }
+                        droppedNotices.withLock { _ = $0.insert(session.id) }
+                    }
                 } else if tables.pendingNotices[session.actorID]?.id == session.id {
                     tables.pendingNotices[session.actorID] = nil
                 }
@@ -204,16 +260,45 @@ public final class LiveState: Sendable {
             session.endedAt = at
             session.endReason = reason
             session.noticePending = reason.isAnnounced
+            // This end's notice replaces any older one; exit and sign-out leave none (SPEC §7).
+            let older = session.noticePending
+                ? tables.pendingNotices.removeValue(forKey: session.actorID) : tables.dropNotice(actorID: session.actorID, at: at)
+            if let older, older.id != session.id { droppedNotices.withLock { _ = $0.insert(older.id) } }
             if session.noticePending { tables.pendingNotices[session.actorID] = session }
             return session
         }
     }
 
-    /// The administrator has seen why their session ended.
-    public func clearNotice(actorID: String, impersonationID: String) {
+    /// The administrator has seen why their session ended. True when this call took the notice
+    /// (so of two requests racing for it, one shows it).
+    @discardableResult
+    public func clearNotice(actorID: String, impersonationID: String) -> Bool {
         mutate { tables in
-            if tables.pendingNotices[actorID]?.id == impersonationID { tables.pendingNotices[actorID] = nil }
+            guard tables.pendingNotices[actorID]?.id == impersonationID else { return false }
+            tables.pendingNotices[actorID] = nil
+            return true
         }
+    }
+
+    /// Exit, sign-out or a new session: the administrator goes straight on, so a notice still
+    /// pending about an earlier session is dropped. Returns the session it was about.
+    @discardableResult
+    public func dropNotice(actorID: String, at now: Date = Date()) -> ImpersonationSession? {
+        let dropped = mutate { $0.dropNotice(actorID: actorID, at: now) }
+        if let dropped { droppedNotices.withLock { _ = $0.insert(dropped.id) } }
+        return dropped
+    }
+
+    /// Ids of dropped notices the store still has pending (the sweep clears them there).
+    public func takeDroppedNotices() -> Set<String> {
+        droppedNotices.withLock { ids in
+            defer { ids = [] }
+            return ids
+        }
+    }
+
+    public func markDroppedNoticesUncleared(_ ids: Set<String>) {
+        droppedNotices.withLock { $0.formUnion(ids) }
     }
 
     public func markUnpersisted(_ session: ImpersonationSession) {

@@ -9,7 +9,8 @@ private func request(headers: [(name: String, value: String)], query: String = "
 
 @Suite("Return paths")
 struct ReturnPathTests {
-    @Test(arguments: ["/", "/ok", "/ok?x=1#f", "/a/b/c?q=%2F&x=y", "/%E9t%C3%A9", "/.actas/", "/x/..//evil", "/a//b", "/~user", "/a%20b"])
+    @Test(arguments: ["/", "/ok", "/ok?x=1#f", "/a/b/c?q=%2F&x=y", "/%C3%A9t%C3%A9", "/.actas/", "/a//b", "/~user", "/a%20b",
+                      "/a.b/c..d/.e", "/x?rd=/../..//evil", "/x#/../..//y", "/100%", "/%zz", "/a;b=c/d", "/.well-known/x"])
     func safePathsAreKept(path: String) {
         #expect(ReturnPath.sanitise(path) == path)
     }
@@ -20,9 +21,35 @@ struct ReturnPathTests {
         "data:text/html,x", " /x", "/x y", "/\t/evil", "\t//evil", "/%0d%0aSet-Cookie:x", "/\r\nSet-Cookie: x", "/%00",
         "/\u{0}", "/\u{7F}", "/%7f", "", "evil.com", "./x", "../x", "?x=1", "#frag", "/é", "/\u{2028}",
         "/\u{FF0F}evil.com", "/%2f", "\u{FEFF}/x",
+        // Dot segments that resolve to a `//` authority (issue 21 item 11), plain and encoded.
+        "/.actas/../..//evil.test", "/x/..//evil", "/..//evil", "/.//evil", "/./..//evil", "/a/b/../..//evil",
+        "/%2e%2e//evil", "/%2E%2E//evil", "/.%2e//evil", "/%2e.//evil", "/%2e//evil", "/x/%2e%2e//evil?y",
+        "/..;/..;//evil", "/x/..;x//evil", "/x/%2e%2e;p//evil",
+        // Encoded separators, double encoding, overlong UTF-8 and ambiguous dot segments.
+        "/a%2f..%2f..%2f/evil", "/..%2f..%2f/evil", "/%252e%252e//evil", "/a/%25", "/%c0%ae%c0%ae//evil", "/%c0%af",
+        "/%E9t", "/x/.../evil", "/x/..%20//evil", "/x/.%20/y", "/%5c%5cevil",
     ])
     func unsafeCandidatesFallBack(candidate: String) {
         #expect(ReturnPath.sanitise(candidate) == "/")
+    }
+
+    @Test(arguments: [
+        ("/.actas/../x", "/x"), ("/a/b/../c", "/a/c"), ("/a/./b", "/a/b"), ("/a/b/..", "/a/"), ("/a/.", "/a/"),
+        ("/..", "/"), ("/../..", "/"), ("/.", "/"), ("/../x?q=/../y", "/x?q=/../y"), ("/a/%2e%2e/b", "/b"),
+        ("/a/%2E/b#frag", "/a/b#frag"), ("/a/..;jsessionid=1/b", "/b"), ("/.actas/../../..", "/"),
+        ("/a/b/%2e%2e/%2e%2e/c", "/c"), ("/a//../b", "/a/b"),
+    ])
+    func dotSegmentsAreResolved(candidate: String, expected: String) {
+        #expect(ReturnPath.sanitise(candidate) == expected)
+    }
+
+    @Test func resolvedPathsAreStable() {
+        // Whatever comes out is itself a safe path that resolves to itself.
+        for candidate in ["/.actas/../x", "/a/b/../c/./d/", "/../a/%2e%2e/b?c=/..//d", "/x/y/..", "/%41/../b"] {
+            let once = ReturnPath.sanitise(candidate)
+            #expect(ReturnPath.sanitise(once) == once)
+            #expect(!once.hasPrefix("//"))
+        }
     }
 
     @Test func nilAndVeryLong() {
@@ -118,96 +145,6 @@ struct ConsoleHTTPTests {
         #expect(request(headers: [("accept", "TEXT/HTML")]).wantsHTML)
         #expect(!request(headers: [("accept", "application/json")]).wantsHTML)
         #expect(!request(headers: []).wantsHTML)
-    }
-}
-
-@Suite("Sign-in rate limiter")
-struct LoginRateLimiterTests {
-    let start = Date(timeIntervalSince1970: 1_800_000_000)
-
-    /// An attempt that failed: `begin` counted it, nothing gives it back.
-    func fail(_ limiter: LoginRateLimiter, _ account: String, _ address: String, at now: Date) {
-        #expect(limiter.begin(account: account, address: address, now: now) == nil)
-    }
-
-    @Test func accountLimitIsCaseInsensitive() {
-        let limiter = LoginRateLimiter(maxPerAccount: 5, maxPerAddress: 100, window: 900)
-        for index in 0..<5 {
-            fail(limiter, index.isMultiple(of: 2) ? "Alice" : "alice", "198.51.100.\(index)", at: start)
-        }
-        #expect(limiter.begin(account: "alice", address: "203.0.113.9", now: start) == 900)
-        #expect(limiter.begin(account: "aLiCe", address: "203.0.113.9", now: start) == 900)
-        #expect(limiter.begin(account: "bob", address: "203.0.113.9", now: start) == nil)
-    }
-
-    @Test func attemptsCountBeforeTheirOutcome() {
-        // Parallel guesses: each is counted when it starts, so the sixth is refused even
-        // though no outcome is known yet.
-        let limiter = LoginRateLimiter(maxPerAccount: 5, maxPerAddress: 100, window: 900)
-        for _ in 0..<5 { #expect(limiter.begin(account: "alice", address: "192.0.2.1", now: start) == nil) }
-        #expect(limiter.begin(account: "alice", address: "192.0.2.1", now: start) != nil)
-    }
-
-    @Test func addressLimitAcrossAccounts() {
-        let limiter = LoginRateLimiter(maxPerAccount: 100, maxPerAddress: 3, window: 60)
-        for name in ["a", "b", "c"] { fail(limiter, name, "192.0.2.1", at: start) }
-        #expect(limiter.begin(account: "d", address: "192.0.2.1", now: start + 10) == 50)
-        #expect(limiter.begin(account: "d", address: "192.0.2.2", now: start + 10) == nil)
-    }
-
-    @Test func ipv6AddressesShareTheirSlash64() {
-        let limiter = LoginRateLimiter(maxPerAccount: 100, maxPerAddress: 2, window: 60)
-        fail(limiter, "a", "2001:db8:1:2::1", at: start)
-        fail(limiter, "b", "2001:db8:1:2:ffff:0:0:9", at: start)
-        #expect(limiter.begin(account: "c", address: "2001:db8:1:2::77", now: start) != nil)
-        #expect(limiter.begin(account: "c", address: "2001:db8:1:3::1", now: start) == nil)
-        #expect(LoginRateLimiter.addressKey("192.0.2.1") == "192.0.2.1")
-    }
-
-    @Test func windowExpiry() {
-        let limiter = LoginRateLimiter(maxPerAccount: 2, maxPerAddress: 100, window: 900)
-        fail(limiter, "alice", "x", at: start)
-        fail(limiter, "alice", "y", at: start + 100)
-        #expect(limiter.begin(account: "alice", address: "z", now: start + 100) == 800)
-        #expect(limiter.begin(account: "alice", address: "z", now: start + 100.5) == 800)  // rounded up
-        #expect(limiter.begin(account: "alice", address: "z", now: start + 899.2) == 1)
-        // After the window a new count starts.
-        fail(limiter, "alice", "x", at: start + 900)
-        fail(limiter, "alice", "x", at: start + 901)
-        #expect(limiter.begin(account: "alice", address: "z", now: start + 902) == 898)
-    }
-
-    @Test func successResetsTheAccountAndGivesTheAddressItsAttemptBack() {
-        let limiter = LoginRateLimiter(maxPerAccount: 2, maxPerAddress: 3, window: 900)
-        fail(limiter, "alice", "192.0.2.1", at: start)
-        #expect(limiter.begin(account: "alice", address: "192.0.2.1", now: start) == nil)
-        limiter.succeeded(account: "ALICE", address: "192.0.2.1")
-        #expect(limiter.begin(account: "alice", address: "192.0.2.9", now: start) == nil)  // account cleared
-        // The address kept its one failure; with bob's and carol's attempts it reaches 3.
-        fail(limiter, "bob", "192.0.2.1", at: start)
-        fail(limiter, "carol", "192.0.2.1", at: start)
-        #expect(limiter.begin(account: "dave", address: "192.0.2.1", now: start) == 900)
-    }
-
-    @Test func theLongerWaitWins() {
-        let limiter = LoginRateLimiter(maxPerAccount: 1, maxPerAddress: 1, window: 600)
-        fail(limiter, "alice", "a", at: start)
-        fail(limiter, "bob", "b", at: start + 300)
-        #expect(limiter.begin(account: "alice", address: "b", now: start + 400) == 500)
-    }
-
-    /// A spray of usernames inside one window must not grow the tables without bound (nor
-    /// make every attempt rescan them: the table is trimmed by half when full).
-    @Test func aSprayOfUsernamesStaysBounded() {
-        let limiter = LoginRateLimiter(maxPerAccount: 5, maxPerAddress: 10_000_000, window: 900)
-        for index in 0..<(LoginRateLimiter.maxTracked * 2 + 10) {
-            _ = limiter.begin(account: "user\(index)", address: "192.0.2.1", now: start + Double(index) / 1000)
-        }
-        #expect(limiter.trackedAccounts <= LoginRateLimiter.maxTracked)
-        // The newest accounts are still counted.
-        for _ in 0..<4 { _ = limiter.begin(account: "fresh", address: "192.0.2.1", now: start + 200) }
-        #expect(limiter.begin(account: "fresh", address: "192.0.2.1", now: start + 200) == nil)
-        #expect(limiter.begin(account: "fresh", address: "192.0.2.1", now: start + 200) != nil)
     }
 }
 

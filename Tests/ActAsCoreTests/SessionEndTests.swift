@@ -120,6 +120,32 @@ struct EndCase: Sendable, CustomTestStringConvertible {
         #expect(scenario.endReason() == endCase.expected)
     }
 
+    /// Ends are shown in whole seconds (`expires_at`), so they are enforced in whole seconds:
+    /// a consent ending at :00.7 has ended at :00.2, as shown (issue 14 item 4).
+    @Test func consentEndsAtTheWholeSecondItShows() {
+        var scenario = EndScenario()
+        scenario.consent?.expiresAt = now + 0.7
+        #expect(scenario.endReason() == .consentExpired)
+        #expect(scenario.consent?.isActive(at: now) == false)
+        #expect(scenario.consent?.isActive(at: now - 0.3) == true)
+        scenario.consent?.expiresAt = now + 1.2
+        #expect(scenario.endReason() == nil)
+    }
+
+    @Test func aSessionCappedAtAFractionalConsentEndsForTheConsent() {
+        // The session's end is the consent's, rounded down as it was when it started.
+        var scenario = EndScenario()
+        scenario.consent?.expiresAt = now - 4.6
+        scenario.session.expiresAt = (now - 4.6).wholeSecondsDown
+        #expect(scenario.endReason() == .consentExpired)
+    }
+
+    @Test func wholeSecondsDown() {
+        #expect(Date(timeIntervalSince1970: 1_800_000_000.999).wholeSecondsDown == Date(timeIntervalSince1970: 1_800_000_000))
+        #expect(Date(timeIntervalSince1970: 1_800_000_000).wholeSecondsDown == Date(timeIntervalSince1970: 1_800_000_000))
+        #expect(Date(timeIntervalSince1970: -0.5).wholeSecondsDown == Date(timeIntervalSince1970: -1))
+    }
+
     @Test func closedSessionReportsItsRecordedReason() {
         var scenario = EndScenario()
         scenario.session.endedAt = now - minutes(1)

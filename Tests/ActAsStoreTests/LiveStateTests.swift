@@ -154,6 +154,97 @@ struct LiveStateTests {
         #expect(live.read { $0.openImpersonationByActor["usr_admin"] } == "imp_2")
     }
 
+    // MARK: end notices (SPEC §7: a notice belongs to its session and is shown once)
+
+    private func endedWithNotice(_ live: LiveState, id: String, at: Date) -> ImpersonationSession {
+        let session = makeImpersonation(id: id, actor: "usr_admin", target: "usr_a")
+        live.apply(impersonationID: session.id, session: session)
+        return live.end(impersonationID: id, at: at, reason: .consentRevoked)!
+    }
+
+    private func notice(_ live: LiveState) -> String? { live.read { $0.pendingNotices["usr_admin"]?.id } }
+
+    @Test func aNewSessionDropsTheNoticeOfAnEarlierOne() {
+        let live = LiveState()
+        _ = endedWithNotice(live, id: "imp_1", at: t0 + 1)
+        #expect(notice(live) == "imp_1")
+        var next = makeImpersonation(id: "imp_2", actor: "usr_admin", target: "usr_b")
+        next.startedAt = t0 + 2
+        live.apply(impersonationID: next.id, session: next)
+        #expect(notice(live) == nil)
+        _ = live.end(impersonationID: "imp_2", at: t0 + 3, reason: .exit)
+        #expect(notice(live) == nil)
+        #expect(live.takeDroppedNotices() == ["imp_1"])
+        #expect(live.takeDroppedNotices().isEmpty)
+    }
+
+    @Test(arguments: [EndReason.exit, .actorSignedOut])
+    func exitAndSignOutLeaveNoNotice(reason: EndReason) {
+        let live = LiveState()
+        _ = endedWithNotice(live, id: "imp_1", at: t0 + 1)
+        // An open session beside a pending notice (a race, or an old store): its exit drops it.
+        let open = makeImpersonation(id: "imp_2", actor: "usr_admin", target: "usr_b")
+        live.apply(impersonationID: open.id, session: open)
+        _ = live.end(impersonationID: "imp_2", at: t0 + 3, reason: reason)
+        #expect(notice(live) == nil)
+    }
+
+    @Test func aLaterAnnouncedEndReplacesTheNotice() {
+        let live = LiveState()
+        _ = endedWithNotice(live, id: "imp_1", at: t0 + 1)
+        _ = endedWithNotice(live, id: "imp_2", at: t0 + 5)
+        #expect(notice(live) == "imp_2")
+        #expect(live.takeDroppedNotices() == ["imp_1"])
+        #expect(live.clearNotice(actorID: "usr_admin", impersonationID: "imp_2"))
+        #expect(!live.clearNotice(actorID: "usr_admin", impersonationID: "imp_2"))  // shown once
+    }
+
+    @Test func signingOutDropsTheNotice() {
+        let admin = makeUser("admin")
+        let live = loaded(users: [admin])
+        let (_, session) = makeSession(for: admin)
+        live.apply(sessionHash: session.idHash, session: session)
+        let open = makeImpersonation(id: "imp_1", actor: admin.id, target: "usr_a")
+        live.apply(impersonationID: open.id, session: open)
+        _ = live.end(impersonationID: "imp_1", at: t0 + 1, reason: .endedByOperator)
+        #expect(live.read { $0.pendingNotices[admin.id]?.id } == "imp_1")
+        live.apply(sessionHash: session.idHash, session: nil, now: t0 + 2)
+        #expect(live.read { $0.pendingNotices[admin.id] } == nil)
+        #expect(live.takeDroppedNotices() == ["imp_1"])
+    }
+
+    @Test func aStaleNoticeArrivingLateFromTheStoreIsIgnored() {
+        let live = LiveState()
+        var old = endedWithNotice(live, id: "imp_1", at: t0 + 1)
+        live.dropNotice(actorID: "usr_admin", at: t0 + 2)
+        _ = live.takeDroppedNotices()
+        // The change feed replays the row written by the end, notice still pending there.
+        old.noticePending = true
+        live.apply(impersonationID: old.id, session: old)
+        #expect(notice(live) == nil)
+        #expect(live.takeDroppedNotices() == ["imp_1"])
+    }
+
+    @Test func loadKeepsOnlyTheLatestNoticeAndNoneBesideAnOpenSession() {
+        func ended(_ id: String, actor: String, at: TimeInterval) -> ImpersonationSession {
+            var session = makeImpersonation(id: id, actor: actor, target: "usr_a")
+            session.endedAt = t0 + at
+            session.endReason = .consentRevoked
+            session.noticePending = true
+            return session
+        }
+        let open = makeImpersonation(id: "imp_open", actor: "usr_b", target: "usr_a")
+        let live = LiveState()
+        live.load(StoreSnapshot(
+            users: [], sessions: [], tokens: [], keys: [], consents: [],
+            impersonations: [ended("imp_2", actor: "usr_admin", at: 5), ended("imp_1", actor: "usr_admin", at: 1), ended("imp_3", actor: "usr_admin", at: 3),
+                             ended("imp_b", actor: "usr_b", at: 1), open],
+            changeID: 0), now: t0)
+        #expect(notice(live) == "imp_2")
+        #expect(live.read { $0.pendingNotices["usr_b"] } == nil)
+        #expect(live.takeDroppedNotices() == ["imp_1", "imp_3", "imp_b"])
+    }
+
     @Test func pruneExpiredDropsOnlyDeadSessions() {
         let alice = makeUser("alice")
         let old = makeSession(for: alice, expires: t0 + 10).session, fresh = makeSession(for: alice, expires: t0 + 100).session
