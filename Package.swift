@@ -134,6 +134,15 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ActAsConfigTests", dependencies: ["ActAsConfig"]),
+        // The proxy's pure parts (page rewriting, the cookie jar) without sockets.
+        .testTarget(
+            name: "ActAsProxyTests",
+            dependencies: [
+                "ActAsProxy", "ActAsHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
         .testTarget(name: "ActAsCoreTests", dependencies: ["ActAsCore"]),
         .testTarget(name: "ActAsCryptoTests", dependencies: ["ActAsCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "ActAsStoreTests", dependencies: ["ActAsStore", "ActAsCore", "ActAsCrypto"]),
