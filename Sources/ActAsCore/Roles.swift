@@ -65,7 +65,8 @@ public enum OrgUnit {
     /// Whether `unit` is `root` itself or lies beneath it: `acme/emea` covers `acme/emea` and
     /// `acme/emea/sales`, but neither `acme/emea-evil` nor `acme`.
     ///
-    /// Fails closed: an empty or malformed unit (leading, trailing or doubled `/`) covers nothing
+    /// Fails closed: an empty or malformed unit (leading, trailing or doubled `/`, a `.` or `..`
+    /// segment, which a system resolving the path moves elsewhere) covers nothing
     /// and is covered by nothing, so a scoped administrator without an org unit may act as
     /// nobody, and a user without one is outside every scoped administrator's subtree.
     /// Comparison is byte-exact (case-sensitive), like the ids it stands beside.
@@ -79,11 +80,22 @@ public enum OrgUnit {
         }
     }
 
-    /// Non-empty, no empty segments: what `UserValidation.checkOrgUnit` admits, minus the empty unit.
+    /// Non-empty, no empty, `.` or `..` segments: what `UserValidation.checkOrgUnit` admits,
+    /// minus the empty unit.
     static func isWellFormed(_ unit: UnsafeBufferPointer<UInt8>) -> Bool {
         let slash = UInt8(ascii: "/")
+        let dot = UInt8(ascii: ".")
         guard let first = unit.first, let last = unit.last, first != slash, last != slash else { return false }
-        for index in 1..<unit.count where unit[index] == slash && unit[index - 1] == slash { return false }
+        var segmentStart = 0
+        for index in 0...unit.count where index == unit.count || unit[index] == slash {
+            switch index - segmentStart {
+            case 0: return false
+            case 1: if unit[segmentStart] == dot { return false }
+            case 2: if unit[segmentStart] == dot && unit[segmentStart + 1] == dot { return false }
+            default: break
+            }
+            segmentStart = index + 1
+        }
         return true
     }
 }

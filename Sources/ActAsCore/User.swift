@@ -69,10 +69,15 @@ public enum UserValidation {
         return ok ? nil : "id \"\(id)\" may contain only printable ASCII without spaces, commas or quotes"
     }
 
-    /// Header values must not carry control characters (a CR/LF would split the header).
+    /// Directory fields travel in headers (a CR/LF would split one) and are shown in terminals
+    /// and pages (U+202E reverses the rest of a table row, U+2028 breaks a line): control
+    /// characters (C0, DEL, C1), line/paragraph separators and bidi controls are refused
+    /// (`TerminalText.isRefusedInDirectory`). The message names the character, not the value.
     public static func checkHeaderSafe(_ value: String, field: String) -> String? {
-        value.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
-            ? "\(field) must not contain control characters" : nil
+        guard let bad = value.unicodeScalars.first(where: TerminalText.isRefusedInDirectory) else { return nil }
+        let hex = String(bad.value, radix: 16, uppercase: true)
+        return "\(field) must not contain control, line-separator or bidirectional-control characters"
+            + " (found U+\(String(repeating: "0", count: max(0, 4 - hex.count)) + hex))"
     }
 
     /// Groups are comma-joined in `X-Forwarded-Groups`, so a group cannot contain a comma.
@@ -82,13 +87,17 @@ public enum UserValidation {
         return checkHeaderSafe(group, field: "group")
     }
 
-    /// Org units are `/`-separated paths without empty segments: `acme/emea/sales`.
+    /// Org units are `/`-separated paths without empty, `.` or `..` segments: `acme/emea/sales`.
+    /// Any system that resolves `acme/emea/../hq` puts it outside `acme/emea`, so such a unit
+    /// is refused wherever one enters the directory (CLI, imports, sign-in from an identity
+    /// provider); `OrgUnit.covers` also refuses them for rows already stored.
     public static func checkOrgUnit(_ orgUnit: String) -> String? {
         if orgUnit.isEmpty { return nil }
-        if orgUnit.split(separator: "/", omittingEmptySubsequences: false).contains(where: \.isEmpty) {
-            return "org_unit \"\(orgUnit)\" must be a path like acme/emea/sales (no empty segments)"
+        if let problem = checkHeaderSafe(orgUnit, field: "org_unit") { return problem }
+        if orgUnit.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+            return "org_unit \"\(orgUnit)\" must be a path like acme/emea/sales (no empty, \".\" or \"..\" segments)"
         }
-        return checkHeaderSafe(orgUnit, field: "org_unit")
+        return nil
     }
 
     /// Every problem with a user record, in field order; empty when valid.

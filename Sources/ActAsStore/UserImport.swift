@@ -59,8 +59,10 @@ public enum UserImport {
         guard let array = object as? [Any] else { throw ImportError(messages: ["\(file): expected a JSON array of users"]) }
         var records: [UserRecordInput] = []
         var errors: [String] = []
+        let lines = elementLines(data)
         for (index, element) in array.enumerated() {
-            let origin = "\(file): user \(index + 1)"
+            // `FILE:LINE: user N`, the line where the user's object starts, so an editor can jump there.
+            let origin = index < lines.count ? "\(file):\(lines[index]): user \(index + 1)" : "\(file): user \(index + 1)"
             guard let fields = element as? [String: Any] else {
                 errors.append("\(origin): expected an object")
                 continue
@@ -95,6 +97,52 @@ public enum UserImport {
         }
         guard errors.isEmpty else { throw ImportError(messages: errors) }
         return records
+    }
+
+    /// The 1-based line on which each element of the top-level JSON array starts (the file
+    /// already parsed as JSON, so strings and nesting are well-formed).
+    static func elementLines(_ data: Data) -> [Int] {
+        var lines: [Int] = []
+        var line = 1
+        var depth = 0
+        var inString = false
+        var escaped = false
+        var expectingElement = false
+        for byte in data {
+            if byte == 0x0A { line += 1 }
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case 0x20, 0x09, 0x0A, 0x0D:
+                continue
+            case UInt8(ascii: ","):
+                if depth == 1 { expectingElement = true }
+                continue
+            default:
+                break
+            }
+            if expectingElement && depth == 1 && byte != UInt8(ascii: "]") {
+                lines.append(line)
+                expectingElement = false
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth == 1 { expectingElement = true }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return lines
     }
 
     // MARK: CSV

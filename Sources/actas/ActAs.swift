@@ -1,4 +1,5 @@
 import ActAsConfig
+import ActAsCore
 import ActAsCrypto
 import ArgumentParser
 import Foundation
@@ -41,17 +42,19 @@ struct ConfigOption: ParsableArguments {
     }
 }
 
+/// Messages often echo input (a username, a file's value): each line is escaped for the
+/// terminal (`TerminalText.safeLines`).
 enum Diagnostics {
     static func warn(_ message: String) {
-        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("warning: \(TerminalText.safeLines(message))\n".utf8))
     }
 
     static func error(_ message: String) {
-        FileHandle.standardError.write(Data("\(message)\n".utf8))
+        FileHandle.standardError.write(Data("\(TerminalText.safeLines(message))\n".utf8))
     }
 
     static func info(_ message: String) {
-        FileHandle.standardError.write(Data("\(message)\n".utf8))
+        FileHandle.standardError.write(Data("\(TerminalText.safeLines(message))\n".utf8))
     }
 }
 

@@ -1,5 +1,6 @@
 import ActAsAudit
 import ActAsConfig
+import ActAsCore
 import ArgumentParser
 import Foundation
 import Synchronization
@@ -347,41 +348,8 @@ enum AuditLogLocation {
 
 // MARK: - Output
 
-/// Text for a terminal: every control character (C0, DEL, C1), line and paragraph separator and
-/// invisible format character (bidi overrides and isolates, zero-width characters, BOM, tags) is
-/// shown as `\uXXXX`, so decoded log values can never move the cursor, recolour, retitle or
-/// reorder what the terminal shows.
-enum TerminalText {
-    static func mustEscape(_ scalar: Unicode.Scalar) -> Bool {
-        let value = scalar.value
-        if value < 0x20 || (0x7F...0x9F).contains(value) { return true }
-        if value < 0x7F { return false }
-        switch scalar.properties.generalCategory {
-        case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate: return true
-        default: return false
-        }
-    }
-
-    static func isSafe(_ text: String) -> Bool {
-        text.unicodeScalars.allSatisfy { !mustEscape($0) }
-    }
-
-    static func safe(_ text: String) -> String {
-        if isSafe(text) { return text }
-        var out = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            guard mustEscape(scalar) else {
-                out.append(scalar)
-                continue
-            }
-            for unit in String(scalar).utf16 {
-                let hex = String(unit, radix: 16)
-                out.append(contentsOf: ("\\u" + String(repeating: "0", count: 4 - hex.count) + hex).unicodeScalars)
-            }
-        }
-        return String(out)
-    }
-
+/// Terminal output: `TerminalText` (ActAsCore) escapes; this decides about colour.
+extension TerminalText {
     /// Colour only for a terminal, and not when NO_COLOR is set (no-color.org) or TERM is dumb.
     static func wantsColour(fd: Int32) -> Bool {
         let environment = ProcessInfo.processInfo.environment

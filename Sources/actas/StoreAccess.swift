@@ -1,5 +1,6 @@
 import ActAsConfig
 import ActAsConsole
+import ActAsCore
 import ActAsStore
 import ArgumentParser
 import Foundation
@@ -71,7 +72,10 @@ func rfc3339(_ date: Date?) -> Any {
 }
 
 /// Prints rows as aligned columns (a header row first).
-func printTable(_ rows: [[String]]) {
+/// Every cell is escaped for the terminal (a name holding U+202E or ESC cannot reorder or
+/// recolour the row).
+func printTable(_ unescapedRows: [[String]]) {
+    let rows = unescapedRows.map { $0.map(TerminalText.safe) }
     guard let first = rows.first else { return }
     var widths = [Int](repeating: 0, count: first.count)
     for row in rows {

@@ -55,13 +55,13 @@ struct UserImportTests {
         #expect(alice.status == .invited)
         #expect(alice.lastLogin == date("2026-11-01T10:15:23.500Z"))
         #expect(alice.password == "s3cret")
-        #expect(alice.origin == "users.json: user 1")
+        #expect(alice.origin == "users.json:2: user 1")
 
         let bob = records[1]
         #expect(bob.groups == ["a", "b", "c"])
         #expect(bob.lastLogin == date("2026-11-01T00:00:00.000Z"))
         #expect(bob.email == nil && bob.role == nil && bob.status == nil && bob.password == nil && bob.id == nil)
-        #expect(bob.origin == "users.json: user 2")
+        #expect(bob.origin == "users.json:5: user 2")
 
         let carol = records[2]
         #expect(carol.email == nil)
@@ -107,7 +107,7 @@ struct UserImportTests {
             ]
             """)
         func has(_ user: Int, _ fragment: String, _ sourceLocation: SourceLocation = #_sourceLocation) {
-            #expect(found.contains { $0.hasPrefix("users.json: user \(user): ") && $0.contains(fragment) }, "user \(user) \(fragment): \(found)", sourceLocation: sourceLocation)
+            #expect(found.contains { $0.hasPrefix("users.json:\(user + 1): user \(user): ") && $0.contains(fragment) }, "user \(user) \(fragment): \(found)", sourceLocation: sourceLocation)
         }
         has(1, "emial")
         has(2, "email")
@@ -271,5 +271,66 @@ struct UserImportTests {
         #expect(try CSVReader.rows("").isEmpty)
         #expect(try CSVReader.rows(",").map(\.fields) == [["", ""]])
         #expect(try CSVReader.rows("\"\"").map(\.fields) == [[""]])
+    }
+}
+
+/// Issue 21 items 9 and 10: dot segments in org units, and characters that trick terminals.
+@Suite("Directory field rules")
+struct DirectoryFieldRuleTests {
+    @Test(arguments: ["acme/emea/../hq", "acme/emea/./x", "acme/emea/..", "./acme", "..", ".", "acme/emea/sales/.", "a//b", "/a", "a/"])
+    func dotAndEmptySegmentsAreRefused(unit: String) {
+        #expect(UserValidation.checkOrgUnit(unit) != nil, "\(unit)")
+        // Rows already stored with such a unit are inside no scope, and scope nothing.
+        #expect(!OrgUnit.covers("acme/emea", unit))
+        #expect(!OrgUnit.covers("acme", unit))
+        #expect(!OrgUnit.covers(unit, "acme/emea/sales"))
+    }
+
+    @Test func dotsInsideSegmentsAreFine() {
+        for unit in ["acme/emea/v1.2", "acme/.hidden", "acme/...", "acme/..x/y", "a.b"] {
+            #expect(UserValidation.checkOrgUnit(unit) == nil, "\(unit)")
+        }
+        #expect(OrgUnit.covers("acme", "acme/...") && OrgUnit.covers("acme/..x", "acme/..x/y"))
+    }
+
+    static let tricks: [Unicode.Scalar] = [
+        "\u{0}", "\u{1B}", "\u{7F}", "\u{85}", "\u{9B}", "\u{2028}", "\u{2029}", "\u{061C}", "\u{200E}", "\u{200F}",
+        "\u{202A}", "\u{202B}", "\u{202C}", "\u{202D}", "\u{202E}", "\u{2066}", "\u{2067}", "\u{2068}", "\u{2069}",
+    ]
+
+    @Test func controlSeparatorAndBidiCharactersAreRefusedInEveryField() {
+        for scalar in Self.tricks {
+            let value = "a" + String(Character(scalar)) + "b"
+            var user = User(id: "usr_1", username: "u")
+            user.name = value
+            user.email = value
+            user.groups = [value]
+            user.orgUnit = "acme/" + value
+            let problems = UserValidation.problems(user, knownRoles: ["employee"])
+            for field in ["name", "email", "group", "org_unit"] {
+                #expect(problems.contains { $0.hasPrefix(field) && $0.contains(String(format: "U+%04X", scalar.value)) },
+                        "\(field) U+\(String(scalar.value, radix: 16)): \(problems)")
+            }
+            // The message names the character, never echoes it raw.
+            #expect(problems.allSatisfy(TerminalText.isSafe), "\(problems)")
+            #expect(UserValidation.checkUsername(value) != nil)
+        }
+        // Zero-width (non-)joiners stay allowed: names in several scripts need them.
+        #expect(UserValidation.checkHeaderSafe("می\u{200C}خواهم", field: "name") == nil)
+    }
+
+    @Test func terminalTextEscapesEveryTrick() {
+        for scalar in Self.tricks {
+            let escaped = TerminalText.safe("x" + String(Character(scalar)) + "y")
+            #expect(TerminalText.isSafe(escaped) && escaped.hasPrefix("x\\u") && escaped.hasSuffix("y"), "\(escaped)")
+        }
+        #expect(TerminalText.safe("Ada Ä 😀") == "Ada Ä 😀")
+        #expect(TerminalText.safeLines("a\u{202E}\nb\u{1B}") == "a\\u202e\nb\\u001b")
+    }
+
+    @Test func importErrorsNameTheLine() {
+        let json = Data("[\n  {\"username\": \"ok\"},\n\n  {\"username\": \"bad\",\n   \"org_unit\": \"a/../b\"}, \"x\" , [1, {\"a\": \"]\\\"\"}]\n]".utf8)
+        #expect(UserImport.elementLines(json) == [2, 4, 5, 5])
+        #expect(UserImport.elementLines(Data("[]".utf8)).isEmpty)
     }
 }
