@@ -125,7 +125,8 @@ def crafted(kind, query, own_port):
         squeeze = zlib.compressobj(9, zlib.DEFLATED, 31)
         parts = [b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"]
         block = b" " * (1 << 20)
-        data = squeeze.compress(b"<!doctype html><html><head><title>bomb</title></head><body><p>")
+        opening = b"<!doctype html><html><head><title>" if query.get("where") == "head" else b"<!doctype html><html><head><title>bomb</title></head><body><p>"
+        data = squeeze.compress(opening)
         for _ in range(int(query.get("mb", "128"))):
             data += squeeze.compress(block)
         data += squeeze.compress(b"</p></body></html>") + squeeze.flush()

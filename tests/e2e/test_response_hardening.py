@@ -175,3 +175,23 @@ def test_gzip_bomb_is_cut_with_bounded_memory(acting):
         return bool(bomb)
     wait_for(logged, timeout=5, what="the bomb's request record")
     assert bomb[-1]["session_id"].startswith("imp_")
+
+
+def test_gzip_bomb_before_the_body_is_refused_with_502(make_proxy, upstream):
+    """Nothing of the page has left yet (a navigation's start is held until the banner's place
+    is known): the answer is a clean 502 with its code, and the connection stays usable."""
+    proxy = make_proxy(config(**{"limits.max_rewritten_page": "64KB"}))
+    setup_site(proxy)
+    admin = Admin(proxy, "admin")
+    assert admin.start("emp")[0].status == 201
+    with proxy.connect(timeout=30) as sock:
+        sock.sendall(request_bytes("GET", "/crafted?kind=bomb&mb=8&where=head", [
+            session_header(admin.cookie), ("Accept", "text/html"), ("Sec-Fetch-Mode", "navigate")]))
+        response = read_response(sock)
+        assert response.status == 502, response
+        assert b"rewritten_page_too_large" in response.body and b"<actas-banner" in response.body
+        sock.sendall(request_bytes("GET", "/anything", [session_header(admin.cookie), ("Accept", "application/json")]))
+        assert read_response(sock).status == 200
+    record = records_of(proxy, response, "request")[0]
+    assert record["status"] == 502
+    assert [r["reason"] for r in records_of(proxy, response, "request_denied")] == ["rewritten_page_too_large"]
