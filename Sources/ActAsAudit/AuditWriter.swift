@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import Foundation
+import Synchronization
 
 /// Where the log goes: `audit.file`, or standard output for `"-"`.
 public enum AuditDestination: Sendable, Equatable {
@@ -118,7 +119,9 @@ public struct AuditWriterStatistics: Sendable, Equatable {
 public final class AuditWriter: Sendable {
     public typealias Completion = @Sendable (Result<UInt64, AuditError>) -> Void
 
-    public let configuration: AuditWriterConfiguration
+    /// The destination stays as opened; `update` replaces the redactor and `max_file_size`.
+    public var configuration: AuditWriterConfiguration { current.withLock { $0 } }
+    private let current: Mutex<AuditWriterConfiguration>
     private let queue: WriterQueue
 
     /// Opens (or creates) the log, recovers the chain and starts the writer thread.
@@ -126,7 +129,7 @@ public final class AuditWriter: Sendable {
     public init(configuration: AuditWriterConfiguration, onError: @escaping @Sendable (AuditError) -> Void = { _ in })
         throws(AuditError)
     {
-        self.configuration = configuration
+        self.current = Mutex(configuration)
         let sink = try AuditFileSink(configuration: configuration, onError: onError)
         let queue = WriterQueue(capacity: configuration.queueCapacity)
         queue.statistics.lastSeq = sink.nextSeq - 1
@@ -168,6 +171,17 @@ public final class AuditWriter: Sendable {
         queue.requestReopen()
     }
 
+    /// SIGHUP: records the writer takes after this call are redacted with `redactor` and
+    /// rotated at `maxFileSize` (the destination needs a restart). The event loops pick up the
+    /// new `encoder` with their reloaded settings.
+    public func update(redactor: Redactor, maxFileSize: Int64) {
+        current.withLock {
+            $0.redactor = redactor
+            $0.maxFileSize = maxFileSize
+        }
+        queue.requestSettings(AuditSinkSettings(redactor: redactor, maxFileSize: maxFileSize))
+    }
+
     /// Writes everything queued, fsyncs, closes the file and stops the thread. Blocks until done;
     /// call it from shutdown code, not from an event loop. Later `append`s return false.
     public func close() {
@@ -179,6 +193,12 @@ public final class AuditWriter: Sendable {
 
     /// The seq the next record will get.
     public var nextSeq: UInt64 { queue.snapshot().lastSeq + 1 }
+}
+
+/// The reloadable part of the writer's configuration, handed to the writer thread.
+struct AuditSinkSettings: Sendable {
+    var redactor: Redactor
+    var maxFileSize: Int64
 }
 
 /// What the queue holds: a record, or a round's worth of records an event loop encoded.
@@ -210,6 +230,7 @@ final class WriterQueue: @unchecked Sendable {
     private var closing = false
     private var finished = false
     private var reopenRequested = false
+    private var pendingSettings: AuditSinkSettings?
     private var writerSleeping = false
     /// The writer waits without a deadline because the queue was empty.
     private var writerIdle = false
@@ -284,6 +305,12 @@ final class WriterQueue: @unchecked Sendable {
         pthread_cond_signal(workAvailable)
     }
 
+    /// Taken with the next batch, under the same lock, so every record queued after this call
+    /// is written with these settings.
+    func requestSettings(_ settings: AuditSinkSettings) {
+        locked { pendingSettings = settings }
+    }
+
     func requestClose() {
         locked { closing = true }
         pthread_cond_signal(workAvailable)
@@ -341,9 +368,12 @@ final class WriterQueue: @unchecked Sendable {
             queuedRecords = 0
             let reopen = reopenRequested
             reopenRequested = false
+            let settings = pendingSettings
+            pendingSettings = nil
             let stopping = closing && batch.isEmpty
             pthread_mutex_unlock(mutex)
 
+            if let settings { sink.apply(settings) }
             if reopen { sink.reopen() }
             if stopping {
                 sink.close()
@@ -382,8 +412,8 @@ final class AuditFileSink: @unchecked Sendable {
     }
 
     private let path: String?  // nil: standard output
-    private let maxFileSize: Int64
-    private let encoder: AuditLineEncoder
+    private var maxFileSize: Int64
+    private var encoder: AuditLineEncoder
     private let onError: @Sendable (AuditError) -> Void
     private let onSessionLines: (@Sendable ([AuditSessionLine]) -> Void)?
     private var sessionLines: [AuditSessionLine] = []
@@ -533,6 +563,11 @@ final class AuditFileSink: @unchecked Sendable {
     private func closeDescriptor() {
         if fd >= 0 && path != nil { FileIO.close(fd) }
         if path != nil { fd = -1 }
+    }
+
+    func apply(_ settings: AuditSinkSettings) {
+        maxFileSize = settings.maxFileSize
+        encoder = AuditLineEncoder(redactor: settings.redactor)
     }
 
     func reopen() {

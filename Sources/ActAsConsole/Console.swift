@@ -4,6 +4,7 @@ import ActAsCore
 import ActAsCrypto
 import ActAsStore
 import Foundation
+import Synchronization
 
 /// Names of the proxy's own cookies. Everything starting with `__Host-actas` belongs to
 /// ActAs and never reaches the application.
@@ -13,14 +14,26 @@ public enum ActAsCookies {
     public static let prefix = "__Host-actas"
 }
 
+/// The request log's redaction as `[audit]` sets it: one place, for start and SIGHUP alike.
+public enum AuditSettings {
+    public static func redactor(_ audit: ActAsConfig.Audit) -> Redactor {
+        Redactor(redactKeys: audit.redactKeys, redactHeaders: audit.redactHeaders, bodyCaptureBytes: audit.bodyCaptureBytes)
+    }
+}
+
 /// What the console needs from the configuration, computed once per (re)load.
 public struct ConsoleSettings: Sendable {
     public var sessionTTL: TimeInterval
     public var passwordEnabled: Bool
+    public var warnBeforeEnd: TimeInterval
+    /// For the sign-in throttle's client address (`SignInClient`).
+    public var trustedProxies: [CIDR]
 
     public init(config: ActAsConfig) {
         sessionTTL = config.auth.sessionTTL.seconds
         passwordEnabled = config.auth.passwordEnabled
+        warnBeforeEnd = config.impersonation.warnBeforeEnd.seconds
+        trustedProxies = config.listen.trustedProxies
     }
 }
 
@@ -28,27 +41,40 @@ public struct ConsoleSettings: Sendable {
 /// handlers are async and may read the store; everything the request path enforces is
 /// applied to the live state before a handler returns.
 public final class Console: Sendable {
-    public let settings: ConsoleSettings
+    /// As of the last (re)load: each request reads it once.
+    public var settings: ConsoleSettings { currentSettings.withLock { $0 } }
+    private let currentSettings: Mutex<ConsoleSettings>
     public let directory: Directory
     public let live: LiveState
     public let events: any AuditSink
     public let limiter: LoginRateLimiter
     public let impersonations: Impersonations
-    public let warnBeforeEnd: TimeInterval
+    public var warnBeforeEnd: TimeInterval { settings.warnBeforeEnd }
 
     public static let prefix = "/.actas/"
     public static let jwksPath = "/.well-known/actas/jwks.json"
 
     public init(config: ActAsConfig, directory: Directory, live: LiveState, events: any AuditSink) {
-        self.settings = ConsoleSettings(config: config)
+        self.currentSettings = Mutex(ConsoleSettings(config: config))
         self.directory = directory
         self.live = live
         self.events = events
         self.impersonations = Impersonations(store: directory.store, live: live, policy: ImpersonationPolicy(config: config), events: events)
-        self.warnBeforeEnd = config.impersonation.warnBeforeEnd.seconds
         self.limiter = LoginRateLimiter(
             maxPerAccount: config.auth.maxFailedLogins, maxPerAddress: config.auth.maxFailedLoginsPerIP,
             window: config.auth.failedLoginWindow.seconds)
+    }
+
+    /// SIGHUP: `[auth]` (methods, session_ttl, sign-in limits), `[roles]` and `[impersonation]`
+    /// for every decision from now on; running sessions the new policy ends or shortens are
+    /// ended or shortened before this returns.
+    @discardableResult
+    public func apply(config: ActAsConfig, now: Date = Date()) -> Impersonations.PolicyReloadOutcome {
+        currentSettings.withLock { $0 = ConsoleSettings(config: config) }
+        limiter.update(
+            maxPerAccount: config.auth.maxFailedLogins, maxPerAddress: config.auth.maxFailedLoginsPerIP,
+            window: config.auth.failedLoginWindow.seconds)
+        return impersonations.apply(policy: ImpersonationPolicy(config: config), now: now)
     }
 
     /// Whether a request path is the console's rather than the application's.
@@ -183,7 +209,15 @@ public final class Console: Sendable {
         guard !username.isEmpty, !password.isEmpty else {
             return loginPage(request, error: "Enter your username and password.", status: 400, username: username)
         }
-        if let wait = limiter.begin(account: username, address: request.clientIP, now: request.now) {
+        let keys = live.keyRing
+        let device = keys.flatMap { keys in
+            request.cookie(DeviceCookie.name).flatMap { DeviceCookie.verify($0, username: username, keys: keys) }
+        }
+        let client = SignInClient.address(
+            peer: request.clientIP, forwardedFor: request.headers.filter { $0.name.lowercased() == "x-forwarded-for" }.map(\.value),
+            trusted: settings.trustedProxies)
+        let attempt = SignInAttempt(account: username, address: client, device: device)
+        if let wait = limiter.begin(attempt, now: request.now) {
             events.record(AuditRecord(type: .loginFailed, requestID: request.requestID, clientIP: request.clientIP,
                                       reason: "rate_limited", target: username, authMethod: "password"))
             return loginPage(request, error: "Too many failed sign-ins. Try again in \(Self.describe(seconds: wait)).",
@@ -192,18 +226,25 @@ public final class Console: Sendable {
         switch try await directory.signIn(username: username, password: password, clientIP: request.clientIP,
                                           ttl: settings.sessionTTL, now: request.now) {
         case .signedIn(let user, let cookieValue, _):
-            limiter.succeeded(account: username, address: request.clientIP)
+            limiter.succeeded(attempt)
             events.record(AuditRecord(type: .login, requestID: request.requestID, clientIP: request.clientIP, user: user.username,
                                       authMethod: "password"))
-            return .redirect(303, to: rd, headers: [
+            var headers: [(name: String, value: String)] = [
                 ("Set-Cookie", "\(ActAsCookies.session)=\(cookieValue); Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=\(Int(settings.sessionTTL))"),
                 ("Set-Cookie", "\(ActAsCookies.login)=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
-            ])
+            ]
+            // This browser now has its own sign-in budget for this account (see LoginRateLimiter).
+            if device == nil, let keys, let value = DeviceCookie.issue(username: user.username, keys: keys) {
+                headers.append(("Set-Cookie", "\(DeviceCookie.name)=\(value); Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=\(DeviceCookie.maxAge)"))
+            }
+            return .redirect(303, to: rd, headers: headers)
         case .invalidCredentials(let user):
+            limiter.failed(attempt, now: max(request.now, Date()))
             events.record(AuditRecord(type: .loginFailed, requestID: request.requestID, clientIP: request.clientIP,
                                       reason: user == nil ? "unknown_user" : "invalid_credentials", target: username, authMethod: "password"))
             return loginPage(request, error: "The username or password is not right.", status: 401, username: username)
         case .notAllowed(let user):
+            limiter.failed(attempt, now: max(request.now, Date()))
             events.record(AuditRecord(type: .loginFailed, requestID: request.requestID, clientIP: request.clientIP,
                                       reason: "status_\(user.status.rawValue)", target: user.username, authMethod: "password"))
             return loginPage(request, error: "This account is \(user.status.rawValue) and cannot sign in. Ask an administrator.",

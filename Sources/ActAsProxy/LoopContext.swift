@@ -20,7 +20,8 @@ final class LoopContext {
     private var pendingRecords = EncodedAuditRecords()
     /// A hand-over of `pendingRecords` is scheduled.
     private var flushScheduled = false
-    private let recordEncoder: AuditLineEncoder
+    /// The writer's encoder (its redactor) as of the last (re)load.
+    private var recordEncoder: AuditLineEncoder
     private var connections: [ObjectIdentifier: DownstreamHandler] = [:]
     private(set) var draining = false
     private var sweepTask: RepeatedTask?
@@ -105,6 +106,7 @@ final class LoopContext {
 
     func apply(settings: ProxySettings, poolShare: Int) {
         self.settings = settings
+        recordEncoder = audit.writer.encoder  // SIGHUP updated the writer's redactor first
         pool.update(settings: settings, share: poolShare)
     }
 

@@ -39,12 +39,15 @@ public final class ProxyServer: Sendable {
     private let state: NIOLockedValueBox<Mutable>
     private let changeFeed = NIOLockedValueBox<ChangeFeedTarget?>(nil)
     public let metrics: ProxyMetrics
+    /// The console (policy, sign-in) and the request log, which a reload updates as well.
+    private let services: ProxyServices
     /// `limits.max_connections` (capped by the file descriptors), for https and http together.
     private let gate: ConnectionGate
 
     public init(config: ActAsConfig, group: any EventLoopGroup, metrics: ProxyMetrics, services: ProxyServices) throws {
         self.group = group
         self.metrics = metrics
+        self.services = services
         self.gate = ConnectionGate(limit: DescriptorBudget.effectiveMaxConnections(config))
         let context = try TLSSetup.makeServerContext(config.listen)
         self.state = NIOLockedValueBox(Mutable(config: config, tlsContext: context))
@@ -231,22 +234,17 @@ public final class ProxyServer: Sendable {
             state.tlsContext = context
             return old
         }
-        if old.listen.https != config.listen.https || old.listen.http != config.listen.http || old.listen.admin != config.listen.admin {
-            notes.append("listen addresses changed; they take effect at the next restart")
+        for key in Self.restartKeys where old.values[key] != config.values[key] {
+            notes.append("\(key) changed; it takes effect at the next restart")
         }
-        if old.demo.enabled != config.demo.enabled {
-            notes.append("demo.enabled changed; it takes effect at the next restart")
-        }
-        // The console, the impersonation policy and the request log were built from the
-        // configuration at start; say so rather than pretend.
-        for (section, changed) in [
-            ("[roles] or [impersonation] (other than hidden_paths, paths_case_sensitive, warn_before_end)",
-             Self.policyKeys(old) != Self.policyKeys(config)),
-            ("[audit]", old.values.filter { $0.key.hasPrefix("audit.") } != config.values.filter { $0.key.hasPrefix("audit.") }),
-            ("auth.session_ttl and sign-in limits", ["auth.session_ttl", "auth.max_failed_logins", "auth.max_failed_logins_per_ip", "auth.failed_login_window", "auth.methods"].contains { old.values[$0] != config.values[$0] }),
-            ("store.url", old.values["store.url"] != config.values["store.url"]),
-        ] where changed {
-            notes.append("\(section) changed; the console and policy keep the running values until the next restart")
+        // The request log's redactor and rotation size first: the loops below take the
+        // writer's new encoder with their settings.
+        services.audit.writer.update(redactor: AuditSettings.redactor(config.audit), maxFileSize: config.audit.maxFileSize)
+        // [auth], [roles], [impersonation]: from here on, and running sessions the new policy
+        // ends or shortens are ended or shortened before any more is forwarded.
+        let outcome = services.console.apply(config: config)
+        if outcome.ended > 0 || outcome.shortened > 0 {
+            notes.append("the new policy ended \(outcome.ended) and shortened \(outcome.shortened) running impersonation session(s)")
         }
         let settings = ProxySettings(config: config)
         let share = Self.poolShare(config.upstream.maxConnections, loops: loops.count)
@@ -257,10 +255,12 @@ public final class ProxyServer: Sendable {
         return notes
     }
 
-    static func policyKeys(_ config: ActAsConfig) -> [String: ConfigValue] {
-        let live: Set = ["impersonation.hidden_paths", "impersonation.paths_case_sensitive", "impersonation.warn_before_end"]
-        return config.values.filter { ($0.key.hasPrefix("roles.") || $0.key.hasPrefix("impersonation.")) && !live.contains($0.key) }
-    }
+    /// What a reload does not change (README, "Signals"): the sockets, the thread count, the
+    /// store, the request log's file and the demo app are set up once at start.
+    static let restartKeys = [
+        "listen.https", "listen.http", "listen.admin", "listen.threads", "listen.instance_id",
+        "store.url", "audit.file", "demo.enabled",
+    ]
 
     // MARK: drain
 

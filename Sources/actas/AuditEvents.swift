@@ -8,8 +8,7 @@ import Foundation
 /// The request log (`[audit]`): one writer thread, records redacted per the configuration.
 enum AuditEvents {
     static func open(_ config: ActAsConfig, copier: SessionAuditCopier?) throws -> AuditLog {
-        let redactor = Redactor(redactKeys: config.audit.redactKeys, redactHeaders: config.audit.redactHeaders,
-                                bodyCaptureBytes: config.audit.bodyCaptureBytes)
+        let redactor = AuditSettings.redactor(config.audit)  // SIGHUP builds it the same way
         let destination: AuditDestination = config.audit.file.map { .file($0) } ?? .standardOutput
         if let path = config.audit.file {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
