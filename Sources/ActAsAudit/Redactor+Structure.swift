@@ -101,7 +101,7 @@ extension Redactor {
         guard members.count >= 2,
             members.contains(where: { member in
                 guard case .string(let text) = member.value else { return false }
-                return Self.isNamingMember(member.key) && containsRedactKey(text)
+                return containsRedactKey(text) && Self.isNamingMember(member.key)  // the cheap test first
             })
         else { return members }
         return members.map { member in
@@ -116,8 +116,9 @@ extension Redactor {
         var namingGroups: Set<Substring> = []
         var hasNaming = false
         for (position, name) in names.enumerated() {
+            guard let value = values[position], containsRedactKey(value) else { continue }  // the cheap test first
             let (group, leaf) = Self.splitFieldName(name)
-            if Self.isNamingMember(leaf), let value = values[position], containsRedactKey(value) {
+            if Self.isNamingMember(leaf) {
                 namingGroups.insert(group)
                 hasNaming = true
             }

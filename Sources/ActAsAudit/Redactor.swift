@@ -13,8 +13,12 @@ import NIOCore
 ///   at any depth. Names are compared after percent-decoding (`pass%77ord`, `+` as space), ASCII
 ///   case-folding and dropping ASCII punctuation and spaces on both sides, so `API_KEY`,
 ///   `api-key`, `apiKey` and `pass word` all match `api_key`/`apikey`/`password`.
-/// - Any string anywhere that contains a JWT (`eyJ…` with three or more base64url segments), a
-///   `Bearer <token>` or an `actas_` API token has that part replaced by `[REDACTED]`.
+/// - A name without any letter or digit (`=x`, `"": …`, `name=""`) counts as sensitive.
+/// - Any string anywhere that contains a JWT, a `Bearer <token>`, an `actas_` API token or a
+///   well-known issuer format (GitHub, AWS key ids, Slack, Stripe, PEM private keys) has that
+///   part replaced by `[REDACTED]` (Redactor+Tokens.swift).
+/// - JSON inside text values, and key/value pairs whose naming member names a secret, are
+///   redacted too (Redactor+Structure.swift).
 /// - Bodies: only `application/x-www-form-urlencoded`, `multipart/form-data`, `application/json`
 ///   and `application/*+json` are parsed, after gzip/deflate decoding capped at
 ///   `maxDecodedBodyBytes`. Everything else — other types, truncated captures, malformed data,
