@@ -108,3 +108,16 @@ def test_unknown_and_known_accounts_are_throttled_alike(make_proxy):
     unknown = hammer(proxy, "nobody", "192.0.2.9", until_retry_after=2)
     assert known[:5] == unknown[:5] == [401] * 5
     assert set(known) == set(unknown) == {401, 429}
+
+
+def test_the_device_cookie_never_reaches_the_app(make_proxy, upstream):
+    proxy = make_proxy(CONFIG)
+    import_users(proxy, [{"username": "alice", "role": "employee"}])
+    signed_in = sign_in(proxy, "alice", PASSWORD, OWNER_ELSEWHERE)
+    device = device_cookie(signed_in)
+    session = set_cookies(signed_in)["__Host-actas_session"][0]
+    response = proxy.request(request_bytes("GET", "/app", [
+        ("Cookie", f"theme=dark; __Host-actas_device={device}; __Host-actas_session={session}")]))
+    assert response.status == 200, response
+    cookies = [value for name, value in upstream.requests()[-1]["headers"] if name.lower() == "cookie"]
+    assert cookies == ["theme=dark"], cookies
