@@ -121,3 +121,13 @@ def test_the_device_cookie_never_reaches_the_app(make_proxy, upstream):
     assert response.status == 200, response
     cookies = [value for name, value in upstream.requests()[-1]["headers"] if name.lower() == "cookie"]
     assert cookies == ["theme=dark"], cookies
+
+
+def test_the_owner_from_another_network_gets_in_while_an_attacker_hammers(make_proxy):
+    # The lock-out itself, without the device cookie: before, five failures from anywhere locked
+    # the account for everyone for 15 minutes.
+    proxy = make_proxy(CONFIG)
+    import_users(proxy, [{"username": "alice", "role": "super_admin"}])
+    hammer(proxy, "alice", ATTACKER)
+    assert sign_in(proxy, "alice", PASSWORD, OWNER_ELSEWHERE).status == 303
+    assert sign_in(proxy, "alice", PASSWORD, ATTACKER).status == 429
