@@ -1339,6 +1339,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         heldResponseHead = nil
         responseReplaced = true
         responseBody = .done  // what the upstream sends further is dropped with its connection
+        exchangeLog?.detail = why
         let fields = exchangeLog?.fields
         loop.console.events.record(AuditRecord(
             type: .requestDenied, requestID: requestID.string, clientIP: clientIPText, method: fields?.method, path: fields?.path,

@@ -51,6 +51,7 @@ def assert_refused(proxy, response):
     wait_for(logged, timeout=5, what="the refusal's records")
     assert [r["reason"] for r in found if r["type"] == "request_denied"] == ["unrewritable_response"]
     assert [r["status"] for r in found if r["type"] == "request"] == [502]
+    assert all(r.get("detail") for r in found), found  # why, in both records
 
 
 def test_every_response_while_impersonating_is_nosniff(acting):
