@@ -17,7 +17,11 @@ from test_impersonation import REASON, Admin, config, fresh, setup_site  # noqa:
 
 def assert_alive(proxy):
     assert proxy.process.poll() is None, f"actas exited with {proxy.process.returncode}: {proxy.stderr_path.read_text()[-4000:]}"
-    assert admin_get(proxy.admin_port, "/healthz")[0] == 200
+    try:
+        status = admin_get(proxy.admin_port, "/healthz")[0]
+    except OSError as error:
+        raise AssertionError(f"/healthz did not answer ({error}): {proxy.stderr_path.read_text()[:4000]}") from error
+    assert status == 200
 
 
 # ---- the sequence from the report ------------------------------------------------------------------
@@ -127,6 +131,15 @@ class ConsoleWalk(RuleBasedStateMachine):
     def alive(self):
         if hasattr(self, "proxy"):
             assert_alive(self.proxy)
+
+    @rule(names=st.lists(st.sampled_from(["admin", "hr", "emp", "far", "admin2"]), min_size=1, max_size=3, unique=True),
+          html=st.booleans())
+    def own_pages(self, names, html):
+        """Everyone's own account, history and identity: the pages that show store rows."""
+        for name in names:
+            for path in ["/.actas/", "/.actas/sessions", "/.actas/api/v1/sessions", "/.actas/api/v1/me"]:
+                response = self.as_person(name, "GET", path, accept="text/html" if html else "application/json")
+                assert response.status == 200, (name, path, response)
 
     @rule(name=st.sampled_from(["admin", "hr", "emp", "far"]), path=st.sampled_from(CONSOLE_PAGES), q=ODD_TEXT,
           method=st.sampled_from(METHODS), html=st.booleans())
