@@ -118,7 +118,6 @@ def test_request_trailers_never_reach_the_app(site, who, name):
     ("/PRIVATE%2E/x", 403, "hidden_path"),
     ("/pr%C4%B1vate/x", 403, "hidden_path"),           # dotless ı: upper-cases to I
     ("/account/%C5%BFecurity", 403, "hidden_path"),   # long s: upper-cases to S
-    ("/%E2%84%AAey/../private/x", 403, "hidden_path"),  # resolved first
     ("/x/%c0%ae%c0%ae/private/x", 400, "bad_path_encoding"),  # overlong "..": not UTF-8
     ("/private%c0%afx", 400, "bad_path_encoding"),             # overlong "/"
     ("/a%ff/x", 400, "bad_path_encoding"),
