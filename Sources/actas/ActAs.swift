@@ -16,6 +16,26 @@ struct ActAs: AsyncParsableCommand {
             """,
         subcommands: [Serve.self, Check.self, Users.self, Tokens.self, ConsentCommand.self, Sessions.self, AuditCommand.self, Keys.self, Certs.self, Instances.self]
     )
+
+    /// ArgumentParser's default entry point, except that its error messages, which echo
+    /// arguments (`Unknown option '--…'`, a thrown ValidationError), are escaped for the
+    /// terminal like every other message (TerminalText).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }  // --help, --version: printed as usual
+            let message = fullMessage(for: error)
+            if !message.isEmpty { FileHandle.standardError.write(Data((TerminalText.safeLines(message) + "\n").utf8)) }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 /// `--config`, default `./proxy.conf` or `ACTAS_CONFIG`.
