@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ACTAS, clean_env, header_values, request_bytes, run
+from conftest import ACTAS, clean_env, header_values, login, me, request_bytes, run
 from test_impersonation import Admin, config, setup_site
 
 BEARER = "Authorization"
@@ -148,3 +148,21 @@ def test_instances_lists_running_servers_and_drops_a_stopped_one(two_sites):
     assert [row["admin"] for row in rows] == [f"127.0.0.1:{first.admin_port}"]
     # With the stopped one gone, commands confirm with the one that runs.
     assert cli(first, "users", "suspend", "emp").returncode == 0
+
+
+@pytest.mark.parametrize("round", ROUNDS)
+def test_console_changes_reach_the_other_instance_before_the_call_returns(two_sites, round):
+    first, second = two_sites
+    # A sign-in on one instance is a session the other accepts at once.
+    admin = Admin(second, "admin")
+    cookie = login(first, "admin")
+    assert me(second, cookie)["user"]["username"] == "admin"
+    # A consent revoked through one instance's API ends the impersonation running on the other.
+    session = admin.start("emp")[1]["id"]
+    emp = Admin(first, "emp")
+    response, _ = emp.api("DELETE", "/.actas/api/v1/consent")
+    assert response.status == 200, response
+    response = admin.fetch("/after-revoked-elsewhere")
+    assert response.status == 403 and json.loads(response.body)["end_reason"] == "consent_revoked", response
+    assert forwarded_as(second, "/after-revoked-elsewhere") == []
+    assert session
