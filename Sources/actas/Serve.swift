@@ -55,11 +55,7 @@ struct Serve: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         // State: the store, the signing key, the live copy the request path reads.
-        // Changes made through this instance's console or API are announced to the others
-        // sharing the store before the call returns (SPEC §10.1).
-        let instanceID = InstanceRecord.resolveID(configured: config.listen.instanceID, hostName: ProcessInfo.processInfo.hostName,
-                                                  adminPort: config.listen.admin?.port)
-        let store: any Store = AnnouncingStore(try await StoreAccess.open(config), instanceID: instanceID, logger: logger)
+        let store = try await StoreAccess.open(config)
         let live = LiveState()
         let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
         let copier = SessionAuditCopier()
@@ -81,6 +77,9 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
 
+        // SIGHUP is trapped before the listeners answer /readyz: one sent right after start
+        // reloads, rather than ending the process (the signal's default action) or being lost.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         let server: ProxyServer
         do {
             server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics(), services: ProxyServices(live: live, console: console, audit: events))
@@ -97,13 +96,15 @@ struct Serve: AsyncParsableCommand {
 
         let registration: InstanceRegistration
         do {
-            registration = try await InstanceRegistration.register(store: store, server: server, sync: sync, id: instanceID, logger: logger)
+            let id = InstanceRecord.resolveID(configured: config.listen.instanceID, hostName: ProcessInfo.processInfo.hostName,
+                                              adminPort: server.adminAddress?.port ?? config.listen.admin?.port)
+            registration = try await InstanceRegistration.register(store: store, server: server, sync: sync, id: id, logger: logger)
         } catch {
             Diagnostics.error("actas: cannot record this instance in the store: \(error)")
             throw ExitCode(1)
         }
 
-        let service = ProxyService(server: server, audit: events, configPath: options.path)
+        let service = ProxyService(server: server, audit: events, configPath: options.path, hangups: hangups)
         let feed = ChangeFeedService(sync: sync, impersonations: console.impersonations, logger: logger)
         let serviceGroup = ServiceGroup(
             configuration: .init(
@@ -179,11 +180,11 @@ struct ProxyService: Service {
     let server: ProxyServer
     let audit: AuditLog
     let configPath: String
+    let hangups: UnixSignalsSequence
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                let hangups = await UnixSignalsSequence(trapping: .sighup)
                 for await _ in hangups {
                     reload()
                 }
