@@ -55,7 +55,11 @@ struct Serve: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         // State: the store, the signing key, the live copy the request path reads.
-        let store = try await StoreAccess.open(config)
+        // Changes made through this instance's console or API are announced to the others
+        // sharing the store before the call returns (SPEC §10.1).
+        let instanceID = InstanceRecord.resolveID(configured: config.listen.instanceID, hostName: ProcessInfo.processInfo.hostName,
+                                                  adminPort: config.listen.admin?.port)
+        let store: any Store = AnnouncingStore(try await StoreAccess.open(config), instanceID: instanceID, logger: logger)
         let live = LiveState()
         let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
         let copier = SessionAuditCopier()
@@ -96,9 +100,7 @@ struct Serve: AsyncParsableCommand {
 
         let registration: InstanceRegistration
         do {
-            let id = InstanceRecord.resolveID(configured: config.listen.instanceID, hostName: ProcessInfo.processInfo.hostName,
-                                              adminPort: server.adminAddress?.port ?? config.listen.admin?.port)
-            registration = try await InstanceRegistration.register(store: store, server: server, sync: sync, id: id, logger: logger)
+            registration = try await InstanceRegistration.register(store: store, server: server, sync: sync, id: instanceID, logger: logger)
         } catch {
             Diagnostics.error("actas: cannot record this instance in the store: \(error)")
             throw ExitCode(1)
