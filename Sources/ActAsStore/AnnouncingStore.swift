@@ -29,7 +29,7 @@ public final class AnnouncingStore: Store {
             let change = try await base.latestChangeID()
             for (instance, outcome) in await InstanceNotifier.announce(change: change, to: others) {
                 if case .failed(let why) = outcome {
-                    logger.warning("instance \(instance.id) (admin \(instance.adminAddress)) did not confirm change \(change): \(why)")
+                    logger.warning("instance \(TerminalText.safe(instance.id)) (admin \(TerminalText.safe(instance.adminAddress))) did not confirm change \(change): \(TerminalText.safe(why))")
                 }
             }
         } catch {

@@ -1,3 +1,4 @@
+import ActAsCore
 import ActAsStore
 import ArgumentParser
 import Foundation
@@ -22,7 +23,7 @@ enum ChangeAcknowledgement {
         let stale = recorded.filter { $0.isStale(now: now) }
         for instance in stale {
             Diagnostics.warn(
-                "instance \(terminalSafe(instance.id)) (admin \(terminalSafe(instance.adminAddress))) was last seen "
+                "instance \(TerminalText.safe(instance.id)) (admin \(TerminalText.safe(instance.adminAddress))) was last seen "
                     + "\(Int(now.timeIntervalSince(instance.lastSeen)))s ago (over \(Int(InstanceRecord.staleAfter))s): "
                     + "taken as not running, not asked")
         }
@@ -33,23 +34,9 @@ enum ChangeAcknowledgement {
             if case .failed(let why) = outcome {
                 unconfirmed += 1
                 Diagnostics.error(
-                    "actas: instance \(terminalSafe(instance.id)) (admin \(terminalSafe(instance.adminAddress))) did not confirm change \(change): \(why)")
+                    "actas: instance \(TerminalText.safe(instance.id)) (admin \(TerminalText.safe(instance.adminAddress))) did not confirm change \(change): \(why)")
             }
         }
         if unconfirmed > 0 { throw ExitCode(3) }
     }
-}
-
-/// Control characters (and DEL, C1) as `\u{…}`, so a value read from the store cannot move the
-/// cursor or forge lines in an operator's terminal.
-func terminalSafe(_ text: String) -> String {
-    var out = ""
-    for scalar in text.unicodeScalars {
-        if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\\" {
-            out += scalar == "\\" ? "\\\\" : "\\u{\(String(scalar.value, radix: 16))}"
-        } else {
-            out.unicodeScalars.append(scalar)
-        }
-    }
-    return out
 }

@@ -31,7 +31,8 @@ struct InstanceRegistration: Service {
     func run() async throws {
         var failing = false
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(InstanceRecord.heartbeat))
+            // A stop request ends the wait at once: the row goes before the drain starts.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(InstanceRecord.heartbeat)) }
             if Task.isShuttingDownGracefully || Task.isCancelled { break }
             do {
                 let now = Date()

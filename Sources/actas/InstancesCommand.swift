@@ -32,7 +32,7 @@ struct Instances: AsyncParsableCommand {
             var rows = [["ID", "ADMIN", "STARTED", "LAST SEEN"]]
             for instance in instances {
                 let seen = Int(now.timeIntervalSince(instance.lastSeen).rounded())
-                rows.append([terminalSafe(instance.id), terminalSafe(instance.adminAddress.isEmpty ? "-" : instance.adminAddress),
+                rows.append([instance.id, instance.adminAddress.isEmpty ? "-" : instance.adminAddress,
                              shortDate(instance.startedAt),
                              "\(max(seen, 0))s ago" + (instance.isStale(now: now) ? " (stale)" : "")])
             }
