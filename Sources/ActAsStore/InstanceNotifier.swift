@@ -9,6 +9,10 @@ import NIOPosix
 public enum InstanceNotifier {
     public enum Outcome: Sendable, Equatable {
         case confirmed(Int64)
+        /// Its admin address refused the connection: nothing listens there, so the instance is
+        /// not running and has nothing to enforce. Anything else (a timeout above all) may be a
+        /// live instance still enforcing the old state, so it is `failed`.
+        case notRunning(String)
         /// One line: why the instance could not confirm.
         case failed(String)
     }
@@ -43,6 +47,8 @@ public enum InstanceNotifier {
             response = try await exchange(host: host, port: port, request: request, timeout: timeout)
         } catch let error as CallError {
             return .failed(error.description)
+        } catch where isConnectionRefused(error) {
+            return .notRunning("its admin address refuses connections (nothing listens there)")
         } catch {
             return .failed("\(error)")
         }
@@ -55,6 +61,19 @@ public enum InstanceNotifier {
         }
         guard ack.change >= change else { return .failed("it reached change \(ack.change) only") }
         return .confirmed(ack.change)
+    }
+
+    /// ECONNREFUSED, directly or as the only kind of failure of every address tried.
+    static func isConnectionRefused(_ error: any Error) -> Bool {
+        switch error {
+        case let error as IOError:
+            return error.errnoCode == ECONNREFUSED
+        case let error as NIOConnectionError:
+            return error.dnsAError == nil && error.dnsAAAAError == nil && !error.connectionErrors.isEmpty
+                && error.connectionErrors.allSatisfy { isConnectionRefused($0.error) }
+        default:
+            return false
+        }
     }
 
     enum CallError: Error, CustomStringConvertible {

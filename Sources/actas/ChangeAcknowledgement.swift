@@ -4,10 +4,12 @@ import ArgumentParser
 import Foundation
 
 /// SPEC §10.1: a command that changes who may do what returns only once every running
-/// instance sharing the store enforces the change. After the store write, each instance
-/// recorded in the store is told through its admin listener and must confirm; one that
-/// cannot is reported on stderr (one line each) and the command exits 3, the change stays
-/// stored.
+/// instance sharing the store enforces the change. After the store write, every instance
+/// recorded in the store is told through its admin listener and must confirm. Stale rows are
+/// asked too: a live instance's heartbeat fails while the store is write-locked (a long
+/// `users import`), and it still enforces the old state. Only a refused connection shows an
+/// instance is not running (reported, no failure); any other failure is one stderr line and
+/// exit 3, the change stays stored.
 enum ChangeAcknowledgement {
     static func waitForInstances(_ store: any Store) async throws {
         let change: Int64
@@ -20,21 +22,20 @@ enum ChangeAcknowledgement {
             throw ExitCode(3)
         }
         let now = Date()
-        let stale = recorded.filter { $0.isStale(now: now) }
-        for instance in stale {
-            Diagnostics.warn(
-                "instance \(TerminalText.safe(instance.id)) (admin \(TerminalText.safe(instance.adminAddress))) was last seen "
-                    + "\(Int(now.timeIntervalSince(instance.lastSeen)))s ago (over \(Int(InstanceRecord.staleAfter))s): "
-                    + "taken as not running, not asked")
-        }
-        let running = recorded.filter { !$0.isStale(now: now) }
-        let outcomes = await InstanceNotifier.announce(change: change, to: running)
+        let outcomes = await InstanceNotifier.announce(change: change, to: recorded)
         var unconfirmed = 0
         for (instance, outcome) in outcomes {
-            if case .failed(let why) = outcome {
+            let name = "instance \(TerminalText.safe(instance.id)) (admin \(TerminalText.safe(instance.adminAddress)))"
+            let seen = instance.isStale(now: now)
+                ? " (last seen \(Int(now.timeIntervalSince(instance.lastSeen)))s ago)" : ""
+            switch outcome {
+            case .confirmed:
+                break
+            case .notRunning(let why):
+                Diagnostics.warn("\(name)\(seen) is not running: \(why)")
+            case .failed(let why):
                 unconfirmed += 1
-                Diagnostics.error(
-                    "actas: instance \(TerminalText.safe(instance.id)) (admin \(TerminalText.safe(instance.adminAddress))) did not confirm change \(change): \(why)")
+                Diagnostics.error("actas: \(name)\(seen) did not confirm change \(change): \(why)")
             }
         }
         if unconfirmed > 0 { throw ExitCode(3) }

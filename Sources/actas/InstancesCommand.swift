@@ -10,7 +10,8 @@ struct Instances: AsyncParsableCommand {
             \(Int(InstanceRecord.heartbeat)) seconds and removes it when it stops cleanly. Commands \
             that change who may do what tell every instance listed here and wait for it to confirm; \
             a row not refreshed for over \(Int(InstanceRecord.staleAfter)) seconds is marked stale \
-            (the instance was killed or hangs) and is not asked.
+            (the instance was killed, hangs, or cannot write to the store) and is still asked: \
+            only an admin address that refuses connections counts as not running.
             """
     )
 

@@ -4,6 +4,7 @@ so the very next request must already see the change (issue 14 item 2)."""
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -166,3 +167,86 @@ def test_console_changes_reach_the_other_instance_before_the_call_returns(two_si
     assert response.status == 403 and json.loads(response.body)["end_reason"] == "consent_revoked", response
     assert forwarded_as(second, "/after-revoked-elsewhere") == []
     assert session
+
+
+# A heartbeat that fails for more than 6 s (the store write-locked by a long `users import`)
+# makes a live instance's row stale; it still enforces what it knew. Stale rows are asked too:
+# only a refused connection (nothing listens on the admin address) counts as not running.
+
+def store_path(proxy):
+    return proxy.dir / "data" / "actas.db"
+
+
+def make_row(first, proxy, *, stale=True, admin=None):
+    """Rewrites `proxy`'s row in the shared store: last seen a minute ago, another admin address."""
+    with sqlite3.connect(store_path(first), timeout=10) as db:
+        (row_id,) = db.execute("SELECT id FROM instances WHERE admin_address = ?",
+                               (f"127.0.0.1:{proxy.admin_port}",)).fetchone()
+        if stale:
+            db.execute("UPDATE instances SET last_seen = last_seen - 60 WHERE id = ?", (row_id,))
+        if admin:
+            db.execute("UPDATE instances SET admin_address = ? WHERE id = ?", (admin, row_id))
+    rows = {r["id"]: r for r in json.loads(cli(first, "instances", "--json").stdout)}
+    assert rows[row_id]["stale"] == stale, rows
+
+
+def suspend(proxy):
+    # The timeout only keeps a broken build from hanging the suite; the bound is the SPEC's.
+    return subprocess.run([str(ACTAS), "users", "suspend", "emp", "--config", str(proxy.config_path)],
+                          capture_output=True, text=True, env=clean_env(), timeout=30)
+
+
+def test_a_stale_row_of_a_hung_instance_is_asked_and_fails_with_exit_3(two_sites):
+    first, second = two_sites
+    os.kill(second.process.pid, signal.SIGSTOP)
+    try:
+        make_row(first, second)
+        result = suspend(first)
+    finally:
+        os.kill(second.process.pid, signal.SIGCONT)
+    assert result.returncode == 3, result
+    lines = [line for line in result.stderr.splitlines() if f"127.0.0.1:{second.admin_port}" in line]
+    assert len(lines) == 1 and "did not confirm" in lines[0], result.stderr
+    assert f"127.0.0.1:{first.admin_port}" not in result.stderr
+    # Resumed, the instance confirms again (its heartbeat also refreshes the row).
+    assert cli(first, "users", "set", "emp", "--status", "active").returncode == 0
+
+
+def test_a_stale_row_of_a_live_instance_is_asked_and_it_enforces_at_once(two_sites):
+    first, second = two_sites
+    os.kill(second.process.pid, signal.SIGSTOP)
+    try:
+        make_row(first, second)
+    finally:
+        os.kill(second.process.pid, signal.SIGCONT)
+    # Whether or not its heartbeat has refreshed the row yet, the command asks it.
+    result = suspend(first)
+    assert result.returncode == 0, result
+    response, body = Admin(second, "admin2").start("emp")
+    assert response.status == 403 and body["error"] == "target_status", response
+
+
+@pytest.mark.parametrize("stale", [True, False], ids=["stale-row", "fresh-row"])
+def test_a_killed_instance_whose_port_is_closed_is_reported_not_running_exit_0(two_sites, stale):
+    first, second = two_sites
+    os.kill(second.process.pid, signal.SIGKILL)
+    second.process.wait()
+    make_row(first, second, stale=stale)
+    result = suspend(first)
+    assert result.returncode == 0, result
+    lines = [line for line in result.stderr.splitlines() if f"127.0.0.1:{second.admin_port}" in line]
+    assert len(lines) == 1, result.stderr
+    assert "not running" in lines[0] and "refuse" in lines[0], lines
+    assert json.loads(cli(first, "users", "show", "emp", "--json").stdout)["status"] == "suspended"
+
+
+def test_a_stale_row_answered_by_a_different_instance_fails_with_exit_3(two_sites):
+    first, second = two_sites
+    os.kill(second.process.pid, signal.SIGKILL)
+    second.process.wait()
+    # Its address is now served by another instance (here: the first one's admin listener).
+    make_row(first, second, admin=f"127.0.0.1:{first.admin_port}")
+    result = suspend(first)
+    assert result.returncode == 3, result
+    lines = [line for line in result.stderr.splitlines() if "different instance" in line]
+    assert len(lines) == 1, result.stderr
