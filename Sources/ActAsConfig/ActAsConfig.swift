@@ -16,7 +16,7 @@ public struct ActAsConfig: Sendable {
         public var hsts: String?
         /// Event loop threads; 0 means one per core.
         public var threads: Int
-        /// Host names served (`Host` / `:authority`, lower case, without port); empty: any.
+        /// Hosts served (`Host` / `:authority`), lower case, `name` or `name:port`; empty: any.
         public var publicHosts: [String]
         /// This instance's id in the store and the log; "" means host name and admin port.
         public var instanceID: String
@@ -231,6 +231,9 @@ struct ConfigBuilder {
         if string("listen.tls_cert").isEmpty { fail("listen.tls_cert", "a certificate file is required") }
         if string("listen.tls_key").isEmpty { fail("listen.tls_key", "a key file is required") }
         let clientCA = string("listen.client_ca")
+        for entry in list("listen.public_hosts") {
+            if let problem = PublicHostSyntax.problem(entry) { fail("listen.public_hosts", problem) }
+        }
         let listen = ActAsConfig.Listen(
             https: address("listen.https")!,
             http: address("listen.http"),

@@ -7,21 +7,42 @@
 ///   split or confuse `X-Forwarded-Host` lists; no `%`), an IPv4 address, or a bracketed IPv6
 ///   literal; an optional `:port` of 1–5 digits, 1–65535. One trailing dot of a name (the DNS
 ///   root) is dropped.
-/// - Names compare case-insensitively (ASCII) and without the port: the port a client writes
-///   cannot be known to be the public one (a load balancer may listen on 443 in front of 8443),
-///   so the name alone decides; the port as written (digits only) is kept in the forwarded
-///   host, because it is part of the origin the browser used.
+/// - Names compare case-insensitively (ASCII). With `public_hosts`, the port is part of the
+///   public origin too (it reaches `X-Forwarded-Host` and `iss`: a client-chosen port would
+///   poison password-reset links), so a written port must be the https listener's or one an
+///   entry of that name names (`name:port`, for a load balancer on another port); a Host
+///   without a port is the default port of the origin the client used, and is served.
+/// - The port as written (digits only, leading zeros dropped) is kept in the forwarded host,
+///   because it is part of the origin the browser used.
 /// - With no `public_hosts`, every well-formed host is served.
 public struct HostPolicy: Sendable, Equatable {
-    /// Lower-case names, without port or trailing dot.
-    public let publicHosts: [[UInt8]]
+    /// One `public_hosts` entry: a lower-case name without trailing dot, and the port it names.
+    public struct Entry: Sendable, Equatable {
+        public let name: [UInt8]
+        public let port: Int?
+    }
 
-    public init(publicHosts: [String]) {
-        self.publicHosts = publicHosts.map { name in
-            var bytes = Array(name.lowercased().utf8)
-            if bytes.count > 1, bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
-            return bytes
+    public let entries: [Entry]
+    /// The entries spelled canonically (`name[:port]`): the first is the host of a request
+    /// that names none.
+    public let publicHosts: [[UInt8]]
+    /// The https listener's port: always a port this proxy serves.
+    public let listenerPort: Int?
+
+    /// Entries the configuration rejected (it validates them) are left out here.
+    public init(publicHosts: [String], listenerPort: Int? = nil) {
+        var entries: [Entry] = []
+        var spelled: [[UInt8]] = []
+        for written in publicHosts {
+            let bytes = Array(written.utf8)
+            guard let parts = bytes.withUnsafeBytes({ Self.parse($0) }) else { continue }
+            let canonical = bytes.withUnsafeBytes { Self.canonical($0, parts) }
+            entries.append(Entry(name: Array(canonical[parts.name]), port: parts.portValue))
+            spelled.append(canonical)
         }
+        self.entries = entries
+        self.publicHosts = spelled
+        self.listenerPort = listenerPort
     }
 
     public enum Decision: Equatable, Sendable {
@@ -31,17 +52,20 @@ public struct HostPolicy: Sendable, Equatable {
         case serveAsWritten
         /// Not a well-formed host: `400`.
         case invalid
-        /// Well-formed but not one of `public_hosts`: `421 misdirected_request`.
+        /// Well-formed but not one of `public_hosts` (name, or port): `421 misdirected_request`.
         case misdirected
     }
 
     public func decide(_ host: UnsafeRawBufferPointer) -> Decision {
         guard let parts = Self.parse(host) else { return .invalid }
-        if !publicHosts.isEmpty {
+        if !entries.isEmpty {
             let name = UnsafeRawBufferPointer(rebasing: host[parts.name])
-            guard publicHosts.contains(where: { $0.count == name.count && zip($0, name).allSatisfy { $0 == asciiLower($1) } }) else {
-                return .misdirected
+            let port = parts.portValue
+            let served = entries.contains { entry in
+                entry.name.count == name.count && zip(entry.name, name).allSatisfy { $0 == asciiLower($1) }
+                    && (port == nil || port == listenerPort || port == entry.port)
             }
+            guard served else { return .misdirected }
         }
         if !parts.canonical { return .serve(Self.canonical(host, parts)) }
         return .serveAsWritten
@@ -57,6 +81,8 @@ public struct HostPolicy: Sendable, Equatable {
         var name: Range<Int>
         /// `:port` including the colon, or empty.
         var port: Range<Int>
+        /// The port's value, if one is written.
+        var portValue: Int?
         /// Written in lower case without a trailing dot.
         var canonical: Bool
     }
@@ -95,6 +121,7 @@ public struct HostPolicy: Sendable, Equatable {
                   !(1..<nameEnd).contains(where: { host[$0] == UInt8(ascii: ".") && host[$0 - 1] == UInt8(ascii: ".") }) else { return nil }
         }
         var port = nameEnd..<nameEnd
+        var portValue: Int?
         if nameEnd < count {
             guard host[nameEnd] == UInt8(ascii: ":") else { return nil }
             let digits = (nameEnd + 1)..<count
@@ -106,20 +133,22 @@ public struct HostPolicy: Sendable, Equatable {
             }
             guard value >= 1, value <= 65535 else { return nil }
             port = nameEnd..<count
+            portValue = value
+            if host[nameEnd + 1] == UInt8(ascii: "0") { canonical = false }
         }
         var name = 0..<nameEnd
         if host[0] != UInt8(ascii: "["), nameEnd > 1, host[nameEnd - 1] == UInt8(ascii: ".") {
             name = 0..<(nameEnd - 1)
             canonical = false
         }
-        return Parts(name: name, port: port, canonical: canonical)
+        return Parts(name: name, port: port, portValue: portValue, canonical: canonical)
     }
 
     static func canonical(_ host: UnsafeRawBufferPointer, _ parts: Parts) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(parts.name.count + parts.port.count)
         for i in parts.name { out.append(asciiLower(host[i])) }
-        out.append(contentsOf: host[parts.port])
+        if let port = parts.portValue { out.append(contentsOf: Array(":\(port)".utf8)) }
         return out
     }
 }

@@ -103,7 +103,7 @@ public final class ProxySettings: Sendable {
         maxImpersonation = config.impersonation.maxDuration.seconds
         maxRewrittenPage = Int(clamping: config.limits.maxRewrittenPage)
         upstreamAddress = UpstreamAddress(host: config.upstream.host, port: config.upstream.port)
-        hostPolicy = HostPolicy(publicHosts: config.listen.publicHosts)
+        hostPolicy = HostPolicy(publicHosts: config.listen.publicHosts, listenerPort: config.listen.https.port)
     }
 
     /// Lower case, `_` as `-`: how header names are compared for anti-spoofing.

@@ -137,6 +137,17 @@ struct ConfigTests {
         #expect(found.count == 6)
     }
 
+    @Test(arguments: ["https://app.example", "app.example/", "app.example/x", "app example", "app.example:0", "app.example:65536",
+                      "app.example:", "app.example:8x", "user@app.example", "*.example", "", ".", "a..b", "[::1", "app.example,evil"])
+    func aBadPublicHostsEntryNamesTheKey(entry: String) {
+        let found = issues("[listen]\npublic_hosts = [\"localhost\", \"\(entry)\"]\n")
+        #expect(found.count == 1 && found[0].hasPrefix("/etc/actas/proxy.conf:2: listen.public_hosts: "), "\(entry): \(found)")
+    }
+
+    @Test func publicHostsEntriesMayNameAPort() {
+        #expect(issues("[listen]\npublic_hosts = [\"App.Example\", \"app.example:8443\", \"example.com.\", \"127.0.0.1:443\", \"[::1]:8443\"]\n") == [])
+    }
+
     @Test func aKeyReportedOnceIsNotReportedAgainForItsDefault() {
         // The bad max_duration is dropped and its default (8h) stands in; the default_duration rule
         // would then complain about a value the user never wrote.

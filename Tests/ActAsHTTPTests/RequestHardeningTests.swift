@@ -5,7 +5,8 @@ import Testing
 @Suite("Host policy")
 struct HostPolicyTests {
     let open = HostPolicy(publicHosts: [])
-    let served = HostPolicy(publicHosts: ["App.Example", "localhost", "intranet."])
+    let served = HostPolicy(publicHosts: ["App.Example", "localhost", "intranet."], listenerPort: 8443)
+    let portal = HostPolicy(publicHosts: ["app.example", "Portal.Example:443", "portal.example:9443", "[::1]:8080"], listenerPort: 8443)
 
     @Test(arguments: ["localhost", "localhost:8443", "app.example", "127.0.0.1", "127.0.0.1:1", "[::1]", "[::1]:443", "[fe80::1]",
                       "a-b_c~d.example", "x:65535"])
@@ -27,7 +28,39 @@ struct HostPolicyTests {
         #expect(open.decide("[FE80::1]") == .serve(Array("[fe80::1]".utf8)))
     }
 
-    @Test func onlyPublicHostsAreServedWhateverThePortAndCase() {
+    @Test func withPublicHostsTheClientCannotChooseThePort() {
+        for host in ["app.example:31337", "app.example:443", "app.example:9443", "portal.example:8080", "[::1]:9443", "app.example:80",
+                     "APP.example:08080", "app.example:65535"] {
+            #expect(portal.decide(host) == .misdirected, "\(host)")
+        }
+        #expect(served.decide("localhost:31337") == .misdirected)
+    }
+
+    @Test func theListenerPortAnEntryPortOrNoPortIsServed() {
+        #expect(portal.decide("app.example") == .serveAsWritten)
+        #expect(portal.decide("app.example:8443") == .serveAsWritten)
+        #expect(portal.decide("app.example:08443") == .serve(Array("app.example:8443".utf8)))
+        #expect(portal.decide("portal.example") == .serveAsWritten)
+        #expect(portal.decide("portal.example:443") == .serveAsWritten)
+        #expect(portal.decide("PORTAL.example:9443") == .serve(Array("portal.example:9443".utf8)))
+        #expect(portal.decide("portal.example:8443") == .serveAsWritten)
+        #expect(portal.decide("[::1]:8080") == .serveAsWritten)
+        #expect(portal.decide("[::1]") == .serveAsWritten)
+    }
+
+    @Test func entriesAreKeptInTheirCanonicalSpelling() {
+        #expect(portal.publicHosts.map { String(decoding: $0, as: UTF8.self) } == ["app.example", "portal.example:443", "portal.example:9443", "[::1]:8080"])
+        #expect(portal.entries.map(\.port) == [nil, 443, 9443, 8080])
+        #expect(served.publicHosts.map { String(decoding: $0, as: UTF8.self) } == ["app.example", "localhost", "intranet"])
+    }
+
+    @Test func withoutPublicHostsAnyPortIsServed() {
+        let any = HostPolicy(publicHosts: [], listenerPort: 8443)
+        #expect(any.decide("app.example:31337") == .serveAsWritten)
+        #expect(any.decide("app.example:443") == .serveAsWritten)
+    }
+
+    @Test func onlyPublicHostsAreServedWhateverTheCase() {
         #expect(served.decide("app.example") == .serveAsWritten)
         #expect(served.decide("APP.example:8443") == .serve(Array("app.example:8443".utf8)))
         #expect(served.decide("localhost.") == .serve(Array("localhost".utf8)))

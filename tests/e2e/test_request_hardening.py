@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from conftest import (
-    ORIGIN, Proxy, Upstream, complete_lines, header_values, read_response, request_bytes, run, session_header, wait_for,
+    ORIGIN, Proxy, Upstream, complete_lines, header_values, me, read_response, request_bytes, run, session_header, wait_for,
 )
 from test_impersonation import Admin, REASON, config, setup_site
 
@@ -173,7 +173,7 @@ def hosted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hosts")
     upstream = Upstream(tmp)
     (tmp / "proxy").mkdir()
-    proxy = Proxy(tmp / "proxy", upstream.port, config(**{"listen.public_hosts": ["localhost", "app.example"]}))
+    proxy = Proxy(tmp / "proxy", upstream.port, config(**{"listen.public_hosts": ["localhost", "app.example", "Portal.Example:8443"]}))
     setup_site(proxy)
     yield proxy, upstream, Admin(proxy, "mgr")
     proxy.stop()
@@ -199,12 +199,64 @@ def test_a_host_that_is_not_served_gets_421(hosted, target, host):
 
 def test_a_served_host_is_forwarded_and_signed_as_the_public_origin(hosted):
     proxy, upstream, mgr = hosted
-    response = proxy.request(request_bytes("GET", "/hosts/served", [session_header(mgr.cookie)], host="APP.Example:8443"))
+    response = proxy.request(request_bytes("GET", "/hosts/served", [session_header(mgr.cookie)], host=f"APP.Example:{proxy.https_port}"))
     assert response.status == 200, response
     [seen] = upstream_saw(upstream, "/hosts/served")
-    assert header_values(seen, "X-Forwarded-Host") == ["app.example:8443"]
+    assert header_values(seen, "X-Forwarded-Host") == [f"app.example:{proxy.https_port}"]
     assertion = jwt.decode(header_values(seen, "X-ActAs-Jwt-Assertion")[0], options={"verify_signature": False})
-    assert assertion["iss"] == "https://app.example:8443"
+    assert assertion["iss"] == f"https://app.example:{proxy.https_port}"
+
+
+@pytest.mark.parametrize("marker, host", [
+    ("/hosts/port-chosen", "app.example:31337"),
+    ("/hosts/port-443", "app.example:443"),
+    ("/hosts/port-of-another-entry", "app.example:8443"),
+    ("/hosts/entry-port-wrong", "portal.example:9443"),
+    ("https://app.example:31337/hosts/absolute-port", "app.example"),
+])
+def test_a_host_port_the_proxy_does_not_serve_gets_421(hosted, marker, host):
+    """With public_hosts, the client may not choose the port of the public origin (it reaches
+    X-Forwarded-Host and the assertion's iss: password-reset links would point there)."""
+    proxy, upstream, mgr = hosted
+    before = len(upstream.requests())
+    response = proxy.request(request_bytes("GET", marker, [session_header(mgr.cookie)], host=host))
+    assert response.status == 421, (host, response)
+    assert response.reason == "Misdirected Request", response
+    assert json.loads(response.body)["error"] == "misdirected_request"
+    assert len(upstream.requests()) == before
+
+
+def test_an_unknown_method_status_line_has_its_reason(site):
+    proxy, upstream, admin, mgr, token = site
+    response = proxy.request(request_bytes("BREW", "/static/coffee", [session_header(mgr.cookie)]))
+    assert (response.status, response.reason) == (501, "Not Implemented"), response
+
+
+@pytest.mark.parametrize("marker, host, forwarded", [
+    ("/hosts/no-port", "app.example", "app.example"),
+    ("/hosts/listener-port", "app.example:{port}", "app.example:{port}"),
+    ("/hosts/entry-port", "PORTAL.example:8443", "portal.example:8443"),
+    ("/hosts/entry-no-port", "portal.example", "portal.example"),
+])
+def test_only_the_listener_or_configured_port_reaches_the_origin(hosted, marker, host, forwarded):
+    proxy, upstream, mgr = hosted
+    host, forwarded = host.format(port=proxy.https_port), forwarded.format(port=proxy.https_port)
+    response = proxy.request(request_bytes("GET", marker, [session_header(mgr.cookie)], host=host))
+    assert response.status == 200, (host, response)
+    [seen] = upstream_saw(upstream, marker)
+    assert header_values(seen, "X-Forwarded-Host") == [forwarded]
+    assertion = jwt.decode(header_values(seen, "X-ActAs-Jwt-Assertion")[0], options={"verify_signature": False})
+    assert assertion["iss"] == f"https://{forwarded}"
+
+
+@pytest.mark.parametrize("entry", ["https://app.example", "app.example/", "app.example/path", "app example", "app.example:0",
+                                   "app.example:99999", "app.example:", "user@app.example", "*.example", ""])
+def test_a_bad_public_hosts_entry_is_a_config_error(tmp_path, entry):
+    proxy = Proxy(tmp_path, 9, start=False)
+    proxy.write_config({"listen.public_hosts": ["localhost", entry]})
+    result = run(["check", "--config", str(proxy.config_path)], check=False)
+    assert result.returncode == 2, result.stderr
+    assert f"{proxy.config_path}:" in result.stderr and ": listen.public_hosts: " in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("host", ["localhost,evil.example", "evil.example;x", "a(b)", "evil.example%0d", "a!b", "[::1", "localhost:99999",
@@ -294,6 +346,18 @@ def test_impersonate_header_refusal_is_logged_with_who_and_where(site):
     record = record_of(proxy, response)
     assert (record["path"], record["query"], record["user"], record["client_request_id"], record["status"]) == (
         "/static/imp", {"a": "1"}, "mgr", "client-77", 403), record
+
+
+def test_a_refusal_while_impersonating_is_logged_with_the_session(site):
+    proxy, upstream, admin, mgr, token = site
+    session = me(proxy, admin.cookie)["impersonation"]
+    for request in (request_bytes("GET", "/static/imp-session", [session_header(admin.cookie), ("Impersonate-User", "mgr")]),
+                    request_bytes("TRACE", "/static/imp-session", [session_header(admin.cookie)])):
+        response = proxy.request(request)
+        assert response.status in (403, 405), response
+        record = record_of(proxy, response)
+        assert (record["user"], record["impersonator"], record.get("session_id"), record.get("mode")) == (
+            "emp", "admin", session["id"], "read-only"), record
 
 
 @pytest.mark.parametrize("method, target, path", [("TRACE", "/static/trace?b=2", "/static/trace"), ("CONNECT", "evil.example:443", "evil.example:443")])
