@@ -50,7 +50,7 @@ final class SmallHTTPHandler: ChannelInboundHandler {
                 head = try parser.finishRequest(inbound.readSlice(length: length)!)
                 parser.reset()
             } catch {
-                write(context, Response(status: error.status, reason: "Error", contentType: "text/plain", body: "\(error.reason)\n", close: true))
+                write(context, Response(status: error.status, reason: ErrorResponse.reasonPhrase(error.status), contentType: "text/plain", body: "\(error.reason)\n", close: true))
                 return
             }
             guard head.framing == .none else {
