@@ -22,7 +22,13 @@ public enum SetCookieName {
     /// proxy's, so a future cookie of its own is covered, and case variants too (browsers
     /// match the `__Host-` prefix case-insensitively; the proxy reads its cookies likewise).
     public static func isProxyOwned<C: Collection>(_ setCookie: C) -> Bool where C.Element == UInt8 {
-        isProxyOwnedName(name(setCookie))
+        let found = name(setCookie)
+        if !found.isEmpty { return isProxyOwnedName(found) }
+        // `=__Host-actas_session=X` is nameless with the value `__Host-actas_session=X`, which
+        // a browser sends back as it is: judge the name that value spells.
+        let pair = setCookie.prefix { $0 != UInt8(ascii: ";") }
+        guard let eq = pair.firstIndex(of: UInt8(ascii: "=")) else { return false }
+        return isProxyOwnedName(name(pair[pair.index(after: eq)...]))
     }
 
     public static func isProxyOwnedName(_ name: [UInt8]) -> Bool {
@@ -75,18 +81,24 @@ public enum DocumentVerdict: Equatable, Sendable {
         status: Int, isHead: Bool, emptyBody: Bool, contentTypes: [String], contentEncodings: [String],
         contentDispositions: [String], navigation: Bool
     ) -> DocumentVerdict {
-        guard !isHead, !emptyBody, status >= 200, status != 204, status != 206, status != 304 else { return .pass }
+        guard !isHead, !emptyBody, status >= 200, status != 204, status != 304 else { return .pass }
+        // A navigation never asks for a range: a partial answer to one is a document the
+        // rewriter cannot give a banner (its Content-Range would lie).
+        if status == 206 { return navigation ? .refuse("a partial (206) answer to a navigation") : .pass }
         // A download is saved, not shown; the banner would put the session's exit CSRF token
         // into the file.
         if contentDispositions.contains(where: { dispositionType($0) == "attachment" }) { return .pass }
         let refuse = { (why: String) in navigation ? DocumentVerdict.refuse(why) : .pass }
 
-        // Browsers join repeated fields and use the last type of the list: any two different
-        // types make the answer ambiguous.
+        // Browsers join repeated fields and use the last type of the list: two different types
+        // (or charsets) make the answer ambiguous; a repeated one with or without a charset
+        // (`text/html` and `text/html; charset=utf-8`) is not.
         let types = contentTypes.flatMap { $0.split(separator: ",") }.map(normalisedType).filter { !$0.isEmpty }
         guard let type = types.first else { return .pass }  // no type: `nosniff` keeps it from being sniffed as HTML
-        if types.contains(where: { $0 != type }) { return refuse("conflicting Content-Type fields") }
         let essence = String(type.prefix { $0 != ";" })
+        if types.contains(where: { $0.prefix { $0 != ";" } != essence }) || Set(types.compactMap(charset)).count > 1 {
+            return refuse("conflicting Content-Type fields")
+        }
         switch essence {
         case "text/html", "application/xhtml+xml":
             break
@@ -96,7 +108,7 @@ public enum DocumentVerdict: Equatable, Sendable {
             if essence.hasSuffix("+xml") { return refuse("an XML document (\(essence)) has no place for the banner") }
             return .pass
         }
-        if let label = charset(type), utf16Labels.contains(label) {
+        if let label = types.compactMap(charset).first, utf16Labels.contains(label) {
             return refuse("a UTF-16 page (charset \(label))")
         }
         let codings = contentEncodings.flatMap { $0.split(separator: ",") }

@@ -82,6 +82,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     private var requestStart = NIODeadline.now()
     private var requestMethod = HTTPMethod.get
     private var requestWantsHTML = false
+    /// The browser will show the answer as a document (any method; see isDocumentNavigation).
+    private var requestIsDocumentNavigation = false
     private var clientKeepAlive = true
     private var clientIsHTTP10 = false
     private var isUpgrade = false
@@ -396,6 +398,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         clientIsHTTP10 = head.version == .http1_0
         clientKeepAlive = head.keepAlive && !loop.draining
         requestWantsHTML = Self.acceptsHTML(head.block)
+        requestIsDocumentNavigation = Self.isDocumentNavigation(head, acceptsHTML: requestWantsHTML)
+        heldResponseHead = nil
+        responseReplaced = false
+        bodyClock = BodyProgressClock()
         responseStarted = false
         responseStatus = 0
         attempts = 0
@@ -578,6 +584,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         let actingAs = principal.impersonation == nil ? nil : principal.target
         exchangeLog?.fields.user = (actingAs ?? principal.user).username
         exchangeLog?.fields.impersonator = actingAs == nil ? nil : principal.user.username
+        exchangeLog?.fields.sessionID = principal.impersonation?.id  // SPEC §8: as the session's other records
+        exchangeLog?.fields.mode = principal.impersonation?.mode
     }
 
     /// SPEC §3 `public_hosts`: the host this request is for (absolute-form authority, else
@@ -704,6 +712,15 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             sendError(status: 403, code: "impersonation_ended", message: "Your session acting as another user has ended: \(reason.sentence)",
                       close: false, extraJSON: ",\"end_reason\":\"\(reason.rawValue)\"")
         }
+    }
+
+    /// Whether a browser renders the answer as a document: `Sec-Fetch-Mode: navigate` with any
+    /// method (a form POST navigates too), or, from browsers that send no Sec-Fetch headers,
+    /// an `Accept` with text/html. Wider than SPEC §7's navigation (GET only), which decides
+    /// where an ended session's notice goes; this decides what must never show without banner.
+    static func isDocumentNavigation(_ head: RequestHead, acceptsHTML: Bool) -> Bool {
+        if let mode = head.block.first("sec-fetch-mode") { return mode.lowercased() == "navigate" }
+        return acceptsHTML
     }
 
     /// A document load (the banner's audience): not a fragment fetched by a script. Browsers say
@@ -1205,8 +1222,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         if let info = bannerInfo {
             let emptyBody: Bool
             if case .done = responseBody { emptyBody = true } else if case .contentLength(0) = responseBody { emptyBody = true } else { emptyBody = false }
-            // SPEC §7's navigation, among page loads (Sec-Fetch-Dest document/frame, or none).
-            let navigation = requestMethod == .get && requestWantsHTML
+            // What a browser shows as a document: a form POST's answer as much as a GET's.
+            let navigation = requestIsDocumentNavigation
             switch ResponseSanitizer.verdict(head, isHead: requestMethod == .head, emptyBody: emptyBody, navigation: navigation) {
             case .refuse(let why):
                 refuseUnrewritable(why, banner: info, code: ResponseSanitizer.unrewritableCode)
@@ -1330,6 +1347,20 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         abandonUpstream()
         recordCompletion()
         forceClose()
+    }
+
+    /// A response whose head is still held (nothing of it sent) is given up, so that an
+    /// error can answer in its place. False when part of the response already left.
+    private func dropHeldResponse() -> Bool {
+        // The held head leaves before any body byte does, so nothing of this response left.
+        guard heldResponseHead != nil else { return false }
+        heldResponseHead = nil
+        pageRewriter = nil
+        rewriteOutput.removeAll(keepingCapacity: true)
+        pendingOut.clear()
+        responseBody = .done
+        responseStarted = false
+        return true
     }
 
     /// `502` with a page that carries the banner, in place of a document a navigation would
@@ -1543,7 +1574,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     private func upstreamFailed(status: Int, code: String, message: String) {
         loop.metrics.upstreamErrors.increment()
         abandonUpstream()
-        if responseStarted {
+        if responseStarted, !dropHeldResponse() {
             forceClose()
         } else {
             sendError(status: status, code: code, message: message, close: false)
@@ -1611,7 +1642,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 requestStart = now
                 clientKeepAlive = false
                 requestWantsHTML = false
-                exchangeLog = loop.settings.logAllRequests ? ExchangeLog(refused: inbound) : nil  // SPEC §8: every request
+                // SPEC §8: every request — a connection that sent no byte (a preconnect) made none.
+                exchangeLog = loop.settings.logAllRequests && inbound.readableBytes > 0 ? ExchangeLog(refused: inbound) : nil
                 sendError(status: 408, code: "header_timeout", message: "The request head did not arrive in time.", close: true)
             } else if headStartedAt == nil, let idle = idleSince, now - idle > settings.idleTimeout {
                 forceClose()
@@ -1640,7 +1672,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     /// SPEC §3 `body_timeout`: 408 and close; a response already under way is cut instead.
     private func requestBodyTimedOut() {
-        guard !responseStarted else { return forceClose() }
+        guard !responseStarted || dropHeldResponse() else { return forceClose() }
         sendError(status: 408, code: "body_timeout", message: "The request body did not arrive in time.", close: true)
     }
 

@@ -16,13 +16,13 @@ struct SetCookieNameTests {
     @Test(arguments: [
         "__Host-actas_session=x", "__host-ACTAS_Session=x", "__HOST-actas_login=y", "__Host-actas_oidc=z", "__Secure-actas_session=1",
         "__secure-ActAs_whatever=1", "actas_session=1", "ACTAS-thing=1", " \t__Host-actas_session =x", "__Host-actas_session",
-        "__Host-actasX=1",
+        "__Host-actasX=1", "=__Host-actas_session=X", " = __Host-actas_session=X; Path=/", "=actas_session",
     ])
     func proxyOwned(_ value: String) {
         #expect(SetCookieName.isProxyOwned(Array(value.utf8)))
     }
 
-    @Test(arguments: ["sid=1", "csrftoken=a", "my_actas_session=1", "__Host-session=1", "x=__Host-actas_session", "=actas_session",
+    @Test(arguments: ["sid=1", "csrftoken=a", "my_actas_session=1", "__Host-session=1", "x=__Host-actas_session", "=sid=actas_session",
                       "actas=1", "__Host-=1", "session; actas_x=1"])
     func notProxyOwned(_ value: String) {
         #expect(!SetCookieName.isProxyOwned(Array(value.utf8)))
@@ -79,6 +79,14 @@ struct DocumentVerdictTests {
         #expect(refused(decide(["text/plain, text/html"])))
         #expect(refused(decide(["text/html; charset=utf-8", "text/html; charset=utf-16"])))
         #expect(decide(["text/plain", "text/html"], navigation: false) == .pass)
+        // The same type repeated, with or without its charset, is one type.
+        #expect(decide(["text/html", "text/html; charset=utf-8"]) == .rewrite(.identity))
+        #expect(decide(["text/html, TEXT/HTML"]) == .rewrite(.identity))
+        #expect(refused(decide(["text/html", "text/html; charset=utf-16"])))
+    }
+
+    @Test func aPartialAnswerToANavigationIsRefused() {
+        #expect(refused(decide(["text/html"], status: 206)))
     }
 
     @Test func utf16IsRefused() {
@@ -101,7 +109,7 @@ struct DocumentVerdictTests {
         #expect(decide(["text/html"], dispositions: ["inline"]) == .rewrite(.identity))
         #expect(decide(["text/html"], status: 204) == .pass)
         #expect(decide(["text/html"], status: 304) == .pass)
-        #expect(decide(["text/html"], status: 206) == .pass)
+        #expect(decide(["text/html"], status: 206, navigation: false) == .pass)
         #expect(decide(["text/html"], status: 101) == .pass)
         #expect(decide(["text/html"], isHead: true) == .pass)
         #expect(decide(["text/html"], emptyBody: true) == .pass)

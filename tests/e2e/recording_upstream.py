@@ -114,6 +114,7 @@ def crafted(kind, query, own_port):
         cookies = ["__Host-actas_session=upstream-fixed; Path=/; Secure; HttpOnly", "__host-ACTAS_Session=x; Path=/; Secure",
                    "__Host-actas_login=y; Path=/; Secure", "__Secure-actas_session=z; Secure", " \t__Host-actas_oidc =w; Path=/; Secure",
                    "actas_session=v", "__Host-actas_session", "bad name=1; Path=/", "semi\"quote=2; Path=/", "=nameless; Path=/",
+                   "=__Host-actas_session=upstream-fixed; Path=/; Secure",
                    "keep=1; Path=/", "csrftoken=abc; Path=/"]
         return [response(200, b"cookies\n", [("Set-Cookie", c) for c in cookies])]
     if kind == "redirect":  # Location-like headers pointing at this upstream's own address
@@ -166,6 +167,10 @@ def crafted(kind, query, own_port):
         doc = (b"<!doctype html><html><head><title>frames</title></head><frameset cols=\"100%\">"
                b"<frame src=\"/page?kind=length\"></frameset></html>")
         return [response(200, doc, html)]
+    if kind == "partial":  # a 206 to a request that asked for no range
+        return [response(206, page, html + [("Content-Range", f"bytes 0-{len(page) - 1}/{len(page)}")])]
+    if kind == "same-type-twice":
+        return [response(200, page, [("Content-Type", "text/html"), ("Content-Type", "text/html; charset=utf-8")])]
     if kind == "attachment":
         return [response(200, page, html + [("Content-Disposition", "attachment; filename=report.html")])]
     return [response(404, b"unknown kind\n")]

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from conftest import PASSWORD, Proxy, Upstream, complete_lines, wait_for
+from conftest import ORIGIN, PASSWORD, Proxy, Upstream, complete_lines, request_bytes, session_header, wait_for
 from test_impersonation import Admin, config, setup_site
 
 MARKER = b"<actas-banner"
@@ -111,6 +111,26 @@ def test_svg_as_an_image_passes(acting):
     proxy, upstream, admin = acting
     response = crafted(admin, "svg", [("Accept", "image/svg+xml,image/*"), ("Sec-Fetch-Mode", "no-cors"), ("Sec-Fetch-Dest", "image")])
     assert response.status == 200 and response.header("content-type") == "image/svg+xml" and MARKER not in response.body
+
+
+def test_a_form_post_that_navigates_is_refused_like_a_get(acting):
+    # A form submission is a navigation too: its answer is shown as a document.
+    proxy, upstream, admin = acting
+    response = proxy.request(request_bytes("POST", "/crafted?kind=br", [
+        session_header(admin.cookie), ("Content-Type", "application/x-www-form-urlencoded"), ("Origin", ORIGIN),
+        *NAVIGATE], b"q=1"))
+    assert_refused(proxy, response)
+
+
+def test_a_partial_answer_to_a_navigation_is_refused(acting):
+    proxy, upstream, admin = acting
+    assert_refused(proxy, crafted(admin, "partial"))
+
+
+def test_the_same_type_twice_is_not_a_conflict(acting):
+    proxy, upstream, admin = acting
+    response = crafted(admin, "same-type-twice")
+    assert response.status == 200 and response.body.count(MARKER) == 1
 
 
 def test_conflicting_content_types_are_refused(acting):
