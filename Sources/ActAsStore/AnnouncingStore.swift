@@ -19,12 +19,12 @@ public final class AnnouncingStore: Store {
         self.logger = logger
     }
 
-    /// Tells every other fresh instance; waits for each (bounded), never fails the caller: the
-    /// change is stored and enforced here.
+    /// Tells every other recorded instance, stale rows too (a live one whose heartbeat is late
+    /// still enforces; one whose port refuses is not running); waits for each (bounded), never
+    /// fails the caller: the change is stored and enforced here.
     func announce() async {
         do {
-            let now = Date()
-            let others = try await base.instances().filter { $0.id != instanceID && !$0.isStale(now: now) }
+            let others = try await base.instances().filter { $0.id != instanceID }
             guard !others.isEmpty else { return }
             let change = try await base.latestChangeID()
             for (instance, outcome) in await InstanceNotifier.announce(change: change, to: others) {
