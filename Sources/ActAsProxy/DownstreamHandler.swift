@@ -74,6 +74,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     private var bodyClock = BodyProgressClock()
     /// While a chunked body is buffered before an upstream connection is taken (exchange id).
     private var bodyLookahead: (exchange: UInt64, scan: ChunkedLookahead)?
+    /// A slot of the loop's cap on streaming uploads (StreamingBodySlots): waited for or held.
+    private var streamingSlot = StreamingSlotState.none
 
     // The current exchange.
     private var exchangeID: UInt64 = 0
@@ -877,16 +879,21 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     /// Request buffering (RequestBuffering): an upstream connection is taken once the body is
     /// here, or the buffer is full; until then the client may answer `100 Continue` from here.
     private func acquireUpstreamOnceBuffered(expectContinue: Bool = false) {
+        guard streamingSlot == .none else { return }  // queued for a slot: reading is paused
         let ready: Bool
+        var streaming = false
         switch requestBody {
         case .none, .done:
             ready = true
         case .contentLength(let remaining):
             ready = RequestBuffering.contentLengthReady(remaining: remaining, buffered: inbound.readableBytes, limit: Self.maxBufferedRequestBytes)
+            streaming = Int64(inbound.readableBytes) < remaining
         case .chunked(let decoder):
             if bodyLookahead?.exchange != exchangeID { bodyLookahead = (exchangeID, ChunkedLookahead(decoder)) }
             do {
-                ready = try bodyLookahead!.scan.isComplete(inbound) || inbound.readableBytes >= Self.maxBufferedRequestBytes
+                let complete = try bodyLookahead!.scan.isComplete(inbound)
+                ready = complete || inbound.readableBytes >= Self.maxBufferedRequestBytes
+                streaming = !complete
             } catch {
                 return requestBodyFailed(error)
             }
@@ -898,8 +905,30 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             }
             return resumeReadingIfNeeded()
         }
+        if streaming {
+            // Waiting here is the proxy's doing: the buffer is full, so reading and the body
+            // clock stay paused, and the response timeout starts only with the slot.
+            streamingSlot = .waiting
+            guard loop.takeStreamingSlot(self, exchange: exchangeID) else { return }
+            streamingSlot = .held
+        }
         upstreamDeadline = .now() + settings.responseTimeout
         acquireUpstream()
+    }
+
+    func isWaitingForStreamingSlot(exchange: UInt64) -> Bool {
+        streamingSlot == .waiting && exchange == exchangeID && state == .exchange
+    }
+
+    func streamingSlotGranted() {
+        streamingSlot = .held
+        upstreamDeadline = .now() + settings.responseTimeout
+        acquireUpstream()
+    }
+
+    /// Every way out of streaming the body (it completed, or the exchange ended) comes here.
+    private func leaveStreamingSlot() {
+        if streamingSlot.leave() { loop.releaseStreamingSlot() }
     }
 
     /// The chunked body of this exchange is all in `inbound` (no more client bytes needed).
@@ -1011,6 +1040,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             upstream.channel.flush()
             upstreamDeadline = .now() + settings.responseTimeout
         }
+        if requestSent { leaveStreamingSlot() }
         resumeReadingIfNeeded()
     }
 
@@ -1464,6 +1494,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     private func completeExchange(now: NIODeadline = .now()) {
+        leaveStreamingSlot()
         releaseSessionActivity()
         recordCompletion(now: now)
         upstreamDeadline = nil
@@ -1561,6 +1592,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     /// Gives up the upstream side of the exchange: leaves the pool's queue, or closes the
     /// connection (its state is unknown, so it is never reused).
     private func abandonUpstream() {
+        leaveStreamingSlot()
         if let waiterID {
             loop.pool.cancel(waiter: waiterID)
             self.waiterID = nil

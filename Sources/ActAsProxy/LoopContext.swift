@@ -1,6 +1,7 @@
 import ActAsAudit
 import ActAsConsole
 import ActAsCore
+import ActAsHTTP
 import NIOCore
 
 /// Everything the data path shares within one event loop: settings snapshot, upstream pool,
@@ -25,6 +26,14 @@ final class LoopContext {
     private var connections: [ObjectIdentifier: DownstreamHandler] = [:]
     private(set) var draining = false
     private var sweepTask: RepeatedTask?
+    /// Upstream connections held by exchanges still streaming their request body: at most half
+    /// this loop's pool (issue 21). Waiters are named by handler and exchange, never retained.
+    private var streamingSlots: StreamingBodySlots<StreamingWaiter>
+
+    struct StreamingWaiter {
+        let handler: ObjectIdentifier
+        let exchange: UInt64
+    }
 
     /// Timeouts are checked by one sweep per loop instead of a timer per request:
     /// scheduling and cancelling a timer per request would cost more than the check.
@@ -39,6 +48,7 @@ final class LoopContext {
         self.audit = services.audit
         self.recordEncoder = services.audit.writer.encoder
         self.pool = UpstreamPool(eventLoop: eventLoop, settings: settings, share: poolShare, metrics: metrics)
+        self.streamingSlots = StreamingBodySlots(poolShare: poolShare)
     }
 
     func start() {
@@ -108,6 +118,29 @@ final class LoopContext {
         self.settings = settings
         recordEncoder = audit.writer.encoder  // SIGHUP updated the writer's redactor first
         pool.update(settings: settings, share: poolShare)
+        for waiter in streamingSlots.update(poolShare: poolShare, isWaiting: isWaiting) { grant(waiter) }
+    }
+
+    /// A slot for an exchange about to stream its body upstream, or false: it is queued and
+    /// `streamingSlotGranted()` is called when its turn comes. The handler marks itself waiting first.
+    func takeStreamingSlot(_ handler: DownstreamHandler, exchange: UInt64) -> Bool {
+        if streamingSlots.take(orQueue: StreamingWaiter(handler: ObjectIdentifier(handler), exchange: exchange)) { return true }
+        if streamingSlots.waiting > connections.count { streamingSlots.prune(isWaiting: isWaiting) }
+        return false
+    }
+
+    /// Called exactly once per slot taken or granted (StreamingSlotState).
+    func releaseStreamingSlot() {
+        if let next = streamingSlots.release(isWaiting: isWaiting) { grant(next) }
+    }
+
+    private func isWaiting(_ waiter: StreamingWaiter) -> Bool {
+        connections[waiter.handler]?.isWaitingForStreamingSlot(exchange: waiter.exchange) ?? false
+    }
+
+    /// Synchronously, right after `isWaiting` said yes: the slot is the handler's from now on.
+    private func grant(_ waiter: StreamingWaiter) {
+        connections[waiter.handler]?.streamingSlotGranted()
     }
 
     func register(_ handler: DownstreamHandler) {

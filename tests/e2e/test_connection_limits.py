@@ -2,6 +2,7 @@
 request body that stalls is cut, connections beyond `limits.max_connections` are refused at
 accept, the admin listener keeps answering through a flood, memory comes back after it, and
 slow request bodies cannot use up the upstream pool."""
+import base64
 import json
 import resource
 import selectors
@@ -298,4 +299,76 @@ def test_slow_bodies_do_not_use_up_the_upstream_pool(make_proxy, upstream):
             assert read_response(sock).status == 200
     finally:
         for sock in slow:
+            sock.close()
+
+
+def test_large_slow_bodies_take_at_most_half_the_upstream_pool(make_proxy, upstream):
+    """Issue 21 item 3: a body larger than the proxy's 64 KiB buffer takes an upstream connection
+    once the buffer is full; uploads still streaming may hold at most half the loop's pool, so
+    clients that send 64 KiB quickly and then trickle cannot starve normal requests."""
+    proxy = make_proxy({"upstream.max_connections": 4, "listen.threads": 1, "limits.body_timeout": "30s",
+                        "upstream.response_timeout": "8s"})
+    total = 200 * 1024
+    bodies = [bytes([65 + index]) * total for index in range(5)]
+    slow = []
+    try:
+        for index, body in enumerate(bodies):
+            sock = proxy.connect(timeout=30)
+            head = request_bytes("POST", f"/upload/{index}", [("Content-Type", "application/octet-stream")], body)
+            head = head[: len(head) - total]
+            sock.sendall(head + body[: 80 * 1024])  # more than the buffer, quickly
+            slow.append(sock)
+        wait_for(lambda: metric(proxy, "actas_requests_in_flight") == 5, what="five uploads in progress")
+        # Two of the four connections may go to the streaming uploads (the rest wait, buffered).
+        wait_for(lambda: metric(proxy, "actas_upstream_connections") >= 2, what="uploads streaming upstream")
+        # A trickle, well within body_timeout.
+        for index, sock in enumerate(slow):
+            sock.sendall(bodies[index][80 * 1024:80 * 1024 + 1])
+        response = proxy.request(get("/normal"), timeout=20)
+        assert response.status == 200  # before the fix: 504 (every connection held by an upload)
+        assert [r["target"] for r in upstream.requests()] == ["/normal"]
+        # The uploads complete, forwarded intact, one after another as slots free up.
+        for index, sock in enumerate(slow):
+            sock.sendall(bodies[index][80 * 1024 + 1:])
+        for sock in slow:
+            assert read_response(sock).status == 200
+        received = {r["target"]: base64.b64decode(r["body_b64"]) for r in upstream.requests() if r["target"].startswith("/upload/")}
+        assert received == {f"/upload/{index}": body for index, body in enumerate(bodies)}
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_waiting_for_a_streaming_slot_is_not_a_stalled_body(make_proxy, upstream):
+    """Uploads queued behind the cap are held back by the proxy: neither body_timeout (408) nor
+    the upstream response timeout (504) runs while they wait, however long the streaming ones
+    trickle."""
+    proxy = make_proxy({"upstream.max_connections": 2, "listen.threads": 1, "limits.body_timeout": "2s",
+                        "upstream.response_timeout": "2s"})
+    total = 100 * 1024
+    bodies = [bytes([97 + index]) * total for index in range(3)]
+    socks = []
+    try:
+        for index, body in enumerate(bodies):
+            sock = proxy.connect(timeout=30)
+            head = request_bytes("PUT", f"/queued/{index}", [("Content-Type", "application/octet-stream")], body)
+            sock.sendall(head[: len(head) - total] + body[: 70 * 1024])
+            socks.append(sock)
+        wait_for(lambda: metric(proxy, "actas_requests_in_flight") == 3, what="three uploads in progress")
+        # One slot (half of 2): one upload streams, a byte at a time, for longer than both
+        # timeouts; the other two wait all that time.
+        sent = 70 * 1024
+        deadline = time.time() + 4
+        while time.time() < deadline:
+            for index, sock in enumerate(socks):
+                sock.sendall(bodies[index][sent:sent + 1])
+            sent += 1
+            time.sleep(0.4)
+        for index, sock in enumerate(socks):
+            sock.sendall(bodies[index][sent:])
+        assert [read_response(sock).status for sock in socks] == [200, 200, 200]
+        received = {r["target"]: base64.b64decode(r["body_b64"]) for r in upstream.requests()}
+        assert received == {f"/queued/{index}": body for index, body in enumerate(bodies)}
+    finally:
+        for sock in socks:
             sock.close()
