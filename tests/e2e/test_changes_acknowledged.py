@@ -47,7 +47,9 @@ def two_sites(make_proxy):
     return first, second
 
 
-ROUNDS = range(3)
+# With the old 200 ms poll a single round passed by luck about a third of the time; the fix
+# makes every round deterministic, so CI runs one (ACTAS_E2E_ROUNDS=3 to hunt for flakes).
+ROUNDS = range(int(os.environ.get("ACTAS_E2E_ROUNDS", "1")))
 
 
 @pytest.mark.parametrize("round", ROUNDS)

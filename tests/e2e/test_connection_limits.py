@@ -184,10 +184,12 @@ def test_memory_is_not_kept_after_handshake_floods(make_proxy):
     header_timeout, and what they held is given back. Before, every connection's handler,
     pipeline and buffers stayed (about 4.6 KB each) and RSS grew with every flood.
 
-    What the C allocator keeps for reuse after the first flood is not returned to the system,
-    so the bounds are: after the first flood, start + 128 MB (3,000 handshakes at the TLS
-    layer's ~35 KB each is about 100 MB at the peak); after that, no growth beyond 24 MB however
-    many floods follow (measured: +61 MB, then flat within 8 MB)."""
+    What the C allocator keeps for reuse is not returned to the system, and its per-thread
+    arenas fill up over the first few floods, so the bounds are: after the first flood, start +
+    128 MB (3,000 handshakes at the TLS layer's ~35 KB each is about 100 MB at the peak); then
+    a plateau: the last three floods add less than 24 MB to the fifth (measured on 2 cores:
+    48 MB before, then 132, 182, 223, 248, 261, 256, 261, 273, 269, 268, 269, 269 MB over 12
+    floods — a leak would keep climbing by the ~14 MB per flood it held before the fix)."""
     proxy = make_proxy({"limits.header_timeout": "2s"})
     assert proxy.request(get("/warm-up")).status == 200
     before = proxy.rss_kb()
@@ -195,7 +197,7 @@ def test_memory_is_not_kept_after_handshake_floods(make_proxy):
     # holds a read buffer for each of these connections.
     payload = b"\x16\x03\x01\x40\x00" + b"\x01\x00\x3f\xfc\x03\x03" + b"\x00" * 64
     after = []
-    for _ in range(5):
+    for _ in range(8):
         flood = Flood(proxy.https_port, 3000, payload)
         try:
             flood.wait_closed(3000, timeout=60)
@@ -205,7 +207,7 @@ def test_memory_is_not_kept_after_handshake_floods(make_proxy):
         after.append(proxy.rss_kb())
     summary = f"RSS {before // 1024} MB before, after each flood {[kb // 1024 for kb in after]} MB"
     assert after[0] - before < 128 * 1024, summary
-    assert max(after[2:]) - after[1] < 24 * 1024, summary
+    assert max(after[5:]) - after[4] < 24 * 1024, summary
     assert proxy.request(get("/after-flood")).status == 200
 
 
