@@ -92,6 +92,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     /// The client's `Sec-WebSocket-Key`: an upstream 101 must answer it.
     private var webSocketKey: String?
     private var upstreamRequestHead = ByteBuffer()
+    /// Where the forwarded `X-Forwarded-Host` value lies in `upstreamRequestHead`.
+    private var upstreamHostRange = 0..<0
     private var requestBody = RequestBody.none
     private var requestSent = false
     private var requestHadBody = false
@@ -500,7 +502,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         facts.dropActAsToken = credentials.hasActAsToken
 
         var out = context.channel.allocator.buffer(capacity: head.block.bytes.readableBytes + 256 + (facts.identity?.count ?? 0))
-        HeaderRewriter.writeUpstreamRequest(head, facts: facts, settings: settings, into: &out)
+        upstreamHostRange = HeaderRewriter.writeUpstreamRequest(head, facts: facts, settings: settings, into: &out)
         upstreamRequestHead = out
         state = .exchange
         acquireUpstreamOnceBuffered(expectContinue: head.expectContinue)
@@ -1278,7 +1280,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         facts.rewritten = pageRewriter != nil
         facts.nosniff = exchangeImpersonationID != nil
         facts.upstreamAddress = settings.upstreamAddress
-        facts.forwardedHead = upstreamRequestHead
+        facts.publicHost = upstreamRequestHead.getSlice(at: upstreamRequestHead.readerIndex + upstreamHostRange.lowerBound,
+                                                        length: upstreamHostRange.count)
         let notes: HeaderRewriter.ResponseNotes
         if pageRewriter?.releasing == false {
             var held = context.channel.allocator.buffer(capacity: head.block.bytes.readableBytes + 256)

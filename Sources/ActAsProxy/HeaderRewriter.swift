@@ -32,10 +32,14 @@ enum HeaderRewriter {
 
     // MARK: request
 
+    /// Returns where, in `out`'s readable bytes, the value of the `X-Forwarded-Host` it wrote
+    /// lies: the validated public host, which the response side needs for `Location` (SPEC §9).
+    @discardableResult
     static func writeUpstreamRequest(
         _ head: RequestHead, facts: RequestFacts, settings: ProxySettings, into out: inout ByteBuffer
-    ) {
+    ) -> Range<Int> {
         let block = head.block
+        var forwardedHost = 0..<0
         let nominated = head.connection.nominatesOtherHeaders ? nominatedHeaders(block) : []
         block.withUnsafeBytes { raw in
             out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.methodRange]))
@@ -123,17 +127,20 @@ enum HeaderRewriter {
             }
             out.writeBytes(facts.clientAddress)
             out.writeStaticString("\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: ")
+            let hostStart = out.readableBytes
             if let override = facts.hostOverride {
                 out.writeBytes(override)
             } else if let host {
                 out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[host]))
             }
+            forwardedHost = hostStart..<out.readableBytes
             out.writeStaticString("\r\nX-Request-Id: ")
             facts.requestID.write(into: &out)
             out.writeStaticString("\r\n")
             if let identity = facts.identity { out.writeBytes(identity) }
             out.writeStaticString("\r\n")
         }
+        return forwardedHost
     }
 
     /// A Cookie field without the proxy's own cookies; nothing at all when none is left.
@@ -244,9 +251,9 @@ enum HeaderRewriter {
         /// browser sniffs an untyped answer into an HTML page without the banner (SPEC §7).
         var nosniff = false
         /// The upstream's address, to rewrite `Location`-like fields that point at it (SPEC §9),
-        /// and the head forwarded upstream, whose `X-Forwarded-Host` is the public host.
+        /// and the public host the request was forwarded for (its `X-Forwarded-Host`).
         var upstreamAddress: UpstreamAddress? = nil
-        var forwardedHead: ByteBuffer? = nil
+        var publicHost: ByteBuffer? = nil
     }
 
     /// What writing a response head left out, for the log.
@@ -296,7 +303,7 @@ enum HeaderRewriter {
                     }
                     if facts.nosniff, range.count == 22, equalsLowercase(raw, range, xContentTypeOptions) { continue }
                     if let address = facts.upstreamAddress, let kind = locationField(raw, range) {
-                        if publicOrigin == nil { publicOrigin = .some(facts.forwardedHead.flatMap(ResponseSanitizer.publicOrigin)) }
+                        if publicOrigin == nil { publicOrigin = .some(facts.publicHost.flatMap(ResponseSanitizer.publicOrigin)) }
                         let value = String(decoding: UnsafeRawBufferPointer(rebasing: raw[field.valueRange]), as: UTF8.self)
                         if let origin = publicOrigin!, let rewritten = kind == .refresh
                             ? address.rewriteRefresh(value, publicOrigin: origin) : address.rewrite(value, publicOrigin: origin) {

@@ -21,27 +21,12 @@ enum ResponseSanitizer {
             navigation: navigation)
     }
 
-    /// `https://` and the host the request was forwarded for: the `X-Forwarded-Host` the
-    /// proxy itself wrote (last in the head, after every client field was filtered), which is
-    /// the request side's validated public host.
-    static func publicOrigin(forwardedHead head: ByteBuffer) -> String? {
-        let marker = Array("\r\nX-Forwarded-Host: ".utf8)
-        let found: String? = head.withUnsafeReadableBytes { raw in
-            guard raw.count > marker.count else { return nil }
-            var start = raw.count - marker.count
-            while start >= 0 {
-                if raw[start] == 0x0D, zip(marker.indices, start...).allSatisfy({ raw[$1] == marker[$0] }) {
-                    let valueStart = start + marker.count
-                    var end = valueStart
-                    while end < raw.count, raw[end] != 0x0D { end += 1 }
-                    return String(decoding: UnsafeRawBufferPointer(rebasing: raw[valueStart..<end]), as: UTF8.self)
-                }
-                start -= 1
-            }
-            return nil
-        }
-        guard let host = found, !host.isEmpty, host.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else { return nil }
-        return "https://" + host
+    /// `https://` and the host the request was forwarded for (the request side's validated
+    /// public host), or nil when there is none to name.
+    static func publicOrigin(host: ByteBuffer) -> String? {
+        guard host.readableBytes > 0,
+              host.readableBytesView.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else { return nil }
+        return "https://" + String(buffer: host)
     }
 
     /// The answer to a navigation whose document cannot carry the banner: `502
