@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from conftest import ORIGIN, PASSWORD, Proxy, Upstream, complete_lines, request_bytes, session_header, wait_for
-from test_impersonation import Admin, config, setup_site
+from test_impersonation import Admin, acting_on_a_shared_site, config, setup_site
 
 MARKER = b"<actas-banner"
 NAVIGATE = [("Accept", "text/html,application/xhtml+xml"), ("Sec-Fetch-Mode", "navigate"), ("Sec-Fetch-Dest", "document"),
@@ -19,16 +19,7 @@ FETCH = [("Accept", "*/*"), ("Sec-Fetch-Mode", "cors"), ("Sec-Fetch-Dest", "empt
 
 @pytest.fixture(scope="module")
 def acting(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("banner-coverage")
-    upstream = Upstream(tmp)
-    (tmp / "proxy").mkdir()
-    proxy = Proxy(tmp / "proxy", upstream.port, config())
-    setup_site(proxy)
-    admin = Admin(proxy, "admin")
-    assert admin.start("emp")[0].status == 201
-    yield proxy, upstream, admin
-    proxy.stop()
-    upstream.stop()
+    yield from acting_on_a_shared_site(tmp_path_factory, "banner-coverage")
 
 
 def crafted(admin, kind, headers=NAVIGATE, extra=""):

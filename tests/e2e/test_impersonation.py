@@ -37,6 +37,22 @@ def config(**extra):
     return {"auth.public_paths": ["/static/*"], "auth.methods": ["password", "token"], **extra}
 
 
+def acting_on_a_shared_site(tmp_path_factory, name):
+    """A module's shared site: a recording upstream, a proxy with the demo directory, and the
+    administrator acting as emp. A generator for module-scoped fixtures: yields (proxy,
+    upstream, admin), stops both after."""
+    tmp = tmp_path_factory.mktemp(name)
+    upstream = Upstream(tmp)
+    (tmp / "proxy").mkdir()
+    proxy = Proxy(tmp / "proxy", upstream.port, config())
+    setup_site(proxy)
+    admin = Admin(proxy, "admin")
+    assert admin.start("emp")[0].status == 201
+    yield proxy, upstream, admin
+    proxy.stop()
+    upstream.stop()
+
+
 def setup_site(proxy):
     import_users(proxy, USERS)
     for username in CONSENTING:

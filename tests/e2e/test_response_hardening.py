@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from conftest import Proxy, Upstream, complete_lines, header_values, read_response, request_bytes, session_header, set_cookies, wait_for
-from test_impersonation import Admin, config, setup_site
+from conftest import complete_lines, header_values, read_response, request_bytes, session_header, set_cookies, wait_for
+from test_impersonation import Admin, acting_on_a_shared_site, config, setup_site
 
 OWNED = {"__Host-actas_session", "__host-ACTAS_Session", "__Host-actas_login", "__Secure-actas_session", "__Host-actas_oidc",
          "actas_session"}
@@ -41,16 +41,7 @@ def raw_set_cookie_names(response):
 
 @pytest.fixture(scope="module")
 def acting(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("response-hardening")
-    upstream = Upstream(tmp)
-    (tmp / "proxy").mkdir()
-    proxy = Proxy(tmp / "proxy", upstream.port, config())
-    setup_site(proxy)
-    admin = Admin(proxy, "admin")
-    assert admin.start("emp")[0].status == 201
-    yield proxy, upstream, admin
-    proxy.stop()
-    upstream.stop()
+    yield from acting_on_a_shared_site(tmp_path_factory, "response-hardening")
 
 
 # ---- issue 14 item 6: the app cannot set the proxy's cookies --------------------------------
