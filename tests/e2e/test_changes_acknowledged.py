@@ -252,3 +252,50 @@ def test_a_stale_row_answered_by_a_different_instance_fails_with_exit_3(two_site
     assert result.returncode == 3, result
     lines = [line for line in result.stderr.splitlines() if "different instance" in line]
     assert len(lines) == 1, result.stderr
+
+
+# SPEC §10.1 names these changes too; each must hold on the other instance at once.
+
+def jwks_kids(proxy):
+    response = proxy.request(request_bytes("GET", "/.well-known/actas/jwks.json"))
+    assert response.status == 200, response
+    return {key["kid"] for key in json.loads(response.body)["keys"]}
+
+
+def signing_kid(proxy):
+    rows = [line.split() for line in cli(proxy, "keys", "list").stdout.splitlines()[1:]]
+    return next(row[0] for row in rows if row[-1] == "signing")
+
+
+@pytest.mark.parametrize("round", ROUNDS)
+def test_keys_rotate_is_published_by_every_instance_before_it_returns(two_sites, round):
+    first, second = two_sites
+    before = signing_kid(first)
+    cli(first, "keys", "rotate")
+    after = signing_kid(first)
+    assert after != before
+    for proxy in (first, second):
+        assert {before, after} <= jwks_kids(proxy), proxy.admin_port
+
+
+@pytest.mark.parametrize("round", ROUNDS)
+def test_sign_out_on_one_instance_is_a_dead_session_on_the_other(two_sites, round):
+    from test_identity import logout
+    first, second = two_sites
+    cookie = login(first, "emp")
+    assert me(second, cookie)["user"]["username"] == "emp"
+    assert logout(first, cookie, me(first, cookie)["csrf_token"]).status == 303
+    response = second.request(request_bytes("GET", "/.actas/api/v1/me", [("Cookie", f"__Host-actas_session={cookie}")]))
+    assert response.status == 401, response
+
+
+@pytest.mark.parametrize("round", ROUNDS)
+def test_consent_grant_lets_the_other_instance_start_at_once(two_sites, round):
+    first, second = two_sites
+    admin = Admin(second, "admin")
+    cli(first, "consent", "revoke", "emp")
+    response, body = admin.start("emp")
+    assert response.status == 403 and body["error"] == "consent_required", response
+    cli(first, "consent", "grant", "emp", "--hours", "2")
+    response, body = admin.start("emp")
+    assert response.status == 201, response
