@@ -105,4 +105,6 @@ public final class AnnouncingStore: Store {
 
     public func appendSessionAudit(_ lines: [SessionAuditLine]) async throws { try await base.appendSessionAudit(lines) }
     public func sessionAudit(sessionID: String) async throws -> [SessionAuditLine] { try await base.sessionAudit(sessionID: sessionID) }
+    public func saveCheckpoint(_ checkpoint: AuditCheckpoint) async throws { try await base.saveCheckpoint(checkpoint) }
+    public func latestCheckpoint(instance: String) async throws -> AuditCheckpoint? { try await base.latestCheckpoint(instance: instance) }
 }

@@ -89,7 +89,7 @@ public final class SQLiteStore: Store {
     /// Runs `body` as one write transaction, serialised with this process's other
     /// transactions (one connection) and other processes' (`BEGIN IMMEDIATE`).
     @discardableResult
-    private func write<T: Sendable>(_ body: @Sendable (Transaction) async throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @Sendable (Transaction) async throws -> T) async throws -> T {
         await gate.lock()
         do {
             try await run("BEGIN IMMEDIATE")
@@ -125,7 +125,7 @@ public final class SQLiteStore: Store {
     }
 
     /// Single statements outside a transaction still queue behind open transactions.
-    private func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+    func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         await gate.lock()
         do {
             let rows = try await run(sql, binds)
@@ -248,6 +248,20 @@ public final class SQLiteStore: Store {
                 admin_address TEXT NOT NULL,
                 started_at REAL NOT NULL,
                 last_seen REAL NOT NULL)
+            """,
+        ]),
+        (6, [
+            // The request log's signed checkpoints (SPEC §10.6), per writing instance.
+            """
+            CREATE TABLE checkpoints (
+                instance TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                covers INTEGER NOT NULL,
+                head TEXT NOT NULL,
+                kid TEXT NOT NULL,
+                sig TEXT NOT NULL,
+                at REAL NOT NULL,
+                PRIMARY KEY (instance, seq))
             """,
         ]),
     ]

@@ -125,6 +125,12 @@ public protocol Store: Sendable {
     // The request log's records of impersonation sessions, for the people concerned
     func appendSessionAudit(_ lines: [SessionAuditLine]) async throws
     func sessionAudit(sessionID: String) async throws -> [SessionAuditLine]
+
+    // The request log's signed checkpoints (SPEC §10.6), so a cut or rewritten log shows
+    /// Keeps a checkpoint the log wrote (again for the same instance and seq: replaced).
+    func saveCheckpoint(_ checkpoint: AuditCheckpoint) async throws
+    /// The instance's checkpoint with the highest seq, nil when it has none.
+    func latestCheckpoint(instance: String) async throws -> AuditCheckpoint?
 }
 
 /// A request-log line that belongs to an impersonation session, kept in the store exactly as
