@@ -15,6 +15,8 @@ let package = Package(
     products: [
         .executable(name: "actas", targets: ["actas"]),
         .library(name: "ActAsHTTP", targets: ["ActAsHTTP"]),
+        // For the fuzz targets in Fuzz/ (a separate package).
+        .library(name: "ActAsAudit", targets: ["ActAsAudit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),

@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// libFuzzer target for ActAs's HTTP/1.1 codec. Built separately (see run) because it needs
-// -sanitize=fuzzer, which the main package's tests must not.
+// libFuzzer targets for the parsers that read untrusted bytes. Built separately (see run)
+// because they need -sanitize=fuzzer, which the main package's tests must not. The audit
+// targets use `@testable import` (debug builds are testable) to reach the parsers directly.
 let package = Package(
     name: "ActAsFuzz",
     dependencies: [
@@ -18,5 +19,36 @@ let package = Package(
             ],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ),
+        // libFuzzer's driver entry point and the checks the audit targets share.
+        .target(
+            name: "FuzzSupport",
+            dependencies: [
+                .product(name: "ActAsAudit", package: "main"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(name: "FuzzRedactor", dependencies: auditTarget, swiftSettings: parseAsLibrary),
+        .executableTarget(name: "FuzzJSON", dependencies: auditTarget, swiftSettings: parseAsLibrary),
+        .executableTarget(name: "FuzzMultipart", dependencies: auditTarget, swiftSettings: parseAsLibrary),
+        .executableTarget(name: "FuzzAuditLine", dependencies: auditTarget, swiftSettings: parseAsLibrary),
+        .executableTarget(
+            name: "FuzzHTML",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "ActAsHTTP", package: "main"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: parseAsLibrary
+        ),
     ]
 )
+
+var auditTarget: [Target.Dependency] {
+    [
+        "FuzzSupport",
+        .product(name: "ActAsAudit", package: "main"),
+        .product(name: "NIOCore", package: "swift-nio"),
+    ]
+}
+
+var parseAsLibrary: [SwiftSetting] { [.unsafeFlags(["-parse-as-library"])] }
