@@ -261,7 +261,8 @@ public final class Console: Sendable {
             return .redirect(303, to: "/.actas/login", headers: clear)
         }
         guard csrfValid(request, session: session) else { return csrfRefused(request) }
-        if let open = live.read({ $0.openImpersonation(actorID: principal.user.id) }) {
+        // SPEC §7: only signing out of the sign-in that started it ends it.
+        if let open = live.read({ $0.openImpersonation(actorID: principal.user.id, signIn: session.idHash) }) {
             _ = try await impersonations.endAndPersist(open.id, reason: .actorSignedOut, context: context(request))
         }
         try await directory.signOut(sessionHash: session.idHash)

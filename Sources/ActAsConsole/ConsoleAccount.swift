@@ -37,7 +37,7 @@ extension Console {
         ]
         if let notice { context["notice"] = notice }
         if let error { context["error"] = error }
-        if let open = live.read({ $0.openImpersonation(actorID: user.id) }) {
+        if let open = live.read({ $0.openImpersonation(actorID: user.id, signIn: principal.session?.idHash) }) {
             context["actingAs"] = live.read { $0.users[open.targetID].map(Self.userContext) } ?? [:]
         }
         return .html(status, Templates.page(title: "My account", "account", context, signedIn: signedInContext(principal)))
@@ -101,7 +101,7 @@ extension Console {
         let user = principal.user
         let consent = live.read { $0.consents[user.id] }
         var impersonation: Any = NSNull()
-        if principal.token == nil, let open = live.read({ $0.openImpersonation(actorID: user.id) }) {
+        if let open = live.read({ $0.openImpersonation(actorID: user.id, signIn: principal.session?.idHash) }) {
             impersonation = impersonationObject(open)
         }
         return [

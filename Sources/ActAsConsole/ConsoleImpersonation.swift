@@ -157,18 +157,19 @@ extension Console {
     /// Exit takes the administrator straight back (SPEC §7: no notice).
     func exitForm(_ request: ConsoleRequest, _ principal: LiveState.Principal) async throws -> ConsoleResponse {
         guard let session = principal.session, csrfValid(request, session: session) else { return csrfRefused(request) }
-        if let open = live.read({ $0.openImpersonation(actorID: principal.user.id) }) {
+        if let open = live.read({ $0.openImpersonation(actorID: principal.user.id, signIn: session.idHash) }) {
             _ = try await impersonations.endAndPersist(open.id, reason: .exit, context: context(request), now: request.now)
         } else {
-            await impersonations.dropNotice(of: principal.user, now: request.now)
+            await impersonations.dropNotice(of: principal.user, signIn: session.idHash, now: request.now)
         }
         return .redirect(303, to: ReturnPath.sanitise(request.formValue("rd") ?? "/.actas/users"))
     }
 
     func exitAPI(_ request: ConsoleRequest, _ principal: LiveState.Principal) async throws -> ConsoleResponse {
         if let refusal = apiCSRF(request, principal) { return refusal }
-        guard principal.token == nil, let open = live.read({ $0.openImpersonation(actorID: principal.user.id) }) else {
-            if principal.token == nil { await impersonations.dropNotice(of: principal.user, now: request.now) }
+        let signIn = principal.session?.idHash
+        guard principal.token == nil, let open = live.read({ $0.openImpersonation(actorID: principal.user.id, signIn: signIn) }) else {
+            if principal.token == nil { await impersonations.dropNotice(of: principal.user, signIn: signIn, now: request.now) }
             let failure = principal.token == nil ? Impersonations.Failure.notImpersonating : .interactiveOnly
             return .json(failure.httpStatus, ["error": failure.code, "message": failure.sentence])
         }

@@ -132,7 +132,8 @@ public final class Impersonations: Sendable {
         }
         let session = ImpersonationSession(
             id: Secrets.identifier(prefix: "imp_"), actorID: actor.id, targetID: target.id, reason: reason, mode: mode,
-            startedAt: now, expiresAt: policy.expiry(startingAt: now, requested: duration, targetConsent: consent).wholeSecondsDown)
+            startedAt: now, expiresAt: policy.expiry(startingAt: now, requested: duration, targetConsent: consent).wholeSecondsDown,
+            signInSession: principal.session?.idHash)
         guard try await store.startImpersonation(session) else { return denied(.refused(.chaining)) }
         live.apply(impersonationID: session.id, session: session)  // drops a notice about an earlier session
         await clearDroppedNotices()
@@ -146,7 +147,9 @@ public final class Impersonations: Sendable {
     /// A new end within `max_duration` and the consent, counted from the original start.
     public func extend(by principal: LiveState.Principal, duration: String?, context: EventContext, now: Date = Date()) async throws -> Result<ImpersonationSession, Failure> {
         guard principal.token == nil else { return .failure(.interactiveOnly) }
-        guard var session = live.read({ $0.openImpersonation(actorID: principal.user.id) }) else { return .failure(.notImpersonating) }
+        guard var session = live.read({ $0.openImpersonation(actorID: principal.user.id, signIn: principal.session?.idHash) }) else {
+            return .failure(.notImpersonating)
+        }
         let requested: TimeInterval?
         do {
             requested = try duration.map { try DurationText.parse($0) }
@@ -191,9 +194,11 @@ public final class Impersonations: Sendable {
     }
 
     /// Exit with nothing open (the session had ended, say by a revocation, and the banner's Exit
-    /// was pressed): straight back, so the notice about it is dropped too (SPEC §7).
-    public func dropNotice(of actor: User, now: Date = Date()) async {
-        live.dropNotice(actorID: actor.id, at: now)
+    /// was pressed): straight back, so the notice about it is dropped too (SPEC §7) — the
+    /// notice meant for that sign-in, not another browser's.
+    public func dropNotice(of actor: User, signIn: String?, now: Date = Date()) async {
+        guard signIn != nil else { return }
+        live.dropNotice(actorID: actor.id, signIn: signIn, at: now)
         await clearDroppedNotices()
     }
 
@@ -291,6 +296,12 @@ public final class Impersonations: Sendable {
             {
                 end(session.id, reason: reason, context: EventContext(), now: now)
             }
+        }
+        // The sign-in that started a session is gone (expired, or signed out through another
+        // instance): nobody acts through it any more, so it ends as that sign-out, and the
+        // administrator's next sign-in may start a new one instead of meeting `chaining`.
+        for session in live.orphanedImpersonations(now: now) {
+            end(session.id, reason: .actorSignedOut, context: EventContext(), now: now)
         }
         for consent in consents.values where consent.revokedAt == nil && consent.expiresAt <= now {
             let fresh = reportedExpiries.withLock { $0.insert(consent.userID).inserted }

@@ -138,10 +138,15 @@ public struct ImpersonationSession: Sendable, Equatable {
     public var endReason: EndReason?
     /// Ended, and the administrator has not been told why yet (SPEC §7).
     public var noticePending: Bool
+    /// The id hash of the sign-in session that started it (SPEC §7: it belongs to that
+    /// sign-in; the same administrator's other sign-ins browse as themselves). Nil on rows
+    /// from before schema version 5: those belong to every sign-in of the administrator.
+    public var signInSession: String?
 
     public init(
         id: String, actorID: String, targetID: String, reason: String, mode: ImpersonationMode,
-        startedAt: Date, expiresAt: Date, endedAt: Date? = nil, endReason: EndReason? = nil, noticePending: Bool = false
+        startedAt: Date, expiresAt: Date, endedAt: Date? = nil, endReason: EndReason? = nil, noticePending: Bool = false,
+        signInSession: String? = nil
     ) {
         self.id = id
         self.actorID = actorID
@@ -153,7 +158,15 @@ public struct ImpersonationSession: Sendable, Equatable {
         self.endedAt = endedAt
         self.endReason = endReason
         self.noticePending = noticePending
+        self.signInSession = signInSession
     }
 
     public var isOpen: Bool { endedAt == nil }
+
+    /// Whether the sign-in session with this id hash acts through it (nil: an API token,
+    /// which never does).
+    public func belongs(toSignIn idHash: String?) -> Bool {
+        guard let idHash else { return false }
+        return signInSession == nil || signInSession == idHash
+    }
 }

@@ -1,11 +1,14 @@
+import ActAsCore
 import ActAsHTTP
+import ActAsStore
 import Foundation
 import Synchronization
 
 /// Cookies the application sets during an impersonation session, kept on the proxy (SPEC §7):
-/// they never reach the administrator's browser, are sent only within that session, and
-/// vanish with it. The administrator's own cookies for the app stay in their browser,
-/// withheld while impersonating and untouched after.
+/// the application is sent these and only these within that session, and they vanish with it.
+/// Those set without `HttpOnly` also reach the browser, so the app's scripts can read them;
+/// the jar remembers the administrator's own values of those names to put them back at the
+/// end (see CookiePassThrough).
 final class CookieJar: Sendable {
     struct Cookie: Sendable {
         var name: String
@@ -14,13 +17,26 @@ final class CookieJar: Sendable {
         var expires: Date?
     }
 
+    /// What the browser holds because of this session, and what it held before.
+    struct BrowserSide: Sendable {
+        /// Cookies let through to the browser: the last `Set-Cookie` of each.
+        var passed: [CookiePassThrough.Key: SetCookieLine] = [:]
+        /// The administrator's own values, as their browser sent them before the app's value of
+        /// that name was let through (the first seen wins).
+        var own: [String: String] = [:]
+
+        var passedNames: Set<String> { Set(passed.keys.map(\.name)) }
+    }
+
     private let cookies = Mutex<[Cookie]>([])
+    private let browser = Mutex(BrowserSide())
     /// An application setting more than this many cookies in one session loses the oldest.
     static let maxCookies = 200
 
     /// What became of a `Set-Cookie`.
     enum Outcome: Equatable {
-        case stored
+        /// Kept in the jar; `passToBrowser`: the browser gets the line too, as the app wrote it.
+        case stored(passToBrowser: Bool)
         /// The name is one the proxy owns (SPEC §7: never accepted from the upstream).
         case refusedProxyOwned
         /// Nameless, or a name that is not an RFC 6265 token: a browser would keep it under
@@ -31,41 +47,50 @@ final class CookieJar: Sendable {
     /// Applies one `Set-Cookie` value (RFC 6265 §5.2, the parts a single-host jar needs).
     @discardableResult
     func store(_ setCookie: String, requestPath: String, now: Date) -> Outcome {
-        let parts = setCookie.split(separator: ";", omittingEmptySubsequences: false)
-        let nameBytes = SetCookieName.name(setCookie.utf8)
-        if SetCookieName.isProxyOwnedName(nameBytes) { return .refusedProxyOwned }
-        guard SetCookieName.isToken(nameBytes), let first = parts.first, let eq = first.firstIndex(of: "=") else { return .refusedInvalidName }
-        let name = String(decoding: nameBytes, as: UTF8.self)
-        let value = first[first.index(after: eq)...].trimmingCharacters(in: CharacterSet(charactersIn: " \t"))
-        // A value with separators a Cookie header cannot carry would split into other cookies there.
-        guard !value.utf8.contains(where: { $0 == UInt8(ascii: ";") || $0 < 0x20 || $0 == 0x7F }) else { return .refusedInvalidName }
-        var path = Self.defaultPath(requestPath)
-        var expires: Date?
-        var maxAgeSeen = false
-        for attribute in parts.dropFirst() {
-            let pair = attribute.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-            switch (pair.first ?? "").lowercased() {  // "a=1;;" has empty attributes: no pair[0]
-            case "path" where pair.count == 2 && pair[1].hasPrefix("/"):
-                path = pair[1]
-            case "max-age" where pair.count == 2:
-                if let seconds = Int(pair[1]) {
-                    expires = now.addingTimeInterval(TimeInterval(seconds))
-                    maxAgeSeen = true
-                }
-            case "expires" where pair.count == 2 && !maxAgeSeen:
-                expires = Self.httpDate(pair[1])
-            default:
-                break
-            }
+        let line: SetCookieLine
+        switch SetCookieLine.parse(setCookie, requestPath: requestPath, now: now) {
+        case .success(let parsed): line = parsed
+        case .failure(.proxyOwned): return .refusedProxyOwned
+        case .failure(.invalid): return .refusedInvalidName
         }
-        let cookie = Cookie(name: name, value: value, path: path, expires: expires)
+        let cookie = Cookie(name: line.name, value: line.value, path: line.path, expires: line.expires)
         cookies.withLock { cookies in
-            cookies.removeAll { $0.name == name && $0.path == path }
-            if let expires, expires <= now { return }  // a deletion
+            cookies.removeAll { $0.name == cookie.name && $0.path == cookie.path }
+            if line.isDeletion(now: now) { return }
             cookies.append(cookie)
             if cookies.count > Self.maxCookies { cookies.removeFirst(cookies.count - Self.maxCookies) }
         }
-        return .stored
+        let key = CookiePassThrough.Key(name: line.name, path: line.path, domain: line.domain)
+        let passes = browser.withLock { side in
+            guard CookiePassThrough.passes(line, browserHoldsAppValue: side.passed[key] != nil, now: now) else { return false }
+            if side.passed[key] != nil || side.passed.count < Self.maxCookies { side.passed[key] = line }
+            return side.passed[key] != nil
+        }
+        return .stored(passToBrowser: passes)
+    }
+
+    /// Notes the administrator's own values from the Cookie fields of a request made while
+    /// impersonating: a name the app has not yet put into the browser is still theirs.
+    func noteBrowserCookies(_ pairs: [(name: String, value: String)]) {
+        guard !pairs.isEmpty else { return }
+        browser.withLock { side in
+            let passed = side.passedNames
+            for (name, value) in pairs where !name.isEmpty && side.own[name] == nil && !passed.contains(name) {
+                guard side.own.count < Self.maxCookies, !SetCookieName.isProxyOwnedName(Array(name.utf8)) else { continue }
+                side.own[name] = value
+            }
+        }
+    }
+
+    var browserSide: BrowserSide { browser.withLock { $0 } }
+
+    /// The `Set-Cookie` values that undo what this session put into the browser.
+    func restoration(now: Date) -> [String] {
+        let side = browserSide
+        return side.passed.sorted { ($0.key.name, $0.key.path) < ($1.key.name, $1.key.path) }.map { key, last in
+            let own = side.own[key.name].flatMap { CookiePassThrough.isRestorable($0) ? $0 : nil }
+            return CookiePassThrough.restoration(of: key, last: last, own: own, now: now)
+        }
     }
 
     /// `name=value; …` for a request to `path`, longest paths first (RFC 6265 §5.4); nil if none.
@@ -100,21 +125,82 @@ final class CookieJar: Sendable {
     }
 }
 
-/// One jar per impersonation session, shared by all event loops.
+/// One jar per impersonation session, shared by all event loops, each filed under the
+/// sign-in session that acts through it: after the session ends, that browser's next
+/// response carries the restoration (see `takeRestoration`), then the jar is gone.
 final class CookieJars: Sendable {
-    private let jars = Mutex<[String: CookieJar]>([:])
+    struct Entry: Sendable {
+        var jar: CookieJar
+        /// The sign-in session's id hash (nil: a session from before schema version 5).
+        var signIn: String?
+    }
 
-    func jar(for sessionID: String) -> CookieJar {
+    private let jars = Mutex<[String: Entry]>([:])
+    /// How many jars exist: the request path skips the lock while there are none.
+    private let count = Atomic<Int>(0)
+
+    func jar(for session: ImpersonationSession, live: LiveState) -> CookieJar {
         jars.withLock { jars in
-            if let jar = jars[sessionID] { return jar }
+            if let entry = jars[session.id] { return entry.jar }
+            Self.dropUndeliverable(&jars, live: live, now: Date())
             let jar = CookieJar()
-            jars[sessionID] = jar
+            jars[session.id] = Entry(jar: jar, signIn: session.signInSession)
+            count.store(jars.count, ordering: .releasing)
             return jar
         }
     }
 
-    /// Drops the jars of sessions that are no longer open.
-    func retain(only open: Set<String>) {
-        jars.withLock { jars in jars = jars.filter { open.contains($0.key) } }
+    /// Ended sessions of the sign-in `signIn` whose cookies are still in that browser.
+    private func ended(signIn: String, live: LiveState) -> [(id: String, jar: CookieJar)] {
+        guard count.load(ordering: .acquiring) > 0 else { return [] }
+        let mine = jars.withLock { jars in jars.filter { $0.value.signIn == signIn }.map { (id: $0.key, jar: $0.value.jar) } }
+        guard !mine.isEmpty else { return [] }
+        return live.read { tables in mine.filter { tables.impersonations[$0.id] == nil } }
+    }
+
+    /// For a request of the sign-in `signIn` that is not impersonating: the Cookie header to
+    /// forward instead of the browser's while it may still hold the app's values from an
+    /// ended session (`.some(nil)`: none at all); nil when nothing needs replacing.
+    func administratorCookies(signIn: String, fields: @autoclosure () -> [(String, String)], live: LiveState) -> String?? {
+        let ended = ended(signIn: signIn, live: live)
+        guard !ended.isEmpty else { return nil }
+        var passed: Set<String> = []
+        var own: [String: String] = [:]
+        for (_, jar) in ended {
+            let side = jar.browserSide
+            passed.formUnion(side.passedNames)
+            own.merge(side.own) { first, _ in first }
+        }
+        guard !passed.isEmpty else { return nil }
+        return .some(CookiePassThrough.administratorCookies(CookiePassThrough.browserCookies(fields()), passedNames: passed, own: own))
+    }
+
+    /// `Set-Cookie: …` lines that put back the administrator's own cookies after the sign-in's
+    /// impersonation ended (nil when there is nothing to undo). Taken once: the jar is dropped.
+    func takeRestoration(signIn: String?, live: LiveState, now: Date = Date()) -> String? {
+        guard let signIn else { return nil }
+        let ended = ended(signIn: signIn, live: live)
+        guard !ended.isEmpty else { return nil }
+        let taken = jars.withLock { jars in
+            let taken = ended.filter { jars.removeValue(forKey: $0.id) != nil }
+            count.store(jars.count, ordering: .releasing)
+            return taken
+        }
+        let lines = taken.flatMap { $0.jar.restoration(now: now) }
+        return lines.isEmpty ? nil : lines.map { "Set-Cookie: \($0)\r\n" }.joined()
+    }
+
+    /// Jars nobody can be given back any more: the session ended and either nothing went to
+    /// the browser or the sign-in is gone (so is the browser's session cookie).
+    private static func dropUndeliverable(_ jars: inout [String: Entry], live: LiveState, now: Date) {
+        guard !jars.isEmpty else { return }
+        let gone: [String] = live.read { tables in
+            jars.compactMap { id, entry in
+                guard tables.impersonations[id] == nil else { return nil }
+                let signedIn = entry.signIn.flatMap { tables.sessions[$0] }.map { $0.expiresAt > now } ?? false
+                return signedIn && !entry.jar.browserSide.passed.isEmpty ? nil : id
+            }
+        }
+        for id in gone { jars[id] = nil }
     }
 }

@@ -122,6 +122,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     /// was requested for.
     private var responseCookieJar: CookieJar?
     private var responseCookiePath = "/"
+    /// The sign-in session (id hash) of the current request: its browser is due the
+    /// restoration of its own app cookies once an impersonation of it ended (CookieJars).
+    private var exchangeSignIn: String?
     /// The session whose in-flight count this exchange holds (see SessionActivity).
     private var countedSessionID: String?
 
@@ -421,6 +424,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         responseBytesSent = false
         exchangeImpersonationID = nil
         responseCookieJar = nil
+        exchangeSignIn = nil
         bannerInfo = nil
         // Made only when it will be written; applyImpersonationRules makes one otherwise.
         exchangeLog = settings.logAllRequests ? ExchangeLog(method: head.methodString) : nil
@@ -474,6 +478,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             return
         }
         exchangeLog?.fields.user = identity?.memo.forwarded.user.username
+        exchangeSignIn = identity?.memo.principal.session?.idHash
         if target.isConsole {
             exchangeLog?.fields.user = identity?.memo.principal.user.username  // the console never acts as the target
             startConsole(head, target: target, identity: identity)
@@ -496,6 +501,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         }
         if let identified = identity, identified.memo.impersonating, let session = identified.memo.principal.impersonation {
             guard applyImpersonationRules(head, target: target, session: session, principal: identified.memo.principal, facts: &facts) else { return }
+        } else if let signIn = exchangeSignIn,
+                  let cookies = loop.identity.cookieJars.administratorCookies(signIn: signIn, fields: head.block.pairs, live: loop.identity.live) {
+            facts.impersonationCookies = cookies ?? ""  // SPEC §7: not the app's values from an ended session
         }
         facts.identity = identity?.memo.forwarded.lines
         facts.filterCookies = credentials.hasActAsCookies
@@ -677,7 +685,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             deny(refusal, head: head, path: pathString, session: session, principal: principal)
             return false
         }
-        let jar = loop.identity.cookieJars.jar(for: session.id)
+        let jar = loop.identity.cookieJars.jar(for: session, live: loop.identity.live)
+        jar.noteBrowserCookies(CookiePassThrough.browserCookies(head.block.pairs))
         facts.impersonationCookies = jar.header(for: pathString, now: Date()) ?? ""
         facts.narrowAcceptEncoding = true
         if Self.isPageLoad(head), let targetUser = principal.target {
@@ -865,6 +874,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             pendingOut.writeString(value)
             pendingOut.writeStaticString("\r\n")
         }
+        if let restored = loop.identity.cookieJars.takeRestoration(signIn: exchangeSignIn, live: loop.identity.live) { pendingOut.writeString(restored) }
         pendingOut.writeStaticString("Content-Length: ")
         HeaderRewriter.writeDecimal(Int64(response.body.count), into: &pendingOut)
         pendingOut.writeStaticString("\r\nX-Request-Id: ")
@@ -1277,6 +1287,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             close: closeAfterResponse, http10KeepAlive: clientIsHTTP10 && !closeAfterResponse,
             hstsLine: settings.hstsLine, passContentLength: passContentLength && pageRewriter == nil, upgrade: false,
             cookieJar: responseCookieJar, cookiePath: responseCookiePath)
+        facts.restoredCookies = loop.identity.cookieJars.takeRestoration(signIn: exchangeSignIn, live: loop.identity.live)
         facts.rewritten = pageRewriter != nil
         facts.nosniff = exchangeImpersonationID != nil
         facts.upstreamAddress = settings.upstreamAddress
@@ -1578,7 +1589,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         let mustClose = close || !clientKeepAlive || loop.draining || !(requestSent || requestBodyIsEmpty)
         var response = ErrorResponse.make(
             status: status, code: code, message: message, requestID: requestID, html: requestWantsHTML,
-            close: mustClose, hstsLine: settings.hstsLine, extraHeaders: extraHeaders, extraJSON: extraJSON, allocator: context.channel.allocator)
+            close: mustClose, hstsLine: settings.hstsLine,
+            extraHeaders: extraHeaders + (loop.identity.cookieJars.takeRestoration(signIn: exchangeSignIn, live: loop.identity.live) ?? ""),
+            extraJSON: extraJSON, allocator: context.channel.allocator)
         pendingOut.writeBuffer(&response)
         responseStarted = true
         closeAfterResponse = mustClose

@@ -244,6 +244,9 @@ enum HeaderRewriter {
         /// While impersonating: `Set-Cookie` goes into the session's jar, not to the browser.
         var cookieJar: CookieJar? = nil
         var cookiePath = "/"
+        /// `Set-Cookie` lines putting back the administrator's own cookies after an
+        /// impersonation (CookieJars.takeRestoration); written before the upstream's own.
+        var restoredCookies: String? = nil
         /// The body is rewritten (the banner): validators and ranges no longer describe it, it
         /// leaves uncompressed, and it carries a CSRF token, so it must not be cached.
         var rewritten = false
@@ -274,6 +277,7 @@ enum HeaderRewriter {
             writeStatus(head.status, into: &out)
             out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[head.reasonRange]))
             out.writeStaticString("\r\n")
+            if let restored = facts.restoredCookies { out.writeString(restored) }
             for field in block.fields {
                 switch field.known {
                 case .contentLength:
@@ -296,8 +300,9 @@ enum HeaderRewriter {
                             notes.refusedCookies.append(String(decoding: SetCookieName.name(value).prefix(64), as: UTF8.self))
                             continue
                         }
-                        if let jar = facts.cookieJar {
-                            jar.store(String(decoding: value, as: UTF8.self), requestPath: facts.cookiePath, now: Date())
+                        // While impersonating: into the jar; those scripts may read go to the browser too.
+                        if let jar = facts.cookieJar,
+                           jar.store(String(decoding: value, as: UTF8.self), requestPath: facts.cookiePath, now: Date()) != .stored(passToBrowser: true) {
                             continue
                         }
                     }

@@ -45,8 +45,21 @@ public final class LiveState: Sendable {
             return true
         }
 
+        /// The administrator's open session, whichever sign-in started it (one per
+        /// administrator: `chaining`).
         public func openImpersonation(actorID: String) -> ImpersonationSession? {
             openImpersonationByActor[actorID].flatMap { impersonations[$0] }
+        }
+
+        /// The open session the sign-in `signIn` (a session id hash; nil for API tokens) acts
+        /// through: SPEC §7, an impersonation belongs to the sign-in that started it.
+        public func openImpersonation(actorID: String, signIn: String?) -> ImpersonationSession? {
+            openImpersonation(actorID: actorID).flatMap { $0.belongs(toSignIn: signIn) ? $0 : nil }
+        }
+
+        /// The pending end notice meant for the sign-in `signIn` (the one that was acting).
+        public func pendingNotice(actorID: String, signIn: String?) -> ImpersonationSession? {
+            pendingNotices[actorID].flatMap { $0.belongs(toSignIn: signIn) ? $0 : nil }
         }
 
         public func user(username: String) -> User? {
@@ -112,12 +125,12 @@ public final class LiveState: Sendable {
             guard let session = tables.sessions[sessionHash], session.expiresAt > now,
                   let user = tables.users[session.userID], user.status.maySignIn else { return nil }
             var principal = Principal(user: user, session: session)
-            if let impersonation = tables.openImpersonation(actorID: user.id) {
+            if let impersonation = tables.openImpersonation(actorID: user.id, signIn: sessionHash) {
                 principal.impersonation = impersonation
                 principal.target = tables.users[impersonation.targetID]
                 principal.targetConsent = tables.consents[impersonation.targetID]
             }
-            principal.pendingNotice = tables.pendingNotices[user.id]
+            principal.pendingNotice = tables.pendingNotice(actorID: user.id, signIn: sessionHash)
             return principal
         }
     }
@@ -187,12 +200,14 @@ public final class LiveState: Sendable {
     }
 
     /// A nil `session` is a sign-out (or an expiry): it takes the administrator straight back,
-    /// so a notice still pending about an ended impersonation is dropped (SPEC §7).
+    /// so a notice still pending about an impersonation of that sign-in is dropped (SPEC §7;
+    /// another sign-in's notice stays).
     public func apply(sessionHash: String, session: SignInSession?, now: Date = Date()) {
         let dropped: ImpersonationSession? = mutate { tables in
             let previous = tables.sessions[sessionHash]
             tables.sessions[sessionHash] = session
-            guard session == nil, let userID = previous?.userID else { return nil }
+            guard session == nil, let userID = previous?.userID,
+                  tables.pendingNotice(actorID: userID, signIn: sessionHash) != nil else { return nil }
             return tables.dropNotice(actorID: userID, at: now)
         }
         if let dropped { droppedNotices.withLock { _ = $0.insert(dropped.id) } }
@@ -281,10 +296,14 @@ public final class LiveState: Sendable {
     }
 
     /// Exit, sign-out or a new session: the administrator goes straight on, so a notice still
-    /// pending about an earlier session is dropped. Returns the session it was about.
+    /// pending about an earlier session is dropped — only the notice meant for `signIn` when
+    /// one is given. Returns the session it was about.
     @discardableResult
-    public func dropNotice(actorID: String, at now: Date = Date()) -> ImpersonationSession? {
-        let dropped = mutate { $0.dropNotice(actorID: actorID, at: now) }
+    public func dropNotice(actorID: String, signIn: String? = nil, at now: Date = Date()) -> ImpersonationSession? {
+        let dropped = mutate { tables -> ImpersonationSession? in
+            if let signIn, tables.pendingNotice(actorID: actorID, signIn: signIn) == nil { return nil }
+            return tables.dropNotice(actorID: actorID, at: now)
+        }
         if let dropped { droppedNotices.withLock { _ = $0.insert(dropped.id) } }
         return dropped
     }
@@ -314,6 +333,17 @@ public final class LiveState: Sendable {
 
     public var openImpersonations: [ImpersonationSession] {
         tables.withLock { Array($0.impersonations.values) }
+    }
+
+    /// Open sessions whose sign-in session is gone (signed out elsewhere, expired, deleted):
+    /// nobody can act through them any more (SPEC §7: they belong to that sign-in).
+    public func orphanedImpersonations(now: Date) -> [ImpersonationSession] {
+        tables.withLock { tables in
+            tables.impersonations.values.filter { session in
+                guard let hash = session.signInSession else { return false }
+                return (tables.sessions[hash]?.expiresAt).map { $0 <= now } ?? true
+            }
+        }
     }
 
     /// Drops sessions past their expiry (memory hygiene; resolution checks expiry anyway).

@@ -250,6 +250,11 @@ public final class SQLiteStore: Store {
                 last_seen REAL NOT NULL)
             """,
         ]),
+        (5, [
+            // SPEC §7: an impersonation belongs to the sign-in session that started it (the
+            // session's id hash; NULL on older rows: every sign-in of the administrator).
+            "ALTER TABLE impersonations ADD COLUMN sign_in_session TEXT",
+        ]),
         (6, [
             // The request log's signed checkpoints (SPEC §10.6), per writing instance.
             """
@@ -554,8 +559,8 @@ public final class SQLiteStore: Store {
             let open = try await tx.run("SELECT id FROM impersonations WHERE actor_id = ? AND ended_at IS NULL", [.text(session.actorID)])
             guard open.isEmpty else { return false }
             try await tx.run("""
-                INSERT INTO impersonations (id, actor_id, target_id, reason, mode, started_at, expires_at, ended_at, end_reason)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO impersonations (id, actor_id, target_id, reason, mode, started_at, expires_at, ended_at, end_reason, sign_in_session)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, Self.binds(session))
             try await tx.changed(.impersonation, session.id)
             return true
@@ -622,7 +627,8 @@ public final class SQLiteStore: Store {
             var binds = Self.binds(session)
             binds.append(binds.removeFirst())
             try await tx.run("""
-                UPDATE impersonations SET actor_id = ?, target_id = ?, reason = ?, mode = ?, started_at = ?, expires_at = ?, ended_at = ?, end_reason = ?
+                UPDATE impersonations SET actor_id = ?, target_id = ?, reason = ?, mode = ?, started_at = ?, expires_at = ?, ended_at = ?, end_reason = ?,
+                    sign_in_session = ?
                 WHERE id = ?
                 """, binds)
             try await tx.changed(.impersonation, session.id)
@@ -714,7 +720,8 @@ public final class SQLiteStore: Store {
             expiresAt: readDate(row, "expires_at") ?? Date(timeIntervalSince1970: 0),
             endedAt: readDate(row, "ended_at"),
             endReason: row.column("end_reason")?.string.flatMap(EndReason.init(rawValue:)),
-            noticePending: (row.column("notice_pending")?.integer ?? 0) != 0)
+            noticePending: (row.column("notice_pending")?.integer ?? 0) != 0,
+            signInSession: row.column("sign_in_session")?.string)
     }
 
     static func binds(_ session: ImpersonationSession) -> [SQLiteData] {
@@ -722,6 +729,7 @@ public final class SQLiteStore: Store {
             .text(session.id), .text(session.actorID), .text(session.targetID), .text(session.reason), .text(session.mode.rawValue),
             .float(session.startedAt.timeIntervalSince1970), .float(session.expiresAt.timeIntervalSince1970),
             date(session.endedAt), session.endReason.map { .text($0.rawValue) } ?? .null,
+            session.signInSession.map { .text($0) } ?? .null,
         ]
     }
 }

@@ -106,8 +106,8 @@ struct CookieJarTests {
         for invalid in ["bad name=1", "a\"b=1", "=nameless", "noequals", "a(b)=2", "a\u{1}b=3", "ok=a\u{1}b"] {
             #expect(jar.store(invalid, requestPath: "/", now: now) == .refusedInvalidName, "\(invalid)")
         }
-        #expect(jar.store("keep=1; Path=/", requestPath: "/", now: now) == .stored)
-        #expect(jar.store("XSRF-TOKEN=abc", requestPath: "/", now: now) == .stored)
+        #expect(jar.store("keep=1; Path=/; HttpOnly", requestPath: "/", now: now) == .stored(passToBrowser: false))
+        #expect(jar.store("XSRF-TOKEN=abc", requestPath: "/", now: now) == .stored(passToBrowser: true))
         #expect(jar.header(for: "/", now: now) == "keep=1; XSRF-TOKEN=abc")
     }
 }

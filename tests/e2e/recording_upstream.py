@@ -100,6 +100,39 @@ def response(status, body=b"", headers=(), reason="OK"):
     return head.encode() + b"\r\n" + body
 
 
+def csrf_app(method, path, headers):
+    """Django's CSRF pattern (issue 15): `GET /csrf-app` sets a script-readable `csrftoken` and
+    an `HttpOnly` `sessionid` when the request has none, and its page's script reads the token
+    from `document.cookie` and POSTs it as `X-CSRFToken` to `/csrf-app/post`, which answers 200
+    only when header and cookie agree (403 otherwise, as Django does)."""
+    import secrets
+    cookies = {}
+    for part in (header(headers, "cookie") or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        cookies.setdefault(name, value)
+    user = header(headers, "x-forwarded-user") or ""
+    if path == "/csrf-app/post":
+        sent = header(headers, "x-csrftoken") or ""
+        ok = method == "POST" and bool(sent) and sent == cookies.get("csrftoken")
+        body = json.dumps({"ok": ok, "user": user, "header": sent, "cookie": cookies.get("csrftoken")}).encode()
+        return response(200 if ok else 403, body, [("Content-Type", "application/json")], "OK" if ok else "Forbidden")
+    if path == "/csrf-app/logout":  # as Django's logout deletes its session cookie: without HttpOnly
+        return response(200, b"logged out\n", [("Set-Cookie", 'sessionid=""; expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/; SameSite=Lax')])
+    set_cookies = []
+    if "csrftoken" not in cookies:
+        set_cookies.append(("Set-Cookie", f"csrftoken={secrets.token_hex(16)}; Max-Age=31449600; Path=/; SameSite=Lax"))
+    if "sessionid" not in cookies:
+        set_cookies.append(("Set-Cookie", f"sessionid={user}-{secrets.token_hex(8)}; HttpOnly; Path=/; SameSite=Lax"))
+    page = ("<!doctype html><html><head><title>csrf app</title></head><body>"
+            f"<p id=\"user\">{user}</p><p id=\"result\">pending</p><script>"
+            "function cookie(n){var m=document.cookie.split('; ').find(function(c){return c.indexOf(n+'=')===0;});"
+            "return m?m.slice(n.length+1):null;}"
+            "window.csrfResult=fetch('/csrf-app/post',{method:'POST',headers:{'X-CSRFToken':cookie('csrftoken')||'',"
+            "'Content-Type':'application/json'},body:'{}'}).then(function(r){document.getElementById('result').textContent=r.status;"
+            "return r.status;});</script></body></html>").encode()
+    return response(200, page, [("Content-Type", "text/html; charset=utf-8"), *set_cookies])
+
+
 CRAFTED_PAGE = b"<!doctype html><html><head><title>crafted</title></head><body><p id=\"app-content\">target data</p></body></html>"
 
 
@@ -305,6 +338,8 @@ async def handle(reader, writer, recorder):
             elif path == "/set-cookie":
                 cookie = f"{query.get('name', 'app')}={query.get('value', '1')}; Path={query.get('path', '/')}; HttpOnly"
                 writer.write(response(200, b"cookie set\n", [("Set-Cookie", cookie), ("Set-Cookie", "second=2; Path=/")]))
+            elif path.startswith("/csrf-app"):
+                writer.write(csrf_app(method, path, headers))
             elif path == "/request-id":
                 writer.write(response(200, b"id\n", [("X-Request-Id", "upstream-chosen")]))
             elif path == "/hsts":
