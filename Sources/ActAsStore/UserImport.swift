@@ -224,46 +224,7 @@ public enum UserImport {
     /// RFC 3339 (with or without fractional seconds) or a plain date (midnight UTC). The
     /// calendar date must exist as written: `2026-02-30` is refused, not rolled over.
     public static func parseDate(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        var date: Date?
-        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
-            formatter.formatOptions = options
-            if let parsed = formatter.date(from: text) {
-                date = parsed
-                break
-            }
-        }
-        if date == nil, text.utf8.count == 10 {
-            formatter.formatOptions = [.withFullDate]
-            formatter.timeZone = TimeZone(identifier: "UTC")
-            date = formatter.date(from: text)
-        }
-        guard let date, fieldsExist(text) else { return nil }
-        return date
-    }
-
-    /// The year-month-day and hour:minute:second written in `text` are real ones.
-    static func fieldsExist(_ text: String) -> Bool {
-        let digits = Array(text.utf8)
-        func number(_ range: Range<Int>) -> Int? {
-            guard range.upperBound <= digits.count else { return nil }
-            var value = 0
-            for byte in digits[range] {
-                guard byte >= 0x30, byte <= 0x39 else { return nil }
-                value = value * 10 + Int(byte - 0x30)
-            }
-            return value
-        }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), (1...12).contains(month) else { return false }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        guard let days = calendar.range(of: .day, in: .month, for: calendar.date(from: DateComponents(year: year, month: month, day: 1))!),
-              days.contains(day) else { return false }
-        if digits.count > 10 {
-            guard let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-                  hour < 24, minute < 60, second < 60 else { return false }
-        }
-        return true
+        RFC3339.date(from: text)
     }
 }
 
