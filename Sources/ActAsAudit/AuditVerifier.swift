@@ -7,6 +7,8 @@ struct InspectedLine {
     var hash: AuditHash
     /// Whether `hash` equals SHA-256(prev + "\n" + L) of this line's bytes.
     var hashMatches: Bool
+    /// Set for a `"type":"checkpoint"` record (SPEC §10.6).
+    var checkpoint: LoggedCheckpoint? = nil
 }
 
 struct LineDefect: Error, CustomStringConvertible {
@@ -52,7 +54,11 @@ enum AuditLineInspector {
             return .failure(LineDefect(description: "hash is not written as ,\"hash\":\"<64 lower-case hex>\"}", seq: seq))
         }
         let computed = chainHash(prev: prev, lineWithoutHashMember: UnsafeBufferPointer(rebasing: line[0..<(line.count - suffixLength)]))
-        return .success(InspectedLine(seq: seq, prev: prev, hash: hash, hashMatches: computed == hash))
+        var inspected = InspectedLine(seq: seq, prev: prev, hash: hash, hashMatches: computed == hash)
+        if members.contains(where: { $0.key == "type" && $0.value == .string(LoggedCheckpoint.recordType) }) {
+            inspected.checkpoint = LoggedCheckpoint(seq: seq, members: members)
+        }
+        return .success(inspected)
     }
 
     /// SHA-256(prev + "\n" + body + "}") without copying the line.
@@ -116,6 +122,19 @@ public enum AuditVerification: Sendable, Equatable {
 /// starting from 64 zeros at seq 1. Reads the raw bytes; nothing is re-serialised.
 public enum AuditVerifier {
     public static func verify(files: [String]) -> AuditVerification {
+        verifyChain(files: files) { _ in }
+    }
+
+    /// The chain, and every checkpoint record in it (AuditCheckpointCheck.swift): its `head`
+    /// against the hash of the record it covers and, given `signatures`, its signature.
+    public static func verify(files: [String], signatures: CheckpointSignatureCheck?) -> AuditVerificationReport {
+        var checker = CheckpointChecker(signatures: signatures)
+        let chain = verifyChain(files: files) { inspected in checker.observe(inspected) }
+        return AuditVerificationReport(chain: chain, checkpoints: checker.checkpoints, problems: checker.problems,
+                                       signaturesChecked: signatures != nil)
+    }
+
+    private static func verifyChain(files: [String], observe: (InspectedLine) -> Void) -> AuditVerification {
         guard !files.isEmpty else { return .broken(seq: 1, file: "-", line: 0, why: "no files given") }
         var records = 0
         var last: (seq: UInt64, hash: AuditHash)?
@@ -178,6 +197,7 @@ public enum AuditVerifier {
                 }
                 last = (inspected.seq, inspected.hash)
                 records += 1
+                observe(inspected)
                 return true
             }
             if let failure { return failure }

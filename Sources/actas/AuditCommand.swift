@@ -27,48 +27,6 @@ struct AuditCommand: ParsableCommand {
         subcommands: [Tail.self, Verify.self, Export.self]
     )
 
-    // MARK: verify
-
-    struct Verify: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Verify the hash chain of the request log and name the first broken record.",
-            discussion: """
-                Give the files in chain order: the rotated files oldest first, then the current \
-                one (`actas audit verify logs/audit.jsonl.* logs/audit.jsonl`). Without FILE, the \
-                configured audit.file and its rotated files are verified. Prints `ok: N records, \
-                last seq S` (exit 0) or `broken at seq S (FILE:LINE): why` (exit 1). When the first \
-                record given is not seq 1 (older files left out), its prev is taken on trust and a \
-                note on stderr says so. Exit 2 when a file cannot be read.
-                """
-        )
-
-        @OptionGroup var options: ConfigOption
-        @Argument(help: ArgumentHelp("Log files, oldest first (default: the configured log and its rotated files).", valueName: "file"))
-        var files: [String] = []
-
-        func run() throws {
-            var files = self.files
-            if files.isEmpty {
-                let path = try AuditLogLocation.path(file: nil, options: options, command: "verify")
-                files = AuditFiles.chainOrder(for: path)
-                if files.isEmpty {
-                    Diagnostics.error("actas audit verify: there is no request log at \(TerminalText.safe(path)) yet")
-                    throw ExitCode(2)
-                }
-            }
-            for file in files {
-                if let problem = AuditLogLocation.unreadable(file) {
-                    Diagnostics.error("actas audit verify: \(TerminalText.safe(file)): \(problem)")
-                    throw ExitCode(2)
-                }
-            }
-            let result = AuditVerifier.verify(files: files)
-            print(TerminalText.safe(result.summary))
-            if let note = result.note { Diagnostics.info(TerminalText.safe(note)) }
-            if !result.isOK { throw ExitCode(1) }
-        }
-    }
-
     // MARK: tail
 
     struct Tail: ParsableCommand {
@@ -323,9 +281,9 @@ struct AuditFilterOptions: ParsableArguments {
 
 enum AuditLogLocation {
     /// `--file`, else `audit.file` from the configuration.
-    static func path(file: String?, options: ConfigOption, command: String) throws -> String {
+    static func path(file: String?, options: ConfigOption, command: String, loaded: ActAsConfig? = nil) throws -> String {
         if let file { return file }
-        let config = try options.load()
+        let config = try loaded ?? options.load()
         guard let path = config.audit.file else {
             Diagnostics.error("actas audit \(command): audit.file is \"-\" in \(TerminalText.safe(options.path)): records go to the server's standard output, so there is no file to \(command); pass --file")
             throw ExitCode(2)
