@@ -298,6 +298,22 @@ enum Templates {
             </section>
 
             """,
+        "signout": """
+            <section class="card narrow" aria-labelledby="signout-title">
+              <h1 id="signout-title">Sign out</h1>
+              <p>You are signed in as {{user.displayName}} (<code>{{user.username}}</code>).</p>
+              {{#actingAs}}
+              <p class="acting-note" role="note">You are acting as {{actingAs.displayName}} ({{actingAs.username}}). Signing out also ends acting as them.</p>
+              {{/actingAs}}
+              <form method="post" action="/.actas/logout">
+                <input type="hidden" name="csrf_token" value="{{csrf}}">
+                <input type="hidden" name="rd" value="{{rd}}">
+                <button type="submit">Sign out</button>
+              </form>
+              <p class="hint">Applications behind ActAs will ask this browser to sign in again.</p>
+            </section>
+
+            """,
         "message": """
             <section class="card narrow">
               <h1>{{heading}}</h1>
@@ -336,6 +352,7 @@ enum Templates {
         .facts dd { margin: 0; }
         .wide { max-width: 36rem; }
         .acting { border-color: #f0b400; background: #fff8e1; }
+        .acting-note { border: 1px solid #f0b400; background: #fff8e1; border-radius: 6px; padding: .5rem .75rem; }
         .status.ok strong { color: #1a7f37; }
         fieldset { border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1rem; margin: 1rem 0 0; }
         legend { font-weight: 600; padding: 0 .25rem; }

@@ -708,7 +708,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             type: .requestDenied, requestID: requestID.string, clientIP: clientIPString, method: head.methodString, path: path,
             status: refusal.httpStatus, user: principal.target?.username, impersonator: principal.user.username,
             sessionID: session.id, mode: session.mode, reason: refusal.code))
-        sendError(status: refusal.httpStatus, code: refusal.code, message: refusal.sentence, close: false)
+        let page = requestWantsHTML ? ImpersonationRefusalPage(
+            session: session, principal: principal, settings: settings, referer: head.block.first("referer"),
+            host: head.block.first("host"), current: head.method == .get || head.method == .head ? path : nil) : nil
+        sendError(status: refusal.httpStatus, code: refusal.code, message: refusal.sentence, close: false, impersonating: page)
     }
 
     /// SPEC §7: the first request after an announced end is not forwarded. Navigations go to
@@ -1580,7 +1583,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     /// An error answer from the proxy itself, in place of a response.
-    private func sendError(status: Int, code: String, message: String, close: Bool, extraHeaders: String = "", extraJSON: String = "") {
+    private func sendError(status: Int, code: String, message: String, close: Bool, extraHeaders: String = "", extraJSON: String = "",
+                           impersonating: ImpersonationRefusalPage? = nil) {
         responseStatus = status
         if state != .exchange, !inFlight {
             inFlight = true
@@ -1591,7 +1595,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             status: status, code: code, message: message, requestID: requestID, html: requestWantsHTML,
             close: mustClose, hstsLine: settings.hstsLine,
             extraHeaders: extraHeaders + (loop.identity.cookieJars.takeRestoration(signIn: exchangeSignIn, live: loop.identity.live) ?? ""),
-            extraJSON: extraJSON, allocator: context.channel.allocator)
+            extraJSON: extraJSON, impersonating: impersonating,
+            allocator: context.channel.allocator)
         pendingOut.writeBuffer(&response)
         responseStarted = true
         closeAfterResponse = mustClose

@@ -71,22 +71,33 @@ enum ErrorResponse {
     }
 
 
+    /// The page for browsers. While impersonating (SPEC §7) it carries the banner right after
+    /// `<body>`, as the application's pages do, and a link back, so a refusal is no dead end.
+    static func page(status: Int, message: String, requestID: String?, impersonating: ImpersonationRefusalPage?) -> String {
+        let banner = impersonating.map { Banner.html($0.banner) } ?? ""
+        let back = impersonating.map {
+            "<p><a href=\"\(ActAsConsole.htmlEscaped($0.back))\" data-actas-back=\"\">Go back</a></p>"
+        } ?? ""
+        return """
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(status) \(reasonPhrase(status))</title>
+            <style>body{font:16px/1.5 system-ui,sans-serif;margin:3rem auto;max-width:36rem;padding:0 1rem;color:#1f2328}code{background:#f3f4f6;padding:.1rem .3rem;border-radius:4px}</style></head>
+            <body>\(banner)<h1>\(status) \(reasonPhrase(status))</h1><p>\(ActAsConsole.htmlEscaped(message))</p>\(back)\(requestID.map { "<p>Request id: <code>\($0)</code></p>" } ?? "")</body></html>
+
+            """
+    }
+
     /// A complete response. `extraHeaders` are full lines ending in CRLF.
     static func make(
         status: Int, code: String, message: String, requestID: RequestID?, html: Bool, close: Bool,
-        hstsLine: [UInt8], extraHeaders: String = "", extraJSON: String = "", allocator: ByteBufferAllocator
+        hstsLine: [UInt8], extraHeaders: String = "", extraJSON: String = "", impersonating: ImpersonationRefusalPage? = nil,
+        allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         let id = requestID?.string
         let body: String
         let contentType: String
         if html {
             contentType = "text/html; charset=utf-8"
-            body = """
-                <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(status) \(reasonPhrase(status))</title>
-                <style>body{font:16px/1.5 system-ui,sans-serif;margin:3rem auto;max-width:36rem;padding:0 1rem;color:#1f2328}code{background:#f3f4f6;padding:.1rem .3rem;border-radius:4px}</style></head>
-                <body><h1>\(status) \(reasonPhrase(status))</h1><p>\(ActAsConsole.htmlEscaped(message))</p>\(id.map { "<p>Request id: <code>\($0)</code></p>" } ?? "")</body></html>
-
-                """
+            body = page(status: status, message: message, requestID: id, impersonating: impersonating)
         } else {
             contentType = "application/json"
             var json = "{\"error\":\"\(jsonEscaped(code))\",\"message\":\"\(jsonEscaped(message))\""

@@ -379,21 +379,16 @@ struct ConsoleTests {
 
     // MARK: logout
 
-    @Test func logoutByGETIsNotAllowed() async throws {
+    /// SPEC §4: `GET /.actas/logout` is a page with the button; it signs nobody out.
+    @Test func logoutByGETShowsThePageAndChangesNothing() async throws {
         try await Harness.with { h in
             let (_, principal) = try await h.signIn("alice", "pw-alice")
             let response = await h.send("GET", "/.actas/logout", principal: principal)
-            #expect(response.status == 405)
-            #expect(response.header("allow") == "POST")
+            #expect(response.status == 200)
             #expect(h.live.principal(sessionHash: try #require(principal.session).idHash, now: now) != nil)
-        }
-    }
-
-    /// SPEC §4: "GET on a state-changing console URL is 405" — also when not signed in.
-    @Test func logoutByGETIsNotAllowedWhenSignedOutEither() async throws {
-        try await Harness.with { h in
-            let response = await h.send("GET", "/.actas/logout")
-            #expect(response.status == 405)
+            let put = await h.send("PUT", "/.actas/logout", principal: principal)
+            #expect(put.status == 405)
+            #expect(put.header("allow") == "GET, HEAD, POST")
         }
     }
 

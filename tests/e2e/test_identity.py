@@ -486,7 +486,8 @@ def test_logout_needs_post_csrf_and_same_origin_then_kills_the_session(fresh):
     proxy, upstream = fresh
     cookie = login(proxy, "alice")
     token = me(proxy, cookie)["csrf_token"]
-    assert proxy.request(request_bytes("GET", "/.actas/logout", [session_header(cookie)])).status == 405
+    # GET is the sign-out page (SPEC §4): it changes nothing.
+    assert proxy.request(request_bytes("GET", "/.actas/logout", [session_header(cookie)])).status == 200
     assert logout(proxy, cookie, None).status == 403
     assert logout(proxy, cookie, "wrong").status == 403
     assert logout(proxy, cookie, token, origin="https://evil.example").status == 403
