@@ -58,15 +58,17 @@ enum MultipartParser {
     }
 
     private static func part(headers: String, content: UnsafeBufferPointer<UInt8>, redactor: Redactor) -> Part {
-        var disposition = MediaType("")
+        // Every Content-Disposition counts (FuzzMultipart found that only the last did): an app
+        // may read the first, and split lines at a bare LF or CR too.
+        var dispositions: [MediaType] = []
         var contentType: MediaType?
         var contentTypeText: String?
-        for line in headers.split(separator: "\r\n") {
+        for line in headers.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" || $0 == "\r" }) {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let name = line[..<colon].trimmingBlanks().lowercased()
             let value = String(line[line.index(after: colon)...]).trimmingBlanks()
             if name == "content-disposition" {
-                disposition = MediaType(value)
+                dispositions.append(MediaType(value))
             } else if name == "content-type" {
                 contentType = MediaType(value)
                 contentTypeText = value
@@ -75,9 +77,9 @@ enum MultipartParser {
         // Every way the name can be given (`name`, RFC 2231/8187 `name*` and `name*0…`
         // continuations, repeated parameters) may be what the app reads: any of them naming a
         // secret redacts the part. The extended form, when present, is the name logged.
-        let names = disposition.parameterValues("name")
+        let names = dispositions.flatMap { $0.parameterValues("name") }
         let name = names.first ?? ""
-        let filename = disposition.parameterValues("filename").first
+        let filename = dispositions.lazy.compactMap { $0.parameterValues("filename").first }.first
         let loggedName = redactor.scrubTokens(name)
         if redactor.isSensitiveName(name) || names.contains(where: redactor.containsRedactKey) {
             return Part(name: loggedName, value: .string(Redactor.placeholder))

@@ -34,7 +34,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if let plain, nesting(plain) < JSONParser.defaultMaxDepth - 2 {
         let loggedUnparsed = redacted["unparsed"] == .bool(true) && redacted["reason"] != nil && plain["reason"] == nil
         precondition(!loggedUnparsed, "a valid document was logged unparsed: \(redacted.jsonText)")
-        checkMemberSecrets(plain, document: plain, logged: redacted, context())
+        checkMemberSecrets(plain, logged: redacted, context())
     }
     return 0
 }
@@ -49,34 +49,59 @@ private func nesting(_ value: AuditValue) -> Int {
 
 /// For each member that plainly names a password, every string of its value is a secret the
 /// log must not show (unless the same text occurs elsewhere in the document).
-private func checkMemberSecrets(_ value: AuditValue, document: AuditValue, logged: AuditValue, _ context: @autoclosure () -> String) {
+private func checkMemberSecrets(_ document: AuditValue, logged: AuditValue, _ context: @autoclosure () -> String) {
+    var secretMembers: [(index: Int, value: AuditValue)] = []
+    var counter = 0
+    visitMembers(document, &counter) { index, member in
+        if plainlySecret(member.key) { secretMembers.append((index, member.value)) }
+    }
+    for (index, value) in secretMembers {
+        var secrets: [String] = []
+        allStrings(in: value, into: &secrets)
+        var others: [String] = []
+        var position = 0
+        collectStrings(document, skipping: index, &position, into: &others)
+        for secret in secrets { checkSecretAbsent(secret, from: logged, otherTexts: others, context()) }
+    }
+}
+
+/// Numbers every member of the document in order.
+private func visitMembers(_ value: AuditValue, _ counter: inout Int, _ body: (Int, AuditValue.Member) -> Void) {
     switch value {
     case .array(let elements):
-        for element in elements { checkMemberSecrets(element, document: document, logged: logged, context()) }
+        for element in elements { visitMembers(element, &counter, body) }
     case .object(let members):
         for member in members {
-            if plainlySecret(member.key) {
-                var secrets: [String] = []
-                allStrings(in: member.value, into: &secrets)
-                var others: [String] = [member.key]
-                allStrings(in: removing(member.value, from: document), into: &others)
-                for secret in secrets { checkSecretAbsent(secret, from: logged, otherTexts: others, context()) }
-            } else {
-                checkMemberSecrets(member.value, document: document, logged: logged, context())
-            }
+            body(counter, member)
+            counter += 1
+            visitMembers(member.value, &counter, body)
         }
     default:
         return
     }
 }
 
-/// The document with every occurrence of `target` (a member's value) replaced by null.
-private func removing(_ target: AuditValue, from value: AuditValue) -> AuditValue {
-    if value == target { return .null }
+/// The document's strings, leaving out the value of member number `skipped` (its name stays).
+private func collectStrings(_ value: AuditValue, skipping skipped: Int, _ counter: inout Int, into out: inout [String]) {
     switch value {
-    case .array(let elements): return .array(elements.map { removing(target, from: $0) })
-    case .object(let members): return .object(members.map { .init($0.key, removing(target, from: $0.value)) })
-    default: return value
+    case .string: allStrings(in: value, into: &out)
+    case .array(let elements):
+        for element in elements { collectStrings(element, skipping: skipped, &counter, into: &out) }
+    case .object(let members):
+        for member in members {
+            out.append(member.key)
+            let index = counter
+            counter += 1
+            if index == skipped {
+                var ignored = 0
+                visitMembers(member.value, &ignored) { _, _ in }
+                counter += ignored
+            } else {
+                collectStrings(member.value, skipping: skipped, &counter, into: &out)
+            }
+        }
+    default:
+        return
     }
 }
 
