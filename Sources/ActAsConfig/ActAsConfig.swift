@@ -68,6 +68,10 @@ public struct ActAsConfig: Sendable {
         /// `log_requests = "all"`: a record for every request; `"impersonated"`: only requests
         /// made while impersonating (events are always logged).
         public var logAllRequests: Bool
+        /// SPEC §10.6: a signed checkpoint after this many records, or after `checkpointInterval`
+        /// when records were written since the last one.
+        public var checkpointEvery: Int
+        public var checkpointInterval: ConfigDuration
     }
 
     public struct Demo: Sendable {
@@ -309,7 +313,9 @@ struct ConfigBuilder {
             redactKeys: list("audit.redact_keys").map { $0.lowercased() },
             redactHeaders: list("audit.redact_headers").map { $0.lowercased() },
             maxFileSize: size("audit.max_file_size"),
-            logAllRequests: string("audit.log_requests") == "all"
+            logAllRequests: string("audit.log_requests") == "all",
+            checkpointEvery: int("audit.checkpoint_every"),
+            checkpointInterval: duration("audit.checkpoint_interval")
         )
 
         // other sections: checks that need more than one key

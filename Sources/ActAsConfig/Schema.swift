@@ -117,6 +117,8 @@ public enum ConfigSchema {
         .init(section: "audit", key: "redact_headers", kind: .stringList, defaultValue: .list(["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"])),
         .init(section: "audit", key: "max_file_size", kind: .size((1 << 10)...(1 << 40)), defaultValue: .size(100 << 20)),
         .init(section: "audit", key: "log_requests", kind: .choice(["all", "impersonated"]), defaultValue: .string("all")),
+        .init(section: "audit", key: "checkpoint_every", kind: .int(1...100_000_000), defaultValue: .int(1000)),
+        .init(section: "audit", key: "checkpoint_interval", kind: .duration, defaultValue: .duration(.seconds(60))),
         // [notify]
         .init(section: "notify", key: "webhook_url", kind: .string, defaultValue: .string("")),
         .init(section: "notify", key: "webhook_secret", kind: .string, defaultValue: .string("")),

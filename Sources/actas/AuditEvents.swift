@@ -7,7 +7,7 @@ import Foundation
 
 /// The request log (`[audit]`): one writer thread, records redacted per the configuration.
 enum AuditEvents {
-    static func open(_ config: ActAsConfig, copier: SessionAuditCopier?) throws -> AuditLog {
+    static func open(_ config: ActAsConfig, copier: SessionAuditCopier?, checkpoints: AuditCheckpointSettings? = nil) throws -> AuditLog {
         let redactor = AuditSettings.redactor(config.audit)  // SIGHUP builds it the same way
         let destination: AuditDestination = config.audit.file.map { .file($0) } ?? .standardOutput
         if let path = config.audit.file {
@@ -16,6 +16,7 @@ enum AuditEvents {
         }
         do {
             var configuration = AuditWriterConfiguration(destination: destination, redactor: redactor, maxFileSize: config.audit.maxFileSize)
+            configuration.checkpoints = checkpoints
             if let copier {
                 configuration.onSessionLines = { lines in copier.yield(lines) }
             }

@@ -63,8 +63,11 @@ struct Serve: AsyncParsableCommand {
         let live = LiveState()
         let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
         let copier = SessionAuditCopier()
-        let events = try AuditEvents.open(config, copier: copier)
+        let checkpointCopier = CheckpointCopier()
+        let events = try AuditEvents.open(config, copier: copier, checkpoints: CheckpointCopier.settings(
+            config, instanceID: instanceID, live: live, copier: checkpointCopier))
         let copying = Task { await copier.run(into: store) }
+        let copyingCheckpoints = Task { await checkpointCopier.run(into: store) }
         let console = Console(config: config, directory: directory, live: live, events: events)
         // Changes made by other processes (`actas sessions end`, `actas consent …`) are
         // recorded here, where they are enforced.
@@ -116,7 +119,9 @@ struct Serve: AsyncParsableCommand {
         try await serviceGroup.run()
         events.writer.close()
         copier.finish()
+        checkpointCopier.finish()
         await copying.value
+        await copyingCheckpoints.value
         await store.close()
         try? await group.shutdownGracefully()
         Diagnostics.info("actas: stopped")
