@@ -127,13 +127,21 @@ final class CookieJar: Sendable {
 
 /// One jar per impersonation session, shared by all event loops, each filed under the
 /// sign-in session that acts through it: after the session ends, that browser's next
-/// response carries the restoration (see `takeRestoration`), then the jar is gone.
+/// response carries the restoration (see `takeRestoration`), then the jar is gone. When that
+/// sign-in ended too (it expired, the browser was closed and signed in anew), the next sign-in
+/// of the same administrator gets it instead: the browser most likely still holds the app's
+/// values, and they must not reach the app as the administrator.
 final class CookieJars: Sendable {
     struct Entry: Sendable {
         var jar: CookieJar
         /// The sign-in session's id hash (nil: a session from before schema version 5).
         var signIn: String?
+        var actorID: String
+        var createdAt: Date
     }
+
+    /// Undelivered restorations are kept this long at most.
+    static let keepUndelivered: TimeInterval = 30 * 24 * 3600
 
     private let jars = Mutex<[String: Entry]>([:])
     /// How many jars exist: the request path skips the lock while there are none.
@@ -144,18 +152,28 @@ final class CookieJars: Sendable {
             if let entry = jars[session.id] { return entry.jar }
             Self.dropUndeliverable(&jars, live: live, now: Date())
             let jar = CookieJar()
-            jars[session.id] = Entry(jar: jar, signIn: session.signInSession)
+            jars[session.id] = Entry(jar: jar, signIn: session.signInSession, actorID: session.actorID, createdAt: Date())
             count.store(jars.count, ordering: .releasing)
             return jar
         }
     }
 
-    /// Ended sessions of the sign-in `signIn` whose cookies are still in that browser.
+    /// Ended sessions whose cookies are still in the browser of the sign-in `signIn`: its own,
+    /// and those of the same administrator's sign-ins that are gone.
     private func ended(signIn: String, live: LiveState) -> [(id: String, jar: CookieJar)] {
         guard count.load(ordering: .acquiring) > 0 else { return [] }
-        let mine = jars.withLock { jars in jars.filter { $0.value.signIn == signIn }.map { (id: $0.key, jar: $0.value.jar) } }
-        guard !mine.isEmpty else { return [] }
-        return live.read { tables in mine.filter { tables.impersonations[$0.id] == nil } }
+        let all = jars.withLock { $0 }
+        let now = Date()
+        return live.read { tables in
+            let actor = tables.sessions[signIn]?.userID
+            return all.compactMap { id, entry in
+                guard tables.impersonations[id] == nil else { return nil }
+                if entry.signIn == signIn { return (id, entry.jar) }
+                guard let actor, entry.actorID == actor,
+                      entry.signIn.flatMap({ tables.sessions[$0] }).map({ $0.expiresAt > now }) != true else { return nil }
+                return (id, entry.jar)
+            }
+        }
     }
 
     /// For a request of the sign-in `signIn` that is not impersonating: the Cookie header to
@@ -190,15 +208,15 @@ final class CookieJars: Sendable {
         return lines.isEmpty ? nil : lines.map { "Set-Cookie: \($0)\r\n" }.joined()
     }
 
-    /// Jars nobody can be given back any more: the session ended and either nothing went to
-    /// the browser or the sign-in is gone (so is the browser's session cookie).
+    /// Jars with nothing to give back: the session ended and nothing went to the browser, or
+    /// it ended long ago (`keepUndelivered`).
     private static func dropUndeliverable(_ jars: inout [String: Entry], live: LiveState, now: Date) {
         guard !jars.isEmpty else { return }
         let gone: [String] = live.read { tables in
             jars.compactMap { id, entry in
                 guard tables.impersonations[id] == nil else { return nil }
-                let signedIn = entry.signIn.flatMap { tables.sessions[$0] }.map { $0.expiresAt > now } ?? false
-                return signedIn && !entry.jar.browserSide.passed.isEmpty ? nil : id
+                let stale = now.timeIntervalSince(entry.createdAt) > Self.keepUndelivered
+                return stale || entry.jar.browserSide.passed.isEmpty ? id : nil
             }
         }
         for id in gone { jars[id] = nil }

@@ -85,6 +85,8 @@ def test_an_impersonation_does_not_carry_into_a_new_sign_in(fresh):
     proxy = fresh()
     old = Admin(proxy, "admin")
     session = started(old)
+    page = with_cookies(old, "GET", "/csrf-app?old", ["csrftoken=MINE"])
+    app_token = page.all("set-cookie")[0].split(";")[0].split("=", 1)[1]
     new = Admin(proxy, "admin")
     assert new.fetch("/new-sign-in").status == 200
     assert header_values(forwarded(proxy, "/new-sign-in"), "X-Forwarded-User") == ["admin"]
@@ -100,6 +102,11 @@ def test_an_impersonation_does_not_carry_into_a_new_sign_in(fresh):
     db.close()
 
     assert end_event(proxy, session)["end_reason"] == "actor_signed_out"
+    # The same browser, signed in anew, still holds the app's value from that session: it does
+    # not reach the app as the administrator, and the first answer puts their own value back.
+    leftover = with_cookies(new, "GET", "/csrf-app?leftover", [f"csrftoken={app_token}"])
+    assert app_cookies_seen(proxy, "/csrf-app?leftover") == ["csrftoken=MINE"]
+    assert [c.split(";")[0] for c in leftover.all("set-cookie") if c.startswith("csrftoken=")] == ["csrftoken=MINE"]
     response, body = new.start("far")
     assert response.status == 201, response
     assert new.fetch("/new-acting").status == 200
