@@ -73,25 +73,55 @@ extension Console {
         }
         let lines = try await directory.store.sessionAudit(sessionID: id)
         let (actor, target) = live.read { ($0.users[session.actorID], $0.users[session.targetID]) }
-        let rows = lines.compactMap { line -> [String: Any]? in
-            guard let record = (try? JSONSerialization.jsonObject(with: Data(line.line.utf8))) as? [String: Any] else { return nil }
-            let type = record["type"] as? String ?? ""
-            return [
-                "time": record["ts"] as? String ?? "", "type": type, "isRequest": type == "request",
-                "method": record["method"] as? String ?? "", "path": record["path"] as? String ?? "",
-                "status": (record["status"] as? Int).map(String.init) ?? "",
-                "query": Self.compactJSON(record["query"]), "body": Self.compactJSON(record["request_body"]),
-                "note": (record["end_reason"] as? String) ?? (record["reason"] as? String) ?? "",
-            ]
+        let view = AuditView(query: request.queryItems)
+        let records = lines.compactMap { line in (try? JSONSerialization.jsonObject(with: Data(line.line.utf8))) as? [String: Any] }
+        let shown = records.filter { record in
+            view.shows(type: record["type"] as? String ?? "", path: record["path"] as? String ?? "",
+                       requestHeaders: (record["request_headers"] as? [String: Any] ?? [:]).compactMapValues { $0 as? String })
         }
-        let context: [String: Any] = [
+        let window = view.window(total: shown.count)
+        let rows = shown[window.range].map(Self.auditRow)
+        var context: [String: Any] = [
             "id": session.id, "actor": actor?.displayName ?? session.actorID, "actorUsername": actor?.username ?? "",
             "target": target?.displayName ?? session.targetID, "targetUsername": target?.username ?? "",
             "reason": session.reason, "mode": session.mode.rawValue, "started": Self.timestamp(session.startedAt),
             "ended": session.endedAt.map(Self.timestamp) ?? "", "endReason": session.endReason?.rawValue ?? "",
             "rows": rows, "hasRows": !rows.isEmpty,
+            "hideAssets": view.hideAssets, "exclude": view.excludePatterns.joined(separator: ", "),
+            "total": records.count, "shownCount": shown.count, "hiddenCount": records.count - shown.count,
+            "first": window.range.isEmpty ? 0 : window.range.lowerBound + 1, "last": window.range.upperBound,
+            "page": window.page, "pages": window.pages, "paged": window.pages > 1,
+            "anyShown": !shown.isEmpty, "anyHidden": shown.count < records.count,
         ]
+        if window.page > 1 { context["previous"] = "?" + view.query(page: window.page - 1) }
+        if window.page < window.pages { context["next"] = "?" + view.query(page: window.page + 1) }
         return .html(200, Templates.page(title: "Session \(session.id)", "session", context, signedIn: signedInContext(principal)))
+    }
+
+    /// One line of the log as the page shows it: long parameters and bodies cut, with the
+    /// whole value (pretty-printed) behind a `<details>` the reader opens.
+    static func auditRow(_ record: [String: Any]) -> [String: Any] {
+        let type = record["type"] as? String ?? ""
+        var row: [String: Any] = [
+            "time": record["ts"] as? String ?? "", "type": type, "isRequest": type == "request",
+            "method": record["method"] as? String ?? "", "path": record["path"] as? String ?? "",
+            "status": (record["status"] as? Int).map(String.init) ?? "",
+            "note": (record["end_reason"] as? String) ?? (record["reason"] as? String) ?? "",
+        ]
+        for (key, field) in [("query", "query"), ("body", "request_body")] {
+            let compact = compactJSON(record[field])
+            guard !compact.isEmpty else { continue }  // an empty cell, not an empty box
+            let (preview, cut) = AuditView.preview(compact)
+            row[key] = ["text": compact, "preview": preview, "cut": cut, "full": cut ? prettyJSON(record[field]) : ""] as [String: Any]
+        }
+        return row
+    }
+
+    static func prettyJSON(_ value: Any?) -> String {
+        guard let value, !(value is NSNull),
+              let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed, .prettyPrinted])
+        else { return "" }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Redacted values as they are in the log, compact, for a table cell.

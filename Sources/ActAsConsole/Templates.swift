@@ -270,20 +270,37 @@ enum Templates {
             <section class="card" aria-labelledby="log-title">
               <h2 id="log-title">Audit log</h2>
               <p class="hint">Every request made in this session. Passwords, tokens and other secrets are redacted.</p>
+              <form method="get" class="log-filter" aria-label="Filter the log">
+                <label class="choice"><input type="checkbox" name="assets" value="hide"{{#hideAssets}} checked{{/hideAssets}}> Hide static assets (style sheets, scripts, images, fonts, media)</label>
+                <label for="exclude">Hide paths matching (<code>*</code> matches anything; separate with commas)</label>
+                <input id="exclude" name="exclude" value="{{exclude}}" placeholder="/static/*, /favicon.ico" spellcheck="false" autocapitalize="none">
+                <button type="submit" class="secondary">Apply</button>
+              </form>
+              <p class="muted" role="status">{{#anyShown}}Showing {{first}}&#x2013;{{last}} of {{shownCount}} entries{{/anyShown}}{{^anyShown}}Nothing to show{{/anyShown}}{{#anyHidden}}; {{hiddenCount}} hidden by the filter{{/anyHidden}}.</p>
               {{#hasRows}}
               <table class="log">
+                <colgroup><col class="c-time"><col class="c-request"><col class="c-status"><col class="c-query"><col class="c-body"></colgroup>
                 <thead><tr><th scope="col">Time</th><th scope="col">Request</th><th scope="col">Status</th><th scope="col">Parameters</th><th scope="col">Body</th></tr></thead>
                 <tbody>
                 {{#rows}}
                 <tr>
                   <td><time datetime="{{time}}">{{time}}</time></td>
                   <td>{{#isRequest}}<code>{{method}} {{path}}</code>{{/isRequest}}{{^isRequest}}<span class="tag">{{type}}</span> {{note}}{{/isRequest}}</td>
-                  <td>{{status}}</td><td><code>{{query}}</code></td><td><code>{{body}}</code></td>
+                  <td>{{status}}</td>
+                  <td>{{#query}}{{#cut}}<details><summary><code>{{preview}}</code></summary><pre>{{full}}</pre></details>{{/cut}}{{^cut}}<code>{{text}}</code>{{/cut}}{{/query}}</td>
+                  <td>{{#body}}{{#cut}}<details><summary><code>{{preview}}</code></summary><pre>{{full}}</pre></details>{{/cut}}{{^cut}}<code>{{text}}</code>{{/cut}}{{/body}}</td>
                 </tr>
                 {{/rows}}
                 </tbody>
               </table>
               {{/hasRows}}
+              {{#paged}}
+              <nav class="pager" aria-label="Pages of the log">
+                {{#previous}}<a href="{{previous}}" rel="prev">&#x2190; Previous page</a>{{/previous}}
+                <span>Page {{page}} of {{pages}}</span>
+                {{#next}}<a href="{{next}}" rel="next">Next page &#x2192;</a>{{/next}}
+              </nav>
+              {{/paged}}
               {{^hasRows}}<p class="muted">No requests recorded.</p>{{/hasRows}}
             </section>
 
@@ -369,6 +386,16 @@ enum Templates {
         code { background: #eff2f5; padding: .05rem .35rem; border-radius: 4px; font-size: .9em; }
         table { width: 100%; border-collapse: collapse; }
         th, td { text-align: left; padding: .45rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+        table.log { table-layout: fixed; }
+        table.log .c-time { width: 13.5rem; } table.log .c-status { width: 4rem; } table.log .c-request { width: 30%; }
+        table.log td { overflow-wrap: anywhere; word-break: break-word; }
+        table.log code, table.log pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+        table.log pre { margin: .4rem 0 0; max-height: 32rem; overflow: auto; background: #eff2f5; padding: .5rem; border-radius: 4px; font-size: .85em; }
+        table.log summary { cursor: pointer; }
+        .log-filter { display: grid; gap: .2rem; margin: .5rem 0 1rem; max-width: 40rem; }
+        .log-filter label { margin: .4rem 0 0; }
+        .log-filter button { justify-self: start; margin-top: .5rem; }
+        .pager { display: flex; gap: 1.25rem; align-items: center; margin-top: 1rem; }
         @media (prefers-reduced-motion: reduce) { * { transition: none !important; } }
 
         """

@@ -255,3 +255,122 @@ def test_refusal_page_in_a_real_browser(tmp_path):
     finally:
         proxy.stop()
         upstream.stop()
+
+
+# ---- the session's audit page -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def long_session(tmp_path_factory):
+    """An administrator's session with 120 asset requests, 30 pages and a long JSON body, then exited."""
+    from conftest import read_response
+    tmp = tmp_path_factory.mktemp("pages-audit")
+    upstream = Upstream(tmp)
+    (tmp / "proxy").mkdir()
+    proxy = Proxy(tmp / "proxy", upstream.port, config())
+    setup_site(proxy)
+    admin = Admin(proxy, "admin")
+    response, body = admin.start("emp")
+    assert response.status == 201
+    long_title = "x" * 900 + "END-OF-BODY"
+    with proxy.connect() as sock:
+        def send(method, path, headers=(), data=b""):
+            sock.sendall(request_bytes(method, path, [session_header(admin.cookie), *headers], data))
+            assert read_response(sock, method).status < 500
+        for i in range(60):
+            send("GET", f"/assets/app-{i}.css", [("Sec-Fetch-Dest", "style"), ("Accept", "text/css,*/*;q=0.1")])
+            send("GET", f"/media/logo-{i}.png?v=2")
+        for i in range(30):
+            send("GET", f"/orders/{i}", [("Sec-Fetch-Dest", "document"), ("Accept", "text/html")])
+        send("POST", "/orders", [("Content-Type", "application/json"), ("Origin", ORIGIN)],
+             json.dumps({"title": long_title, "password": "hunter2"}).encode())
+    admin.api("DELETE", "/.actas/api/v1/impersonation")
+    yield proxy, admin, body["id"], long_title
+    proxy.stop()
+    upstream.stop()
+
+
+def audit_page(admin, session_id, query=""):
+    response = admin.get(f"/.actas/sessions/{session_id}" + (f"?{query}" if query else ""), [("Accept", "text/html")])
+    assert response.status == 200, response
+    return response.body.decode()
+
+
+def table_rows(page):
+    return re.search(r"<tbody>(.*?)</tbody>", page, re.S).group(1).count("<tr>")
+
+
+def logged_paths(page):
+    return re.findall(r"<code>(?:GET|POST) ([^<]+)</code>", page)
+
+
+def test_audit_page_is_paged(long_session):
+    proxy, admin, session_id, _ = long_session
+    first = audit_page(admin, session_id)
+    assert table_rows(first) == 100
+    assert "Page 1 of 2" in first and "Showing 1&#x2013;100 of" in first
+    next_link = html.unescape(re.search(r'<a href="([^"]+)" rel="next"', first).group(1))
+    second = audit_page(admin, session_id, next_link.lstrip("?"))
+    assert "Page 2 of 2" in second and 'rel="prev"' in second and 'rel="next"' not in second
+    assert set(logged_paths(first)).isdisjoint(logged_paths(second))
+    assert len(logged_paths(first)) + len(logged_paths(second)) == 151
+    # A page past the end shows the last one.
+    assert "Page 2 of 2" in audit_page(admin, session_id, "page=99")
+
+
+def test_audit_page_hides_static_assets_and_paths(long_session):
+    proxy, admin, session_id, _ = long_session
+    page = audit_page(admin, session_id, "assets=hide")
+    paths = logged_paths(page)
+    assert paths and not any(p.startswith(("/assets/", "/media/")) for p in paths), paths
+    assert "/orders/0" in paths and "/orders" in paths
+    assert "120 hidden by the filter" in page
+    assert 'name="assets" value="hide" checked' in page
+    # Events are never hidden: the session's start and end are still there.
+    assert "impersonation_started" in page and "impersonation_ended" in page
+    by_pattern = audit_page(admin, session_id, "exclude=" + urllib.parse.quote("/assets/*, .png"))
+    assert not any(p.startswith(("/assets/", "/media/")) for p in logged_paths(by_pattern))
+    assert 'value="/assets/*, .png"' in by_pattern
+    # The filter survives paging links.
+    only_media = audit_page(admin, session_id, "exclude=/orders*")
+    next_link = re.search(r'<a href="([^"]+)" rel="next"', only_media)
+    assert next_link is None or "exclude=" in next_link.group(1)
+
+
+def test_audit_page_folds_long_bodies(long_session):
+    proxy, admin, session_id, long_title = long_session
+    page = audit_page(admin, session_id, "assets=hide")
+    folded = re.search(r"<details><summary><code>([^<]*)</code></summary><pre>([^<]*)</pre></details>", page)
+    assert folded, page[-3000:]
+    preview, full = html.unescape(folded.group(1)), html.unescape(folded.group(2))
+    assert len(preview) < 200 and preview.endswith("\u2026") and "END-OF-BODY" not in preview
+    assert long_title in full and "hunter2" not in page  # redacted, as in the log
+
+
+def test_audit_page_in_a_real_browser(long_session):
+    """The log stays inside its card, a long body opens with a click, and the filter is a plain
+    form (console pages run no script)."""
+    from browser import chromium_driver, screenshot, sign_in
+    from conftest import PASSWORD
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    proxy, admin, session_id, long_title = long_session
+    driver = chromium_driver()
+    try:
+        base = f"https://localhost:{proxy.https_port}"
+        sign_in(driver, base, "admin", PASSWORD)
+        driver.get(base + f"/.actas/sessions/{session_id}")
+        driver.find_element(By.CSS_SELECTOR, "input[name=assets]").click()
+        driver.find_element(By.CSS_SELECTOR, "form.log-filter button").click()
+        WebDriverWait(driver, 10).until(lambda d: "assets=hide" in d.current_url)
+        card = driver.find_element(By.CSS_SELECTOR, "table.log").find_element(By.XPATH, "./ancestor::section")
+        width = driver.execute_script("return [arguments[0].scrollWidth, arguments[0].clientWidth]", card)
+        assert width[0] <= width[1], f"the log runs off its card: {width}"
+        details = driver.find_element(By.CSS_SELECTOR, "table.log details")
+        assert not details.find_element(By.TAG_NAME, "pre").is_displayed()
+        details.find_element(By.TAG_NAME, "summary").click()
+        assert details.find_element(By.TAG_NAME, "pre").is_displayed()
+        assert "END-OF-BODY" in details.find_element(By.TAG_NAME, "pre").text
+        screenshot(driver, "audit-page-filtered")
+    finally:
+        driver.quit()
