@@ -515,6 +515,53 @@ public enum Banner {
             }).catch(function () { /* offline or busy: try again later */ }).then(function () { polling = false; });
           }
 
+          /* The bar is fixed at the top: the page's own sticky or fixed parts pinned near the
+             top of the window (a sticky header or sidebar, top: 0) would slide under it when the
+             page scrolls. Pin them just below the bar instead; pinned again if a script resets them. */
+          function scrollsInside(el) {
+            for (var p = el.parentElement; p && p !== doc.body && p !== doc.documentElement; p = p.parentElement) {
+              var o = getComputedStyle(p);
+              if (/(auto|scroll|hidden|overlay)/.test(o.overflowX + ' ' + o.overflowY)) { return true; }
+            }
+            return false;
+          }
+          function pinBelow() {
+            var bar = host.getBoundingClientRect().height;
+            if (!bar || !doc.body) { return; }
+            var all = doc.body.getElementsByTagName('*');
+            for (var i = 0; i < all.length; i++) {
+              var el = all[i];
+              if (el === host || host.contains(el)) { continue; }
+              var mine = el.getAttribute('data-actas-pinned');
+              if (mine !== null && el.style.getPropertyValue('top') === mine) { continue; }
+              var cs = getComputedStyle(el);
+              if (cs.position !== 'sticky' && cs.position !== 'fixed') { continue; }
+              var top = parseFloat(cs.top);
+              if (!isFinite(top) || top < 0 || top >= bar) { continue; }
+              /* sticky: only against the window, not inside a scrolling box of the page;
+                 fixed: only what the bar really covers (not a bottom bar, nor one in a transformed box). */
+              if (cs.position === 'sticky' ? scrollsInside(el) : el.getBoundingClientRect().top >= bar) { continue; }
+              var value = (top + bar) + 'px';
+              el.style.setProperty('top', value, 'important');
+              el.setAttribute('data-actas-pinned', value);
+              /* A part as tall as the window (max-height: 100vh) keeps its bottom in view. */
+              var max = parseFloat(cs.maxHeight);
+              if (isFinite(max) && max >= window.innerHeight - top - 1) {
+                el.style.setProperty('max-height', 'calc(100vh - ' + value + ')', 'important');
+              }
+            }
+          }
+          var pinQueued = 0;
+          function queuePin() {
+            if (!pinQueued) { pinQueued = setTimeout(function () { pinQueued = 0; pinBelow(); }, 100); }
+          }
+          pinBelow();
+          window.addEventListener('load', pinBelow);
+          window.addEventListener('resize', queuePin);
+          if (window.MutationObserver && doc.body) {
+            new MutationObserver(queuePin).observe(doc.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['class', 'style'] });
+          }
+
           tick();
           ticker = setInterval(tick, 1000);
           poller = setInterval(poll, 15000);
