@@ -1,4 +1,5 @@
 import ActAsCore
+import ActAsStore
 import Foundation
 import Testing
 
@@ -69,5 +70,43 @@ struct CookiePassThroughTests {
         #expect(jar.browserSide.own == ["csrftoken": "MINE", "late": "L"])
         #expect(jar.header(for: "/", now: now) == "csrftoken=APP")  // the app gets the session's values only
         #expect(jar.restoration(now: now) == ["csrftoken=MINE; Path=/"])
+    }
+
+    // MARK: which browser gets the restoration (CookieJars)
+
+    func acting(_ signIns: [String]) -> (LiveState, ImpersonationSession, CookieJars) {
+        let live = LiveState()
+        for hash in signIns {
+            live.apply(sessionHash: hash, session: SignInSession(idHash: hash, userID: "usr_admin", csrfToken: "c", createdAt: now,
+                                                                 expiresAt: now + 3600, clientIP: ""))
+        }
+        let imp = ImpersonationSession(id: "imp_1", actorID: "usr_admin", targetID: "usr_t", reason: "ticket", mode: .readWrite,
+                                       startedAt: now, expiresAt: now + 600, signInSession: signIns[0])
+        live.apply(impersonationID: imp.id, session: imp)
+        let jars = CookieJars()
+        let jar = jars.jar(for: imp, live: live)
+        jar.noteBrowserCookies([("csrftoken", "MINE")])
+        _ = jar.store("csrftoken=APP; Path=/", requestPath: "/", now: now)
+        return (live, imp, jars)
+    }
+
+    @Test func theSignInThatActedGetsItOnceAfterTheEnd() {
+        let (live, imp, jars) = acting(["a", "b"])
+        #expect(jars.takeRestoration(signIn: "a", live: live) == nil)  // still acting
+        #expect(jars.administratorCookies(signIn: "a", fields: [("Cookie", "csrftoken=APP")], live: live) == nil)
+        _ = live.end(impersonationID: imp.id, at: now, reason: .exit)
+        #expect(jars.takeRestoration(signIn: "b", live: live) == nil)  // another browser, still signed in: not its cookies
+        #expect(jars.administratorCookies(signIn: "a", fields: [("Cookie", "csrftoken=APP; x=1")], live: live) == .some("csrftoken=MINE; x=1"))
+        #expect(jars.takeRestoration(signIn: "a", live: live, now: now) == "Set-Cookie: csrftoken=MINE; Path=/\r\n")
+        #expect(jars.takeRestoration(signIn: "a", live: live, now: now) == nil)
+        #expect(jars.administratorCookies(signIn: "a", fields: [("Cookie", "csrftoken=APP")], live: live) == nil)
+    }
+
+    @Test func aGoneSignInsCookiesGoToTheAdministratorsNextSignIn() {
+        let (live, imp, jars) = acting(["a", "b"])
+        _ = live.end(impersonationID: imp.id, at: now, reason: .actorSignedOut)
+        live.apply(sessionHash: "a", session: nil)
+        #expect(jars.takeRestoration(signIn: "nobody", live: live) == nil)
+        #expect(jars.takeRestoration(signIn: "b", live: live, now: now) == "Set-Cookie: csrftoken=MINE; Path=/\r\n")
     }
 }
