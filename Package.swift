@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
@@ -38,6 +39,7 @@ let package = Package(
             name: "actas",
             dependencies: [
                 "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsConsole", "ActAsProxy", "ActAsDemo",
+                "ActAsStorePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -77,6 +79,18 @@ let package = Package(
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The PostgreSQL store (SPEC §10.2): same schema and semantics as SQLite, LISTEN/NOTIFY wake-up.
+        .target(
+            name: "ActAsStorePostgres",
+            dependencies: [
+                "ActAsStore", "ActAsCore", "ActAsCrypto", "ActAsConfig",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -147,7 +161,14 @@ let package = Package(
         ),
         .testTarget(name: "ActAsCoreTests", dependencies: ["ActAsCore"]),
         .testTarget(name: "ActAsCryptoTests", dependencies: ["ActAsCrypto", .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "ActAsStoreTests", dependencies: ["ActAsStore", "ActAsCore", "ActAsCrypto"]),
+        .testTarget(
+            name: "ActAsStoreTests",
+            dependencies: [
+                "ActAsStore", "ActAsStorePostgres", "ActAsConfig", "ActAsCore", "ActAsCrypto",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "ActAsAuditTests", dependencies: ["ActAsAudit", "ActAsCore"]),
         .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
     ]

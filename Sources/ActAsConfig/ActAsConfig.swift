@@ -53,9 +53,14 @@ public struct ActAsConfig: Sendable {
     public struct Store: Sendable {
         public enum Kind: Sendable, Equatable {
             case sqlite(path: String)
-            case postgres(url: String)
+            case postgres(PostgresURL)
         }
         public var kind: Kind
+        /// PostgreSQL connections per instance (`store.pool_size`).
+        public var poolSize: Int = 8
+        /// How long requests that need only the in-memory state go on after the last
+        /// successful contact with the store (`store.grace`, SPEC §10.2).
+        public var grace: ConfigDuration = .seconds(10)
     }
 
     public struct Audit: Sendable {
@@ -296,10 +301,26 @@ struct ConfigBuilder {
             var path = String(storeURL.dropFirst("sqlite:".count))
             if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
             if path.isEmpty { fail("store.url", "sqlite: needs a file path, e.g. \"sqlite:data/actas.db\"") }
-            store = .init(kind: .sqlite(path: resolve(path)))
-        } else if storeURL.hasPrefix("postgres://") || storeURL.hasPrefix("postgresql://") {
-            store = .init(kind: .postgres(url: storeURL))
-            fail("store.url", "the PostgreSQL store is not supported yet; use \"sqlite:PATH\"")
+            store = .init(kind: .sqlite(path: resolve(path)), grace: duration("store.grace"))
+        } else if PostgresURL.isPostgres(storeURL) {
+            switch PostgresURL.parse(storeURL) {
+            case .success(var url):
+                let passwordFile = string("store.password_file")
+                if !passwordFile.isEmpty {
+                    if url.password != nil {
+                        fail("store.password_file", "the password is already in store.url; give it in one place", involving: "store.url")
+                    } else if let data = FileManager.default.contents(atPath: resolve(passwordFile)) {
+                        let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+                        if line.isEmpty { fail("store.password_file", "\(resolve(passwordFile)) is empty") }
+                        url.password = line
+                    } else {
+                        fail("store.password_file", "cannot read \(resolve(passwordFile))")
+                    }
+                }
+                store = .init(kind: .postgres(url), poolSize: int("store.pool_size"), grace: duration("store.grace"))
+            case .failure(let error):
+                fail("store.url", error.message)
+            }
         } else {
             fail("store.url", "must start with \"sqlite:\" or \"postgres://\"")
         }

@@ -62,6 +62,9 @@ public enum ConfigSchema {
         .init(section: "upstream", key: "max_connections", kind: .int(1...100_000), defaultValue: .int(256)),
         // [store]
         .init(section: "store", key: "url", kind: .string, defaultValue: .string("sqlite:data/actas.db")),
+        .init(section: "store", key: "pool_size", kind: .int(1...1000), defaultValue: .int(8)),
+        .init(section: "store", key: "password_file", kind: .string, defaultValue: .string("")),
+        .init(section: "store", key: "grace", kind: .duration, defaultValue: .duration(.seconds(10))),
         // [auth]
         .init(section: "auth", key: "methods", kind: .choiceList(["password", "oidc", "token", "mtls"]), defaultValue: .list(["password"])),
         .init(section: "auth", key: "session_ttl", kind: .duration, defaultValue: .duration(.seconds(12 * 3600))),

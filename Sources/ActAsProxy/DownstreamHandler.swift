@@ -477,6 +477,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                       close: false, extraHeaders: "WWW-Authenticate: Bearer realm=\"actas\", error=\"invalid_token\"\r\n")
             return
         }
+        if identity != nil, !loop.storeHealth.withinGrace() {
+            // SPEC §10.2: the in-memory state is trusted for `store.grace` after the store last answered.
+            sendError(status: 503, code: "store_unavailable", message: "ActAs cannot reach its store right now. Try again in a moment.", close: false)
+            return
+        }
         exchangeLog?.fields.user = identity?.memo.forwarded.user.username
         exchangeSignIn = identity?.memo.principal.session?.idHash
         if target.isConsole {

@@ -2,6 +2,7 @@ import ActAsAudit
 import ActAsConsole
 import ActAsCore
 import ActAsHTTP
+import ActAsStore
 import NIOCore
 
 /// Everything the data path shares within one event loop: settings snapshot, upstream pool,
@@ -16,6 +17,7 @@ final class LoopContext {
     let identity: IdentityForwarding
     let console: Console
     let audit: AuditLog
+    let storeHealth: StoreHealth
     private var requestIDs = RequestIDGenerator()
     /// Request records of this loop, encoded, waiting to be handed to the audit writer in one go.
     private var pendingRecords = EncodedAuditRecords()
@@ -46,6 +48,7 @@ final class LoopContext {
         self.identity = services.identity
         self.console = services.console
         self.audit = services.audit
+        self.storeHealth = services.storeHealth
         self.recordEncoder = services.audit.writer.encoder
         self.pool = UpstreamPool(eventLoop: eventLoop, settings: settings, share: poolShare, metrics: metrics)
         self.streamingSlots = StreamingBodySlots(poolShare: poolShare)

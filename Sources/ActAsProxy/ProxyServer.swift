@@ -14,11 +14,14 @@ public struct ProxyServices: Sendable {
     let identity: IdentityForwarding
     let console: Console
     let audit: AuditLog
+    /// SPEC §10.2: `/readyz` and `store.grace` follow it.
+    let storeHealth: StoreHealth
 
-    public init(live: LiveState, console: Console, audit: AuditLog) {
+    public init(live: LiveState, console: Console, audit: AuditLog, storeHealth: StoreHealth = StoreHealth()) {
         self.identity = IdentityForwarding(live: live)
         self.console = console
         self.audit = audit
+        self.storeHealth = storeHealth
     }
 }
 
@@ -186,6 +189,7 @@ public final class ProxyServer: Sendable {
         let metrics = self.metrics
         let state = self.state
         let changeFeed = self.changeFeed
+        let storeHealth = services.storeHealth
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -194,7 +198,8 @@ public final class ProxyServer: Sendable {
                         if head.target == "/sync" || head.target.hasPrefix("/sync?") {
                             return AdminSync.reply(head, target: changeFeed.withLockedValue { $0 }, on: loop)
                         }
-                        return .now(Self.admin(head, metrics: metrics, draining: state.withLockedValue { $0.draining }))
+                        return .now(Self.admin(head, metrics: metrics, draining: state.withLockedValue { $0.draining },
+                                               storeReachable: storeHealth.isReachable))
                     }))
                 }
             }
@@ -202,7 +207,7 @@ public final class ProxyServer: Sendable {
             .get()
     }
 
-    static func admin(_ head: RequestHead, metrics: ProxyMetrics, draining: Bool) -> SmallHTTPHandler.Response {
+    static func admin(_ head: RequestHead, metrics: ProxyMetrics, draining: Bool, storeReachable: Bool = true) -> SmallHTTPHandler.Response {
         guard head.method == .get || head.method == .head else {
             return .init(status: 405, reason: "Method Not Allowed", contentType: "text/plain", body: "GET only\n", headers: "Allow: GET, HEAD\r\n")
         }
@@ -213,6 +218,8 @@ public final class ProxyServer: Sendable {
         case "/readyz":
             return draining
                 ? .init(status: 503, reason: "Service Unavailable", contentType: "text/plain", body: "draining\n")
+                : !storeReachable
+                ? .init(status: 503, reason: "Service Unavailable", contentType: "text/plain", body: "store unavailable\n")
                 : .init(status: 200, reason: "OK", contentType: "text/plain", body: "ready\n")
         case "/metrics":
             return .init(status: 200, reason: "OK", contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render())

@@ -19,13 +19,19 @@ public final class StateSync: Sendable {
     /// A consent changed elsewhere (`actas consent …`): (before, after).
     private let onConsentChanged: @Sendable (Consent?, Consent?) -> Void
 
+    /// Rung by PostgreSQL's NOTIFY: read the feed now rather than at the next tick.
+    public let doorbell = ChangeDoorbell()
+    /// Whether the last read of the feed reached the store (SPEC §10.2: `/readyz`, `store.grace`).
+    public let health: StoreHealth
+
     public init(
-        store: any Store, state: LiveState,
+        store: any Store, state: LiveState, health: StoreHealth = StoreHealth(),
         onImpersonationEnded: @escaping @Sendable (ImpersonationSession) -> Void = { _ in },
         onConsentChanged: @escaping @Sendable (Consent?, Consent?) -> Void = { _, _ in }
     ) {
         self.store = store
         self.state = state
+        self.health = health
         self.onImpersonationEnded = onImpersonationEnded
         self.onConsentChanged = onConsentChanged
     }
@@ -118,6 +124,7 @@ public final class StateSync: Sendable {
         while !Task.isCancelled {
             do {
                 try await poll()
+                health.contact()
                 if failing {
                     logger.info("store reachable again; change feed resumed")
                     failing = false
@@ -129,8 +136,9 @@ public final class StateSync: Sendable {
             } catch {
                 if !failing { logger.error("store change feed failed: \(error)") }
                 failing = true
+                health.lost()
             }
-            try? await Task.sleep(for: interval)
+            await doorbell.wait(upTo: interval)
         }
     }
 

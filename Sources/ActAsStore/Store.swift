@@ -45,6 +45,18 @@ public struct StoreSnapshot: Sendable {
     public var impersonations: [ImpersonationSession]
     /// The change feed position the snapshot reflects.
     public var changeID: Int64
+
+    /// For stores in other modules (PostgreSQL).
+    public init(users: [User], sessions: [SignInSession], tokens: [APIToken], keys: [SigningKeyRecord], consents: [Consent],
+                impersonations: [ImpersonationSession], changeID: Int64) {
+        self.users = users
+        self.sessions = sessions
+        self.tokens = tokens
+        self.keys = keys
+        self.consents = consents
+        self.impersonations = impersonations
+        self.changeID = changeID
+    }
 }
 
 /// Persistent state shared by every ActAs process using the same `store.url`. Each write is

@@ -4,6 +4,7 @@ import ActAsCrypto
 import ActAsDemo
 import ActAsProxy
 import ActAsStore
+import ActAsStorePostgres
 import ArgumentParser
 import Foundation
 import Logging
@@ -59,7 +60,9 @@ struct Serve: AsyncParsableCommand {
         // sharing the store before the call returns (SPEC §10.1).
         let instanceID = InstanceRecord.resolveID(configured: config.listen.instanceID, hostName: ProcessInfo.processInfo.hostName,
                                                   adminPort: config.listen.admin?.port)
-        let store: any Store = AnnouncingStore(try await StoreAccess.open(config), instanceID: instanceID, logger: logger)
+        let opened = try await StoreAccess.open(config, applicationName: "actas serve \(instanceID)")
+        let store: any Store = AnnouncingStore(opened, instanceID: instanceID, logger: logger)
+        let health = StoreHealth(grace: .milliseconds(config.store.grace.milliseconds))
         let live = LiveState()
         let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
         let copier = SessionAuditCopier()
@@ -72,7 +75,7 @@ struct Serve: AsyncParsableCommand {
         // Changes made by other processes (`actas sessions end`, `actas consent …`) are
         // recorded here, where they are enforced.
         let sync = StateSync(
-            store: store, state: live,
+            store: store, state: live, health: health,
             onImpersonationEnded: { console.impersonations.endedElsewhere($0) },
             onConsentChanged: { console.impersonations.consentChangedElsewhere(before: $0, after: $1) })
         do {
@@ -89,7 +92,7 @@ struct Serve: AsyncParsableCommand {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let server: ProxyServer
         do {
-            server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics(), services: ProxyServices(live: live, console: console, audit: events))
+            server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics(), services: ProxyServices(live: live, console: console, audit: events, storeHealth: health))
             try await server.start()
         } catch {
             Diagnostics.error("actas: cannot start: \(error)")
@@ -110,7 +113,11 @@ struct Serve: AsyncParsableCommand {
         }
 
         let service = ProxyService(server: server, audit: events, configPath: options.path, hangups: hangups)
-        let feed = ChangeFeedService(sync: sync, impersonations: console.impersonations, logger: logger)
+        // PostgreSQL: other instances' changes ring the feed reader at once (LISTEN/NOTIFY).
+        let listener = (opened as? PostgresStore).map {
+            ChangeListener(store: $0, applicationName: "actas listen \(instanceID)", logger: logger)
+        }
+        let feed = ChangeFeedService(sync: sync, listener: listener, impersonations: console.impersonations, logger: logger)
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service), .init(service: feed), .init(service: registration)],
@@ -162,12 +169,17 @@ struct Serve: AsyncParsableCommand {
 /// another instance) reach the live state.
 struct ChangeFeedService: Service {
     let sync: StateSync
+    let listener: ChangeListener?
     let impersonations: Impersonations
     let logger: Logger
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await sync.run(logger: logger) }
+            if let listener {
+                let doorbell = sync.doorbell
+                group.addTask { await listener.run { doorbell.ring() } }
+            }
             // Sessions end on time even when nobody makes a request (WebSockets are cut, the
             // end is logged); the request path also checks on its own.
             group.addTask {

@@ -2,12 +2,13 @@ import ActAsConfig
 import ActAsConsole
 import ActAsCore
 import ActAsStore
+import ActAsStorePostgres
 import ArgumentParser
 import Foundation
 
 /// Opens the configured store for a command (migrating it if needed).
 enum StoreAccess {
-    static func open(_ config: ActAsConfig) async throws -> any Store {
+    static func open(_ config: ActAsConfig, applicationName: String = "actas") async throws -> any Store {
         switch config.store.kind {
         case .sqlite(let path):
             do {
@@ -19,9 +20,20 @@ enum StoreAccess {
                 Diagnostics.error("actas: \(error)")
                 throw ExitCode(1)
             }
-        case .postgres:
-            Diagnostics.error("actas: store.url: the PostgreSQL store is not supported yet")
-            throw ExitCode(2)
+        case .postgres(let url):
+            do {
+                let store = try await PostgresStore.open(PostgresEndpoint(url), poolSize: config.store.poolSize, applicationName: applicationName)
+                do {
+                    try await store.migrate()
+                } catch {
+                    await store.close()
+                    throw error
+                }
+                return store
+            } catch {
+                Diagnostics.error("actas: \(error)")
+                throw ExitCode(1)
+            }
         }
     }
 

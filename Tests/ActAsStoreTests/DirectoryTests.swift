@@ -11,7 +11,7 @@ private func input(_ username: String, origin: String = "", _ configure: (inout 
 }
 
 /// A directory on a fresh store with a live state, like the server's.
-private func withDirectory<T>(_ body: (Directory, SQLiteStore, LiveState) async throws -> T) async throws -> T {
+private func withDirectory<T>(_ body: (Directory, any Store, LiveState) async throws -> T) async throws -> T {
     try await withStore { store in
         let live = LiveState()
         try await StateSync(store: store, state: live).loadSnapshot(now: t0)

@@ -7,8 +7,8 @@ import Testing
 struct InstancesTests {
     // MARK: the instances table
 
-    @Test func registerTouchAndRemove() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func registerTouchAndRemove(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let started = t0
             try await store.registerInstance(InstanceRecord(id: "web1:9901", adminAddress: "127.0.0.1:9901", startedAt: started, lastSeen: started))
             try await store.registerInstance(InstanceRecord(id: "web2:9901", adminAddress: "[::1]:9901", startedAt: started, lastSeen: started))
@@ -31,8 +31,8 @@ struct InstancesTests {
         }
     }
 
-    @Test func latestChangeIDFollowsWrites() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func latestChangeIDFollowsWrites(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             #expect(try await store.latestChangeID() == 0)
             try await store.saveUsers([makeUser("alice")])
             let first = try await store.latestChangeID()

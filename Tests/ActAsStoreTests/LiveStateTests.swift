@@ -292,8 +292,8 @@ struct LiveStateTests {
     // MARK: state sync
 
     /// `actas users suspend` in another process: the server learns it from the change feed.
-    @Test func aSuspensionWrittenByAnotherProcessReachesTheLiveState() async throws {
-        try await withTwoStores { server, cli, _ in
+    @Test(arguments: StoreKind.all) func aSuspensionWrittenByAnotherProcessReachesTheLiveState(kind: StoreKind) async throws {
+        try await withTwoStores(kind) { server, cli, _ in
             let alice = makeUser("alice"), bob = makeUser("bob")
             try await server.saveUsers([alice, bob])
             let (_, session) = makeSession(for: alice)
@@ -330,8 +330,8 @@ struct LiveStateTests {
         }
     }
 
-    @Test func aSignInAndSignOutInAnotherProcessArePolled() async throws {
-        try await withTwoStores { server, cli, _ in
+    @Test(arguments: StoreKind.all) func aSignInAndSignOutInAnotherProcessArePolled(kind: StoreKind) async throws {
+        try await withTwoStores(kind) { server, cli, _ in
             let alice = makeUser("alice")
             try await server.saveUsers([alice])
             let live = LiveState()
@@ -348,8 +348,8 @@ struct LiveStateTests {
         }
     }
 
-    @Test func aRotationInAnotherProcessReachesTheKeyRing() async throws {
-        try await withTwoStores { server, cli, _ in
+    @Test(arguments: StoreKind.all) func aRotationInAnotherProcessReachesTheKeyRing(kind: StoreKind) async throws {
+        try await withTwoStores(kind) { server, cli, _ in
             try await KeyManager.ensureSigningKey(server, now: t0)
             let live = LiveState(keyGracePeriod: 3600)
             let sync = StateSync(store: server, state: live)
@@ -363,8 +363,8 @@ struct LiveStateTests {
         }
     }
 
-    @Test func consentAndImpersonationChangesArePolled() async throws {
-        try await withTwoStores { server, cli, _ in
+    @Test(arguments: StoreKind.all) func consentAndImpersonationChangesArePolled(kind: StoreKind) async throws {
+        try await withTwoStores(kind) { server, cli, _ in
             let bob = makeUser("bob")
             try await server.saveUsers([bob])
             let live = LiveState()
@@ -385,8 +385,8 @@ struct LiveStateTests {
         }
     }
 
-    @Test func aSessionAlreadyExpiredWhenPolledIsNotCached() async throws {
-        try await withTwoStores { server, cli, _ in
+    @Test(arguments: StoreKind.all) func aSessionAlreadyExpiredWhenPolledIsNotCached(kind: StoreKind) async throws {
+        try await withTwoStores(kind) { server, cli, _ in
             let alice = makeUser("alice")
             try await server.saveUsers([alice])
             let live = LiveState()
@@ -399,8 +399,8 @@ struct LiveStateTests {
         }
     }
 
-    @Test func aReaderBehindThePrunedFeedReloadsTheSnapshot() async throws {
-        try await withTwoStores { server, cli, _ in
+    @Test(arguments: StoreKind.all) func aReaderBehindThePrunedFeedReloadsTheSnapshot(kind: StoreKind) async throws {
+        try await withTwoStores(kind) { server, cli, _ in
             let alice = makeUser("alice")
             try await server.saveUsers([alice])
             let live = LiveState()

@@ -4,16 +4,16 @@ import Foundation
 import Testing
 @testable import ActAsStore
 
-@Suite("SQLite store")
+@Suite("Store contract (SQLite, PostgreSQL)")
 struct SQLiteStoreTests {
     // MARK: migrations and files
 
-    @Test func migratingTwiceIsANoOpAndKeepsData() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func migratingTwiceIsANoOpAndKeepsData(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             try await store.saveUsers([makeUser("alice")])
             try await store.migrate()  // re-running CREATE TABLE would throw
             try await store.migrate()
-            try await store.checkSchemaVersion()
+            try await (store as? SQLiteStore)?.checkSchemaVersion()
             #expect(try await store.user(username: "alice")?.id == "usr_alice")
         }
     }
@@ -62,8 +62,8 @@ struct SQLiteStoreTests {
 
     // MARK: users
 
-    @Test func saveUsersInsertsThenUpdatesByUsername() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func saveUsersInsertsThenUpdatesByUsername(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             var alice = makeUser("alice", groups: ["sales", "o'brien \"quoted\"", "ünïcode"], passwordHash: "hash-1")
             alice.lastLogin = t0 - 60
             try await store.saveUsers([alice])
@@ -90,16 +90,16 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func usernameWithAnotherIDIsAConflict() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func usernameWithAnotherIDIsAConflict(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             try await store.saveUsers([makeUser("alice")])
             await #expect(throws: StoreError.self) { try await store.saveUsers([makeUser("alice", id: "usr_other")]) }
             #expect(try await store.user(username: "alice")?.id == "usr_alice")
         }
     }
 
-    @Test func idOfAnotherUserIsAConflict() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func idOfAnotherUserIsAConflict(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             try await store.saveUsers([makeUser("alice")])
             await #expect(throws: StoreError.self) { try await store.saveUsers([makeUser("mallory", id: "usr_alice")]) }
             #expect(try await store.user(id: "usr_alice")?.username == "alice")
@@ -107,8 +107,8 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func saveUsersIsAllOrNothing() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func saveUsersIsAllOrNothing(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             try await store.saveUsers([makeUser("alice")])
             let before = try await feedPosition(store)
             var renamed = makeUser("alice")
@@ -123,9 +123,9 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test(arguments: [User.Status.suspended, .deleted])
-    func leavingTheSignInStatusesDeletesSessionsInTheSameWrite(status: User.Status) async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all, [User.Status.suspended, .deleted])
+    func leavingTheSignInStatusesDeletesSessionsInTheSameWrite(kind: StoreKind, status: User.Status) async throws {
+        try await withStore(kind) { store in
             let alice = makeUser("alice"), bob = makeUser("bob")
             try await store.saveUsers([alice, bob])
             let one = makeSession(for: alice), two = makeSession(for: alice), bobs = makeSession(for: bob)
@@ -148,8 +148,8 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func recordSignInSetsLastLoginAndActivatesInvited() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func recordSignInSetsLastLoginAndActivatesInvited(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let invited = makeUser("ivy", status: .invited)
             try await store.saveUsers([invited])
             let (_, session) = makeSession(for: invited)
@@ -167,9 +167,9 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test(arguments: [User.Status.suspended, .deleted])
-    func recordSignInRefusesUsersWhoMayNotSignIn(status: User.Status) async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all, [User.Status.suspended, .deleted])
+    func recordSignInRefusesUsersWhoMayNotSignIn(kind: StoreKind, status: User.Status) async throws {
+        try await withStore(kind) { store in
             let user = makeUser("sam", status: status)
             try await store.saveUsers([user])
             let (_, session) = makeSession(for: user)
@@ -179,8 +179,8 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func recordSignInForAnUnknownUserWritesNothing() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func recordSignInForAnUnknownUserWritesNothing(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let ghost = makeUser("ghost")
             let (_, session) = makeSession(for: ghost)
             await #expect(throws: StoreError.self) { _ = try await store.recordSignIn(userID: ghost.id, at: t0, session: session) }
@@ -191,8 +191,8 @@ struct SQLiteStoreTests {
 
     // MARK: sessions
 
-    @Test func sessionsDeleteAndExpire() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func sessionsDeleteAndExpire(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let alice = makeUser("alice")
             try await store.saveUsers([alice])
             let old = makeSession(for: alice, expires: t0 + 10)
@@ -214,8 +214,8 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func sessionsAreStoredByHashOnly() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func sessionsAreStoredByHashOnly(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let alice = makeUser("alice")
             try await store.saveUsers([alice])
             let (cookie, session) = makeSession(for: alice)
@@ -227,8 +227,8 @@ struct SQLiteStoreTests {
 
     // MARK: tokens
 
-    @Test func tokensInsertListRevoke() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func tokensInsertListRevoke(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let alice = makeUser("alice"), bob = makeUser("bob")
             try await store.saveUsers([alice, bob])
             let a1 = makeToken(for: alice, created: t0), a2 = makeToken(for: alice, created: t0 + 1), b1 = makeToken(for: bob, created: t0 + 2)
@@ -252,8 +252,8 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func tokenForAnUnknownUserOrWithADuplicateHashIsRefused() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func tokenForAnUnknownUserOrWithADuplicateHashIsRefused(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let alice = makeUser("alice")
             try await store.saveUsers([alice])
             await #expect(throws: StoreError.self) { try await store.insertToken(makeToken(for: makeUser("ghost")).record) }
@@ -268,8 +268,8 @@ struct SQLiteStoreTests {
 
     // MARK: signing keys
 
-    @Test func addSigningKeyChecksTheExpectedCurrentKey() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func addSigningKeyChecksTheExpectedCurrentKey(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let first = makeKey(created: t0)
             #expect(try await store.addSigningKey(first, retiring: "kid-that-is-not-there", at: t0) == false)
             #expect(try await store.addSigningKey(first, retiring: nil, at: t0))
@@ -293,8 +293,8 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func rotateRetiresTheOldKey() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func rotateRetiresTheOldKey(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             try await KeyManager.ensureSigningKey(store, now: t0)
             let original = try #require(try await store.signingKeys().first?.kid)
             let rotation = try await KeyManager.rotate(store, now: t0 + 60)
@@ -310,8 +310,8 @@ struct SQLiteStoreTests {
 
     // MARK: change feed
 
-    @Test func changesComeInOrderAndHonourTheLimit() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func changesComeInOrderAndHonourTheLimit(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let start = try await feedPosition(store)
             let alice = makeUser("alice")
             try await store.saveUsers([alice])
@@ -336,8 +336,8 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func aReaderBehindPrunedRowsIsToldToReload() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func aReaderBehindPrunedRowsIsToldToReload(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             for name in ["a", "b", "c", "d"] { try await store.saveUsers([makeUser(name)]) }
             let feed = try await changes(store, after: 0)
             #expect(feed.count == 4)
@@ -353,8 +353,8 @@ struct SQLiteStoreTests {
 
     /// A reader whose snapshot saw an empty feed (position 0) and that then stalled past the
     /// retention window has missed rows just the same: it must reload too.
-    @Test func aReaderAtPositionZeroBehindPrunedRowsIsToldToReload() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func aReaderAtPositionZeroBehindPrunedRowsIsToldToReload(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             #expect(try await feedPosition(store) == 0)
             for name in ["a", "b", "c"] { try await store.saveUsers([makeUser(name)]) }
             try await store.pruneChanges(before: Date().addingTimeInterval(3600))
@@ -362,8 +362,8 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func pruningKeepsRecentRows() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func pruningKeepsRecentRows(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             for name in ["a", "b"] { try await store.saveUsers([makeUser(name)]) }
             try await store.pruneChanges(before: Date().addingTimeInterval(-3600))
             #expect(try await changes(store, after: 0).count == 2)
@@ -372,8 +372,8 @@ struct SQLiteStoreTests {
 
     // MARK: snapshot
 
-    @Test func snapshotExcludesExpiredSessionsRevokedTokensAndEndedImpersonations() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func snapshotExcludesExpiredSessionsRevokedTokensAndEndedImpersonations(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let alice = makeUser("alice", role: "super_admin"), bob = makeUser("bob")
             try await store.saveUsers([alice, bob])
             let live = makeSession(for: alice, expires: t0 + 3600)
@@ -404,8 +404,8 @@ struct SQLiteStoreTests {
 
     // MARK: consent
 
-    @Test func consentIsUpserted() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func consentIsUpserted(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let bob = makeUser("bob")
             try await store.saveUsers([bob])
             #expect(try await store.consent(userID: bob.id) == nil)
@@ -423,8 +423,8 @@ struct SQLiteStoreTests {
 
     // MARK: impersonation
 
-    @Test func oneOpenImpersonationPerActor() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func oneOpenImpersonationPerActor(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let first = makeImpersonation(actor: "usr_admin", target: "usr_a")
             #expect(try await store.startImpersonation(first))
             #expect(try await store.startImpersonation(makeImpersonation(actor: "usr_admin", target: "usr_b")) == false)
@@ -451,8 +451,8 @@ struct SQLiteStoreTests {
         }
     }
 
-    @Test func updateImpersonationKeepsEveryField() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func updateImpersonationKeepsEveryField(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             var session = makeImpersonation(actor: "usr_admin", target: "usr_a")
             #expect(try await store.startImpersonation(session))
             session.expiresAt = t0 + 7200
@@ -466,8 +466,8 @@ struct SQLiteStoreTests {
 
     // MARK: concurrency
 
-    @Test func manyConcurrentWritesOnOneConnection() async throws {
-        try await withStore { store in
+    @Test(arguments: StoreKind.all) func manyConcurrentWritesOnOneConnection(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
             let alice = makeUser("alice")
             try await store.saveUsers([alice])
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -1,6 +1,10 @@
 import ActAsCore
 import ActAsCrypto
 import Foundation
+import ActAsConfig
+import ActAsStorePostgres
+import Logging
+import PostgresNIO
 import Testing
 @testable import ActAsStore
 
@@ -23,33 +27,113 @@ func removeDatabase(_ path: String) {
     try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent)
 }
 
-/// Opens and migrates a store on a fresh file, runs `body`, closes and deletes it.
-func withStore<T>(_ body: (SQLiteStore) async throws -> T) async throws -> T {
-    let path = freshDatabasePath()
-    let store = try await SQLiteStore.open(path: path)
+/// The stores every contract test runs against: SQLite always, PostgreSQL when
+/// `ACTAS_TEST_POSTGRES_URL` names a server (scripts/test always starts one).
+enum StoreKind: String, Sendable, CustomTestStringConvertible {
+    case sqlite, postgres
+
+    static let all: [StoreKind] = postgresURL == nil ? [.sqlite] : [.sqlite, .postgres]
+
+    static let postgresURL: PostgresURL? = ProcessInfo.processInfo.environment["ACTAS_TEST_POSTGRES_URL"]
+        .flatMap { try? PostgresURL.parse($0).get() }
+
+    var testDescription: String { rawValue }
+}
+
+/// A fresh, empty database: a file in its own folder, or a new PostgreSQL database.
+struct TestDatabase: Sendable {
+    let kind: StoreKind
+    let path: String
+    let endpoint: PostgresEndpoint?
+
+    static func create(_ kind: StoreKind) async throws -> TestDatabase {
+        switch kind {
+        case .sqlite:
+            return TestDatabase(kind: kind, path: freshDatabasePath(), endpoint: nil)
+        case .postgres:
+            let admin = PostgresEndpoint(try #require(StoreKind.postgresURL))
+            let name = "actas_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            try await Self.onServer(admin) { try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: testLogger) }
+            var endpoint = admin
+            endpoint.database = name
+            return TestDatabase(kind: kind, path: name, endpoint: endpoint)
+        }
+    }
+
+    /// A new connection (a new "process") to this database; not migrated.
+    func open() async throws -> any Store {
+        switch kind {
+        case .sqlite: return try await SQLiteStore.open(path: path)
+        case .postgres: return try await PostgresStore.open(endpoint!, poolSize: 3, applicationName: "actas-tests")
+        }
+    }
+
+    func drop() async {
+        switch kind {
+        case .sqlite:
+            removeDatabase(path)
+        case .postgres:
+            var admin = endpoint!
+            admin.database = StoreKind.postgresURL!.database
+            try? await Self.onServer(admin) { try await $0.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(path) WITH (FORCE)"), logger: testLogger) }
+        }
+    }
+
+    static func onServer(_ endpoint: PostgresEndpoint, _ body: (PostgresConnection) async throws -> Void) async throws {
+        let connection = try await PostgresConnection.connect(
+            configuration: endpoint.connectionConfiguration(applicationName: "actas-tests"), id: 1, logger: testLogger)
+        do {
+            try await body(connection)
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+}
+
+let testLogger = Logger(label: "actas.tests", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// Opens and migrates a store on a fresh database, runs `body`, closes and deletes it.
+func withStore<T>(_ kind: StoreKind = .sqlite, _ body: (any Store) async throws -> T) async throws -> T {
+    let database = try await TestDatabase.create(kind)
+    let store: any Store
+    do {
+        store = try await database.open()
+    } catch {
+        await database.drop()
+        throw error
+    }
     do {
         try await store.migrate()
         let result = try await body(store)
         await store.close()
-        removeDatabase(path)
+        await database.drop()
         return result
     } catch {
         await store.close()
-        removeDatabase(path)
+        await database.drop()
         throw error
     }
 }
 
-/// Two connections to one file, like the server and an `actas` command in another process.
-func withTwoStores<T>(migrate: Bool = true, _ body: (SQLiteStore, SQLiteStore, String) async throws -> T) async throws -> T {
-    let path = freshDatabasePath()
-    let first = try await SQLiteStore.open(path: path)
-    let second: SQLiteStore
+/// Two connections to one database, like the server and an `actas` command in another process
+/// (or two instances). The third argument names the database (a file path for SQLite).
+func withTwoStores<T>(_ kind: StoreKind = .sqlite, migrate: Bool = true, _ body: (any Store, any Store, String) async throws -> T) async throws -> T {
+    let database = try await TestDatabase.create(kind)
+    let first: any Store
+    let second: any Store
     do {
-        second = try await SQLiteStore.open(path: path)
+        first = try await database.open()
+    } catch {
+        await database.drop()
+        throw error
+    }
+    do {
+        second = try await database.open()
     } catch {
         await first.close()
-        removeDatabase(path)
+        await database.drop()
         throw error
     }
     do {
@@ -57,15 +141,15 @@ func withTwoStores<T>(migrate: Bool = true, _ body: (SQLiteStore, SQLiteStore, S
             try await first.migrate()
             try await second.migrate()
         }
-        let result = try await body(first, second, path)
+        let result = try await body(first, second, database.path)
         await first.close()
         await second.close()
-        removeDatabase(path)
+        await database.drop()
         return result
     } catch {
         await first.close()
         await second.close()
-        removeDatabase(path)
+        await database.drop()
         throw error
     }
 }
@@ -99,10 +183,10 @@ func makeImpersonation(id: String = Secrets.identifier(prefix: "imp_"), actor: S
 }
 
 /// The newest change id (0 for an empty feed).
-func feedPosition(_ store: SQLiteStore) async throws -> Int64 {
+func feedPosition(_ store: any Store) async throws -> Int64 {
     try await store.snapshot(now: t0).changeID
 }
 
-func changes(_ store: SQLiteStore, after id: Int64) async throws -> [Change] {
+func changes(_ store: any Store, after id: Int64) async throws -> [Change] {
     try #require(try await store.changes(after: id, limit: 10_000))
 }

@@ -37,9 +37,9 @@ struct TwoProcessTests {
         await b.close()
     }
 
-    @Test(arguments: 0..<3)
-    func ensureSigningKeyFromTwoProcessesAtOnceMakesOneKey(round: Int) async throws {
-        try await withTwoStores { a, b, _ in
+    @Test(arguments: StoreKind.all, 0..<3)
+    func ensureSigningKeyFromTwoProcessesAtOnceMakesOneKey(kind: StoreKind, round: Int) async throws {
+        try await withTwoStores(kind) { a, b, _ in
             async let one: Void = KeyManager.ensureSigningKey(a, now: t0)
             async let two: Void = KeyManager.ensureSigningKey(b, now: t0)
             async let three: Void = KeyManager.ensureSigningKey(a, now: t0)
@@ -52,8 +52,8 @@ struct TwoProcessTests {
         }
     }
 
-    @Test func concurrentRotationsLeaveExactlyOneCurrentKey() async throws {
-        try await withTwoStores { a, b, _ in
+    @Test(arguments: StoreKind.all) func concurrentRotationsLeaveExactlyOneCurrentKey(kind: StoreKind) async throws {
+        try await withTwoStores(kind) { a, b, _ in
             try await KeyManager.ensureSigningKey(a, now: t0)
             async let r1 = KeyManager.rotate(a, now: t0 + 1)
             async let r2 = KeyManager.rotate(b, now: t0 + 2)
@@ -65,8 +65,8 @@ struct TwoProcessTests {
         }
     }
 
-    @Test func concurrentStartsFromTwoProcessesLetOneWin() async throws {
-        try await withTwoStores { a, b, _ in
+    @Test(arguments: StoreKind.all) func concurrentStartsFromTwoProcessesLetOneWin(kind: StoreKind) async throws {
+        try await withTwoStores(kind) { a, b, _ in
             async let one = a.startImpersonation(makeImpersonation(actor: "usr_admin", target: "usr_x"))
             async let two = b.startImpersonation(makeImpersonation(actor: "usr_admin", target: "usr_y"))
             let results = try await [one, two]
@@ -75,8 +75,8 @@ struct TwoProcessTests {
         }
     }
 
-    @Test func writesFromTwoProcessesInterleave() async throws {
-        try await withTwoStores { a, b, _ in
+    @Test(arguments: StoreKind.all) func writesFromTwoProcessesInterleave(kind: StoreKind) async throws {
+        try await withTwoStores(kind) { a, b, _ in
             let alice = makeUser("alice")
             try await a.saveUsers([alice])
             try await withThrowingTaskGroup(of: Void.self) { group in
