@@ -26,8 +26,9 @@ final class AuditFileSink: @unchecked Sendable {
     private let onSessionLines: (@Sendable ([AuditSessionLine]) -> Void)?
     private var sessionLines: [AuditSessionLine] = []
 
-    private(set) var nextSeq: UInt64 = 1
-    private var prev = AuditHash.genesis
+    private var chain: AuditChainCursor
+    var nextSeq: UInt64 { chain.nextSeq }
+    private var prev: AuditHash { chain.prev }
     private(set) var counters = Counters()
 
     private var fd: Int32 = -1
@@ -47,11 +48,8 @@ final class AuditFileSink: @unchecked Sendable {
     /// The sync thread's handle on the current file, made when first needed.
     private var syncedFile: SyncedFile?
 
-    private var checkpoints: AuditCheckpointSchedule?
     /// Kept free at the end of a file for the checkpoint that seals it at rotation.
     private let checkpointRoom: Int64
-    /// The last record written (or found at start) is a checkpoint.
-    private var lastIsCheckpoint = false
 
     init(configuration: AuditWriterConfiguration, onError: @escaping @Sendable (AuditError) -> Void) throws(AuditError) {
         self.maxFileSize = configuration.maxFileSize
@@ -64,7 +62,8 @@ final class AuditFileSink: @unchecked Sendable {
             syncer = nil
         }
         chunk.reserveCapacity(64 * 1024)
-        checkpoints = configuration.checkpoints.map { AuditCheckpointSchedule(settings: $0, now: Self.monotonicMilliseconds()) }
+        chain = AuditChainCursor(
+            checkpoints: configuration.checkpoints.map { AuditCheckpointSchedule(settings: $0, now: Self.monotonicMilliseconds()) })
         checkpointRoom = configuration.checkpoints.map { Int64(AuditLineEncoder.checkpointLineBound(instance: $0.instance)) } ?? 0
         switch configuration.destination {
         case .standardOutput:
@@ -78,16 +77,14 @@ final class AuditFileSink: @unchecked Sendable {
             }
             if let error = openFile(continuingChain: false) { throw error }
         }
-        // A log that does not end in a checkpoint has unsealed records (a crash, or an older
-        // version): the interval checkpoint seals them.
-        if nextSeq > 1 && !lastIsCheckpoint { checkpoints?.recordsSince = 1 }
+        chain.noteUnsealedTail()
     }
 
     /// When the interval checkpoint falls due (monotonic milliseconds), if records await one.
-    var checkpointDeadline: UInt64? { checkpoints?.deadline }
+    var checkpointDeadline: UInt64? { chain.checkpoints?.deadline }
 
     /// The interval checkpoint is due now.
-    var checkpointDue: Bool { checkpoints?.dueByTime(now: Self.monotonicMilliseconds()) ?? false }
+    var checkpointDue: Bool { chain.checkpoints?.dueByTime(now: Self.monotonicMilliseconds()) ?? false }
 
     private var displayPath: String { path ?? "-" }
 
@@ -151,9 +148,7 @@ final class AuditFileSink: @unchecked Sendable {
     }
 
     private func adopt(_ line: InspectedLine) {
-        nextSeq = line.seq + 1
-        prev = line.hash
-        lastIsCheckpoint = line.checkpoint != nil
+        chain.adopt(seq: line.seq, hash: line.hash, isCheckpoint: line.checkpoint != nil)
     }
 
     private func adoptChainFromRotatedFiles() {
@@ -231,7 +226,7 @@ final class AuditFileSink: @unchecked Sendable {
     func process(_ batch: [WriterQueueItem], outcomes: inout [(AuditWriter.Completion, Result<UInt64, AuditError>)]) {
         var chunkItems: [(completion: AuditWriter.Completion?, seq: UInt64, durable: Bool)] = []
         var awaitingSync: [(AuditWriter.Completion?, UInt64)] = []
-        var chunkStart = (seq: nextSeq, prev: prev, checkpoints: checkpoints, lastIsCheckpoint: lastIsCheckpoint)
+        var chunkStart = chain
         chunk.removeAll(keepingCapacity: true)
         if syncer?.takeFailure() != nil {
             // Reported by the sync thread; the file is suspect: reopen the path.
@@ -255,10 +250,7 @@ final class AuditFileSink: @unchecked Sendable {
                 let error = AuditError(kind: .write, path: displayPath, code: failure, message: "write failed")
                 for item in chunkItems { if let completion = item.completion { outcomes.append((completion, .failure(error))) } }
                 counters.failed += UInt64(chunkItems.count)
-                nextSeq = chunkStart.seq
-                prev = chunkStart.prev
-                checkpoints = chunkStart.checkpoints
-                lastIsCheckpoint = chunkStart.lastIsCheckpoint
+                chain = chunkStart
                 chunkItems.removeAll()
                 chunk.removeAll(keepingCapacity: true)
                 return error
@@ -274,7 +266,7 @@ final class AuditFileSink: @unchecked Sendable {
             }
             chunkItems.removeAll()
             chunk.removeAll(keepingCapacity: true)
-            chunkStart = (nextSeq, prev, checkpoints, lastIsCheckpoint)
+            chunkStart = chain
             return nil
         }
 
@@ -305,10 +297,8 @@ final class AuditFileSink: @unchecked Sendable {
         /// Appends a signed checkpoint covering the last record, if records were written since
         /// the last checkpoint (SPEC §10.6). Its completion hands it on once it is durable.
         func appendCheckpoint() {
-            guard var schedule = checkpoints, schedule.hasUnsealedRecords, nextSeq > 1 else { return }
-            let settings = schedule.settings
-            let covers = nextSeq - 1
-            let head = prev.hex
+            guard let (covers, headHash, settings) = chain.unsealed else { return }
+            let head = headHash.hex
             guard let (kid, sig) = settings.sign(covers, head, settings.instance) else { return }
             let timestamp = AuditTimestamp.now()
             let hash = AuditLineEncoder.encodeCheckpoint(
@@ -319,12 +309,7 @@ final class AuditFileSink: @unchecked Sendable {
                 timestamp: timestamp.date)
             let onCheckpoint = settings.onCheckpoint
             chunkItems.append(({ result in if case .success = result { onCheckpoint(checkpoint) } }, nextSeq, true))
-            nextSeq += 1
-            prev = hash
-            schedule.recordsSince = 0
-            schedule.lastAt = Self.monotonicMilliseconds()
-            checkpoints = schedule
-            lastIsCheckpoint = true
+            chain.advance(pastCheckpoint: hash, now: Self.monotonicMilliseconds())
         }
 
         /// Takes the line just encoded at the end of the chunk (from `lineStart`), rotating first
@@ -364,13 +349,7 @@ final class AuditFileSink: @unchecked Sendable {
                     line: String(decoding: chunk[(chunk.count - lineLength)..<(chunk.count - 1)], as: UTF8.self)))
             }
             chunkItems.append((completion, nextSeq, durable))
-            nextSeq += 1
-            prev = hash
-            lastIsCheckpoint = false
-            if checkpoints != nil {
-                checkpoints!.recordsSince += 1
-                if checkpoints!.dueByCount { appendCheckpoint() }
-            }
+            if chain.advance(past: hash) { appendCheckpoint() }
             return nil
         }
 
