@@ -162,11 +162,12 @@ final class CookieJars: Sendable {
     /// and those of the same administrator's sign-ins that are gone.
     private func ended(signIn: String, live: LiveState) -> [(id: String, jar: CookieJar)] {
         guard count.load(ordering: .acquiring) > 0 else { return [] }
-        let all = jars.withLock { $0 }
+        let actor = live.read { $0.sessions[signIn]?.userID }
+        let candidates = jars.withLock { jars in jars.filter { $0.value.signIn == signIn || ($0.value.actorID == actor && actor != nil) } }
+        guard !candidates.isEmpty else { return [] }
         let now = Date()
         return live.read { tables in
-            let actor = tables.sessions[signIn]?.userID
-            return all.compactMap { id, entry in
+            candidates.compactMap { id, entry in
                 guard tables.impersonations[id] == nil else { return nil }
                 if entry.signIn == signIn { return (id, entry.jar) }
                 guard let actor, entry.actorID == actor,
