@@ -55,7 +55,11 @@ class Gunicorn:
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--worker-class", "gthread",
              "--workers", "1", "--threads", "8", "actas_site.wsgi"],
             cwd=APP, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(self.ready, timeout=30, what="gunicorn")
+        try:
+            wait_for(self.ready, timeout=30, what="gunicorn")
+        except BaseException:
+            self.stop()
+            raise
 
     def manage(self, *args):
         result = subprocess.run([sys.executable, "manage.py", *args], cwd=APP, env=self.env, capture_output=True, text=True)
@@ -93,13 +97,15 @@ def django_site(tmp_path_factory):
         "auth.public_paths": [], "auth.methods": ["password", "token"], "impersonation.mode": "choose"}, start=False)
     base = f"https://localhost:{proxy.https_port}"
     django = Gunicorn(tmp, gunicorn_port, base)
-    proxy.start()
-    import_users(proxy, USERS)
-    run(["consent", "grant", "alice", "--hours", "24", "--config", str(proxy.config_path)])
-    print(f"\nscreenshots: {SHOTS}")
-    yield proxy, django, base
-    proxy.stop()
-    django.stop()
+    try:
+        proxy.start()
+        import_users(proxy, USERS)
+        run(["consent", "grant", "alice", "--hours", "24", "--config", str(proxy.config_path)])
+        print(f"\nscreenshots: {SHOTS}")
+        yield proxy, django, base
+    finally:
+        proxy.stop()
+        django.stop()
 
 
 @pytest.fixture
