@@ -62,10 +62,10 @@ struct AuditCommand: ParsableCommand {
             let path = try AuditLogLocation.path(file: file, options: options, command: "tail")
             let filter = filters.filter()
             let output = OutputSink(fd: STDOUT_FILENO)
-            let format = RecordFormat(json: json, colour: !json && TerminalText.wantsColour(fd: STDOUT_FILENO))
+            let format = AuditRecordFormat(json: json, colour: !json && TerminalText.wantsColour(fd: STDOUT_FILENO))
 
-            var follower = LogFollower(path: path)
-            var shown = TailBuffer(capacity: lines)
+            var follower = AuditLogFollower(path: path)
+            var shown = AuditTailBuffer(capacity: lines)
             var currentFirstSeq: UInt64?
             follower.readAll { entry in
                 if currentFirstSeq == nil { currentFirstSeq = entry.seq }
@@ -76,7 +76,7 @@ struct AuditCommand: ParsableCommand {
             let rotated = AuditFiles.chainOrder(for: path).filter { $0 != path }
             if shown.count < lines {
                 for rotatedFile in rotated.reversed() {
-                    var inFile = TailBuffer(capacity: lines - shown.count - earlier.count)
+                    var inFile = AuditTailBuffer(capacity: lines - shown.count - earlier.count)
                     do {
                         try AuditLogReader.forEachEntry(in: [rotatedFile], matching: filter) { entry in
                             // A file renamed between opening the current file and listing the rotated
@@ -211,16 +211,16 @@ struct AuditCommand: ParsableCommand {
             var count = 0
             switch format {
             case .json: sink.emit("[")
-            case .csv: sink.emit(CSVExport.header)
+            case .csv: sink.emit(AuditCSV.header)
             }
             do {
                 try AuditLogReader.forEachEntry(in: sources, matching: filter) { entry in
                     switch format {
                     case .json:
                         sink.emit(count == 0 ? "\n" : ",\n")
-                        sink.emit(RecordFormat.safeLine(entry))
+                        sink.emit(AuditRecordFormat.safeLine(entry))
                     case .csv:
-                        sink.emit(CSVExport.row(entry))
+                        sink.emit(AuditCSV.row(entry))
                     }
                     count += 1
                     return !sink.failed
@@ -366,319 +366,6 @@ final class OutputSink {
     }
 }
 
-/// How `tail` prints a record.
-struct RecordFormat {
-    var json: Bool
-    var colour: Bool
-
-    func render(_ entry: AuditLogEntry) -> String {
-        (json ? Self.safeLine(entry) : human(entry)) + "\n"
-    }
-
-    /// The line as logged. The writer escapes every dangerous character, so a genuine line is
-    /// returned unchanged; a hand-edited line carrying raw ones is re-encoded with the log's escaping.
-    static func safeLine(_ entry: AuditLogEntry) -> String {
-        TerminalText.isSafe(entry.line) ? entry.line : entry.fields.jsonText
-    }
-
-    private enum Style: String {
-        case dim = "2", bold = "1", red = "31", green = "32", yellow = "33", blue = "34", magenta = "35", cyan = "36"
-    }
-
-    private func paint(_ text: String, _ style: Style?) -> String {
-        guard colour, let style else { return text }
-        return "\u{1B}[\(style.rawValue)m\(text)\u{1B}[0m"
-    }
-
-    private func string(_ entry: AuditLogEntry, _ key: String) -> String? {
-        guard let value = entry[key] else { return nil }
-        switch value {
-        case .null: return nil
-        case .string(let text): return TerminalText.safe(text)
-        default: return TerminalText.safe(value.jsonText)
-        }
-    }
-
-    /// `2026-11-06 10:15:23  request  admin as jdoe  GET /api/users → 201  3.2 ms  imp_…`
-    func human(_ entry: AuditLogEntry) -> String {
-        var parts: [String] = []
-        let time: String
-        if let timestamp = entry.timestamp {
-            let text = timestamp.rfc3339
-            time = String(text.prefix(10)) + " " + String(text.dropFirst(11).prefix(8))
-        } else {
-            time = string(entry, "ts") ?? "-"
-        }
-        parts.append(paint(time, .dim))
-        let type = string(entry, "type") ?? "?"
-        parts.append(paint(type, Self.style(forType: type)))
-
-        var used: Set<String> = ["ts", "type", "seq", "prev", "hash"]
-        let user = string(entry, "user")
-        let impersonator = string(entry, "impersonator")
-        var who: String
-        if let impersonator {
-            who = paint(impersonator, .bold) + " as " + paint(user ?? "?", .bold)
-            used.formUnion(["user", "impersonator"])
-        } else if let user {
-            who = paint(user, .bold)
-            used.insert("user")
-        } else if let target = string(entry, "target") {
-            who = paint(target, .bold)
-            used.insert("target")
-        } else if let actor = string(entry, "actor") {
-            who = paint(actor, .bold)
-            used.insert("actor")
-        } else {
-            who = "-"
-        }
-        if let actor = string(entry, "actor"), !used.contains("actor") {
-            who += " (by \(actor))"
-            used.insert("actor")
-        }
-        parts.append(who)
-
-        if let method = string(entry, "method"), let path = string(entry, "path") {
-            var what = "\(method) \(path)\(query(entry))"
-            used.formUnion(["method", "path", "query"])
-            if let status = entry["status"]?.integerValue {
-                what += " → " + paint(String(status), Self.style(forStatus: status))
-                used.insert("status")
-            }
-            parts.append(what)
-        } else if let path = string(entry, "path") {
-            parts.append(path + query(entry))
-            used.formUnion(["path", "query"])
-        }
-        if let duration = string(entry, "duration_ms") {
-            parts.append("\(duration) ms")
-            used.insert("duration_ms")
-        }
-
-        // Event details, in log order, as key=value; a request's bulky members stay in --json.
-        let quiet: Set<String> = type == "request"
-            ? ["request_id", "client_ip", "upstream_ms", "bytes_in", "bytes_out", "request_headers", "request_body", "session_id", "mode", "client_request_id"]
-            : ["request_id", "request_headers", "request_body", "session_id", "client_request_id", "upstream_ms", "bytes_in", "bytes_out"]
-        var details: [String] = []
-        for member in entry.fields.members ?? [] where !used.contains(member.key) && !quiet.contains(member.key) {
-            guard let value = string(entry, member.key) else { continue }
-            used.insert(member.key)
-            let shown = member.key == "justification" || value.contains(" ") || value.isEmpty
-                ? "\"" + value.replacingOccurrences(of: "\"", with: "\\\"") + "\"" : value
-            let key = TerminalText.safe(member.key)
-            let style: Style? = member.key == "reason" || member.key == "end_reason" ? .yellow : nil
-            details.append(paint(key + "=", .dim) + paint(shown, style))
-        }
-        if !details.isEmpty { parts.append(details.joined(separator: " ")) }
-        if type == "request", let mode = string(entry, "mode"), mode == "read-only" { parts.append(paint("read-only", .yellow)) }
-        if let session = string(entry, "session_id") { parts.append(paint(session, .cyan)) }
-        return parts.joined(separator: "  ")
-    }
-
-    /// `?name=value&…` from the logged query object.
-    private func query(_ entry: AuditLogEntry) -> String {
-        guard let members = entry["query"]?.members, !members.isEmpty else { return "" }
-        let pairs = members.map { member -> String in
-            let value: String
-            switch member.value {
-            case .string(let text): value = text
-            case .array(let values): value = values.map { $0.stringValue ?? $0.jsonText }.joined(separator: ",")
-            default: value = member.value.jsonText
-            }
-            return TerminalText.safe(member.key) + "=" + TerminalText.safe(value)
-        }
-        return "?" + pairs.joined(separator: "&")
-    }
-
-    private static func style(forType type: String) -> Style? {
-        switch type {
-        case "request": return nil
-        case "login", "logout": return .green
-        case "login_failed", "request_denied", "impersonation_denied": return .red
-        case "impersonation_started", "impersonation_ended": return .magenta
-        default: return .blue
-        }
-    }
-
-    private static func style(forStatus status: Int64) -> Style? {
-        switch status {
-        case 200..<300: return .green
-        case 300..<400: return .cyan
-        case 400..<500: return .yellow
-        case 500...: return .red
-        default: return nil
-        }
-    }
-}
-
-/// The last `capacity` elements appended.
-struct TailBuffer {
-    let capacity: Int
-    private var storage: [AuditLogEntry] = []
-    private var start = 0
-
-    init(capacity: Int) {
-        self.capacity = max(0, capacity)
-    }
-
-    var count: Int { storage.count }
-
-    mutating func append(_ entry: AuditLogEntry) {
-        guard capacity > 0 else { return }
-        if storage.count < capacity {
-            storage.append(entry)
-        } else {
-            storage[start] = entry
-            start = (start + 1) % capacity
-        }
-    }
-
-    var elements: [AuditLogEntry] { Array(storage[start...] + storage[..<start]) }
-}
-
-/// Follows the log file: reads what is appended, and when the path names another file
-/// (rotated: renamed and replaced, so another inode) or the file shrank (truncated), reads the
-/// rest of the old file, then any files rotated in between (named for their first seq), then
-/// the new file from its start. Records already shown are not shown twice; a new chain (seq 1)
-/// is always shown.
-struct LogFollower {
-    let path: String
-    /// The last seq shown or skipped, so a catch-up after a rotation neither repeats nor misses.
-    var lastSeq: UInt64?
-    private var fd: Int32 = -1
-    private var identity: (device: UInt64, inode: UInt64) = (0, 0)
-    private var offset: Int64 = 0
-    private var pending: [UInt8] = []
-    private var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    private static let maxLine = 16 << 20
-
-    init(path: String) {
-        self.path = path
-        _ = reopen()
-    }
-
-    var isOpen: Bool { fd >= 0 }
-
-    private mutating func reopen() -> Bool {
-        stop()
-        let opened = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }
-        guard opened >= 0 else { return false }
-        var info = stat()
-        guard fstat(opened, &info) == 0 else {
-            _ = close(opened)
-            return false
-        }
-        fd = opened
-        identity = (UInt64(info.st_dev), UInt64(info.st_ino))
-        offset = 0
-        pending.removeAll()
-        return true
-    }
-
-    mutating func stop() {
-        if fd >= 0 { _ = close(fd) }
-        fd = -1
-    }
-
-    /// Each record in the open file from where reading stopped (the first call: the whole file).
-    mutating func readAll(_ body: (AuditLogEntry) -> Void) {
-        while let lines = nextLines() {
-            for line in lines {
-                guard let entry = AuditLogEntry(line: line) else { continue }
-                if let seq = entry.seq { lastSeq = seq }
-                body(entry)
-            }
-        }
-    }
-
-    /// Records written since the last call, oldest first.
-    mutating func poll() -> [AuditLogEntry] {
-        var entries: [AuditLogEntry] = []
-        readAll { entries.append($0) }
-        var info = stat()
-        guard path.withCString({ stat($0, &info) }) == 0 else { return entries }  // mid-rotation, or gone
-        let now = (UInt64(info.st_dev), UInt64(info.st_ino))
-        if fd >= 0 && now == identity {
-            guard Int64(info.st_size) < offset else { return entries }
-            lseek(fd, 0, SEEK_SET)  // truncated in place (copytruncate): from the start again
-            offset = 0
-            pending.removeAll()
-            readUnseen(into: &entries)
-            return entries
-        }
-        // Rotated (or appeared). Open the new file first: any rotation before that has renamed its
-        // file already, so the listing below sees it; one after that is read twice, not missed.
-        let opened = reopen()
-        let floor = lastSeq ?? 0
-        let rotated = AuditFiles.chainOrder(for: path).filter { $0 != path }.compactMap { file -> (UInt64, String)? in
-            guard let seq = Self.rotatedSeq(file), seq > floor else { return nil }
-            return (seq, file)
-        }
-        for (_, file) in rotated {
-            try? AuditLogReader.forEachEntry(in: [file]) { entry in
-                if let shown = unseen(entry) { entries.append(shown) }
-                return true
-            }
-        }
-        if opened { readUnseen(into: &entries) }
-        return entries
-    }
-
-    private mutating func readUnseen(into entries: inout [AuditLogEntry]) {
-        while let lines = nextLines() {
-            for line in lines {
-                if let entry = AuditLogEntry(line: line), let new = unseen(entry) { entries.append(new) }
-            }
-        }
-    }
-
-    /// The entry unless its record was shown already (a new chain starting at seq 1 always is new).
-    private mutating func unseen(_ entry: AuditLogEntry) -> AuditLogEntry? {
-        guard let seq = entry.seq else { return entry }
-        if let lastSeq, seq <= lastSeq, seq != 1 { return nil }
-        lastSeq = seq
-        return entry
-    }
-
-    /// The first seq a rotated file's name gives (`audit.jsonl.000000001042[-N]`).
-    private static func rotatedSeq(_ file: String) -> UInt64? {
-        let name = file.split(separator: "/").last.map(String.init) ?? file
-        guard let dot = name.lastIndex(of: ".") else { return nil }
-        let digits = name[name.index(after: dot)...].prefix { $0 != "-" }
-        guard digits.count >= 12, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        return UInt64(digits)
-    }
-
-    /// The complete lines of the next read (maybe none), or nil at the end of what is written
-    /// so far. A partial last line waits for its newline.
-    private mutating func nextLines() -> [[UInt8]]? {
-        guard fd >= 0 else { return nil }
-        var got = 0
-        while true {
-            got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if got < 0 && errno == EINTR { continue }
-            break
-        }
-        if got <= 0 { return nil }
-        offset += Int64(got)
-        var lines: [[UInt8]] = []
-        var start = 0
-        for index in 0..<got where chunk[index] == UInt8(ascii: "\n") {
-            if pending.isEmpty {
-                lines.append(Array(chunk[start..<index]))
-            } else {
-                pending.append(contentsOf: chunk[start..<index])
-                lines.append(pending)
-                pending.removeAll()
-            }
-            start = index + 1
-        }
-        if start < got { pending.append(contentsOf: chunk[start..<got]) }
-        if pending.count > Self.maxLine { pending.removeAll() }  // not a record; skip it
-        return lines
-    }
-}
-
 /// SIGINT/SIGTERM end `tail -f` cleanly (exit 0, output flushed).
 enum StopSignal {
     private static let flag = Atomic<Bool>(false)
@@ -697,51 +384,3 @@ enum StopSignal {
     }
 }
 
-/// `audit export --format csv`.
-enum CSVExport {
-    /// Every key a record can have, in log order; members of no known key go to `extra` as JSON.
-    static let columns: [String] = AuditRecord.keyOrder.filter { $0 != "prev" && $0 != "hash" } + ["extra", "prev", "hash"]
-    private static let known = Set(AuditRecord.keyOrder)
-
-    static var header: String { columns.joined(separator: ",") + "\r\n" }
-
-    static func row(_ entry: AuditLogEntry) -> String {
-        let members = entry.fields.members ?? []
-        var cells: [String] = []
-        cells.reserveCapacity(columns.count)
-        for column in columns {
-            if column == "extra" {
-                let others = members.filter { !known.contains($0.key) }
-                cells.append(others.isEmpty ? "" : cell(AuditValue.object(others).jsonText))
-            } else if let value = members.first(where: { $0.key == column })?.value {
-                cells.append(cell(text(value)))
-            } else {
-                cells.append("")
-            }
-        }
-        return cells.joined(separator: ",") + "\r\n"
-    }
-
-    private static func text(_ value: AuditValue) -> String {
-        switch value {
-        case .null: return ""
-        case .bool(let flag): return flag ? "true" : "false"
-        case .integer(let number): return String(number)
-        case .number(let literal): return literal
-        case .string(let text): return text
-        case .array, .object: return value.jsonText
-        }
-    }
-
-    /// Escaped like the log (no raw controls), formula-neutralised, RFC 4180 quoted.
-    static func cell(_ raw: String) -> String {
-        var text = TerminalText.safe(raw)
-        if let first = raw.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) {
-            text = "'" + text
-        }
-        if text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\r" || $0 == "\n" }) {
-            text = "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
-        return text
-    }
-}

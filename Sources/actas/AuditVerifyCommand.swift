@@ -88,6 +88,7 @@ extension AuditCommand {
             var problems = report.problems
             if let store {
                 var instances = report.instances
+                // This instance's checkpoints too: a log stripped of all of them still shows.
                 if let config {
                     let own = InstanceRecord.resolveID(configured: config.listen.instanceID, hostName: ProcessInfo.processInfo.hostName,
                                                        adminPort: config.listen.admin?.port)

@@ -33,7 +33,9 @@ USERS = [
     {"username": "alice", "role": "employee", "org_unit": "acme/emea", "last_login": NOW},
 ]
 CONFIG = {"auth.public_paths": ["/static/*"], "auth.methods": ["password", "token"], "auth.max_failed_logins_per_ip": 10000,
-          "auth.max_failed_logins": 1000}
+          "auth.max_failed_logins": 1000,
+          # Copies of the log are verified without keys here; checkpoints (test_audit_proof.py) come only at rotation.
+          "audit.checkpoint_interval": "1h"}
 REASON = "Ticket 4711: the report page is blank"
 HOSTILE = "x\u001b[31mred\u2028y\u202egnp.exe"
 FORMULA = "=cmd|' /C calc'!A0"
@@ -325,6 +327,9 @@ def test_rotation_keeps_one_chain_across_files_and_tail_follows_it(make_proxy):
     for i in range(6):
         failed_login(proxy, f"rot{i}")
     logs = proxy.dir / "logs"
+    # The published keys, for verifying a part of the log without the store (a request record too).
+    jwks = proxy.dir / "jwks.json"
+    jwks.write_bytes(proxy.request(request_bytes("GET", "/.well-known/actas/jwks.json")).body)
 
     # Follow from here on, across the rotations still to come.
     follower = start_tail("--json", "-n", "1", "--config", config)
@@ -343,14 +348,15 @@ def test_rotation_keeps_one_chain_across_files_and_tail_follows_it(make_proxy):
     assert [r["seq"] for r in every] == list(range(1, len(every) + 1))
     for f in rotated:  # each rotated file is named for its first seq
         assert int(f.name.rsplit(".", 1)[1]) == records(f)[0]["seq"]
-    result = audit("verify", *map(str, files), check=0)
+    result = audit("verify", "--config", config, *map(str, files), check=0)
     assert result.stdout == f"ok: {len(every)} records, last seq {len(every)}\n" and result.stderr == ""
     assert chain_ok(files)
     assert audit("verify", "--config", config, check=0).stdout == result.stdout
 
-    # A later file alone passes against an anchor, and says so on stderr.
+    # A later file alone passes against an anchor, and says so on stderr (its checkpoints checked against the
+    # JWKS: the store would rightly say the log goes on past it).
     later = rotated[1]
-    alone = audit("verify", str(later), check=0)
+    alone = audit("verify", str(later), "--jwks", str(jwks), check=0)
     start = records(later)[0]["seq"]
     assert alone.stdout == f"ok: {len(records(later))} records, last seq {records(later)[-1]['seq']}\n"
     assert f"seq {start}" in alone.stderr and alone.stderr.startswith("note:")
@@ -359,7 +365,7 @@ def test_rotation_keeps_one_chain_across_files_and_tail_follows_it(make_proxy):
     cut = proxy.dir / "cut" / later.name
     cut.parent.mkdir()
     cut.write_bytes(b"\n".join(later.read_bytes().split(b"\n")[1:]))
-    assert audit("verify", str(cut), check=1).stdout.startswith(f"broken at seq {start + 1} ({cut}:1): ")
+    assert audit("verify", str(cut), "--jwks", str(jwks), check=1).stdout.startswith(f"broken at seq {start + 1} ({cut}:1): ")
 
     # tail -f saw every record after its starting point exactly once, in order, as logged.
     seqs = [r["seq"] for r in followed]
