@@ -28,16 +28,21 @@ public struct ChangeListener: Sendable {
             do {
                 let connection = try await PostgresConnection.connect(
                     configuration: endpoint.connectionConfiguration(applicationName: applicationName), id: connectionID, logger: logger)
-                try await withTaskCancellationHandler {
-                    try await connection.listen(on: PostgresStore.channel) { notifications in
-                        if connectionID > 1 { logger.info("store change listener connected again; resynchronising from the change feed") }
-                        delay = .milliseconds(100)
-                        // Changes committed while nobody listened are in the table: read them now.
-                        ring()
-                        for try await _ in notifications { ring() }
+                do {
+                    try await withTaskCancellationHandler {
+                        try await connection.listen(on: PostgresStore.channel) { notifications in
+                            if connectionID > 1 { logger.info("store change listener connected again; resynchronising from the change feed") }
+                            delay = .milliseconds(100)
+                            // Changes committed while nobody listened are in the table: read them now.
+                            ring()
+                            for try await _ in notifications { ring() }
+                        }
+                    } onCancel: {
+                        connection.close()
                     }
-                } onCancel: {
-                    connection.close()
+                } catch {
+                    try? await connection.close()
+                    throw error
                 }
                 try? await connection.close()
                 if !Task.isCancelled { logger.warning("store change listener connection ended; reconnecting") }

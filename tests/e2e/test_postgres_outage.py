@@ -1,0 +1,68 @@
+"""SPEC §9, §10.2: while PostgreSQL is unreachable everything that needs it fails closed with
+`503 store_unavailable` (JSON, or a page for browsers), signed-in browsing from memory goes on
+for `store.grace` after the last contact and is refused after it, `/readyz` answers 503, and
+the instance recovers by itself when the database is back. Stops and starts the test cluster
+(ACTAS_TEST_POSTGRES_DIR)."""
+import json
+
+import pytest
+
+from conftest import admin_get, login, post_login, request_bytes, session_header, wait_for
+from postgres_fixtures import POSTGRES_DIR, cluster, pg_config, pg_database, postgres_server  # noqa: F401
+from test_changes_acknowledged import forwarded_as
+from test_impersonation import Admin, setup_site
+
+pytestmark = pytest.mark.skipif(not POSTGRES_DIR, reason="needs ACTAS_TEST_POSTGRES_DIR to stop and start the server")
+
+
+def unavailable(response):
+    return response.status == 503 and b"store_unavailable" in response.body
+
+
+@pytest.fixture
+def outage_sites(make_proxy, pg_database):
+    """One instance with a long grace (browsing goes on), one with the shortest (it stops)."""
+    patient = make_proxy(pg_config(pg_database, **{"store.grace": "1h"}))
+    setup_site(patient)
+    strict = make_proxy(pg_config(pg_database, **{"store.grace": "1s"}))
+    return patient, strict
+
+
+def test_store_outage_fails_closed_then_recovers_without_a_restart(outage_sites):
+    patient, strict = outage_sites
+    reader = Admin(patient, "emp")
+    impersonating = Admin(strict, "admin")
+    assert impersonating.start("emp")[0].status == 201
+    consenting = Admin(patient, "far")
+    starter = Admin(patient, "admin2")
+    assert reader.fetch("/before-outage").status == 200
+
+    cluster("stop")
+    try:
+        wait_for(lambda: admin_get(patient.admin_port, "/readyz")[0] == 503, timeout=30, what="/readyz 503 while the store is down")
+        # Needs the store: sign-in, impersonation start, consent changes, as JSON and as a page.
+        assert unavailable(post_login(patient, "nocon"))
+        start, _ = starter.start("far")
+        assert unavailable(start), start
+        consent, body = consenting.api("DELETE", "/.actas/api/v1/consent")
+        assert unavailable(consent) and body["error"] == "store_unavailable", consent
+        page = consenting.form("/.actas/consent", {"action": "revoke"})
+        assert page.status == 503 and page.header("content-type").startswith("text/html"), page
+        # Only memory: signed-in browsing goes on within the grace...
+        response = reader.fetch("/during-outage")
+        assert response.status == 200, response
+        assert forwarded_as(patient, "/during-outage") == [["emp"]]
+        # ...and past it, signed-in and impersonated requests are refused, never forwarded.
+        wait_for(lambda: unavailable(impersonating.fetch("/past-grace")), timeout=30, what="503 past store.grace")
+        assert unavailable(impersonating.browse("/past-grace-page"))
+        assert forwarded_as(strict, "/past-grace") == [] and forwarded_as(strict, "/past-grace-page") == []
+    finally:
+        cluster("start")
+
+    for proxy in (patient, strict):
+        wait_for(lambda: admin_get(proxy.admin_port, "/readyz")[0] == 200, timeout=60, what="/readyz 200 after the store came back")
+    wait_for(lambda: impersonating.fetch("/after-outage").status == 200, timeout=30, what="requests forwarded again")
+    assert forwarded_as(strict, "/after-outage") == [["emp"]]
+    assert login(patient, "nocon")
+    consent, _ = consenting.api("DELETE", "/.actas/api/v1/consent")
+    assert consent.status in (200, 204), consent
