@@ -59,11 +59,13 @@ enum MultipartParser {
 
     private static func part(headers: String, content: UnsafeBufferPointer<UInt8>, redactor: Redactor) -> Part {
         // Every Content-Disposition counts (FuzzMultipart found that only the last did): an app
-        // may read the first, and split lines at a bare LF or CR too.
+        // may read the first, and split lines at CRLF only or at a bare LF or CR too (both
+        // readings are taken).
         var dispositions: [MediaType] = []
         var contentType: MediaType?
         var contentTypeText: String?
-        for line in headers.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" || $0 == "\r" }) {
+        let lines = headers.split(separator: "\r\n") + headers.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" || $0 == "\r" })
+        for line in lines {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let name = line[..<colon].trimmingBlanks().lowercased()
             let value = String(line[line.index(after: colon)...]).trimmingBlanks()

@@ -44,6 +44,10 @@ import Testing
         let headers = "Content-Disposition: form-data; name=\"upload\"; filename=\"a.txt\"\r\nContent-Disposition: form-data; name=\"upload\""
         let logged = try #require(Self.multipart(headers, "private file contents"))
         #expect(logged.jsonText == #"{"upload":{"filename":"a.txt","bytes":21}}"#)
+        // A filename seen only when lines end at CRLF alone (FuzzMultipart, second finding).
+        let split = "Content-Disposition: form-data; name=x\n--\"y\"; filename=\"a.txt"
+        let hidden = try #require(Self.multipart(split, "private file contents"))
+        #expect(!hidden.jsonText.contains("private"), "\(hidden.jsonText)")
         // One disposition, as before.
         let plain = try #require(Self.multipart("Content-Disposition: form-data; name=\"note\"", "hello"))
         #expect(plain.jsonText == #"{"note":"hello"}"#)
