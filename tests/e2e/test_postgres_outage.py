@@ -41,7 +41,8 @@ def test_store_outage_fails_closed_then_recovers_without_a_restart(outage_sites)
     try:
         wait_for(lambda: admin_get(patient.admin_port, "/readyz")[0] == 503, timeout=30, what="/readyz 503 while the store is down")
         # Needs the store: sign-in, impersonation start, consent changes, as JSON and as a page.
-        assert unavailable(post_login(patient, "nocon"))
+        page = post_login(patient, "nocon")  # a form post: the page, not JSON
+        assert page.status == 503 and b"unavailable" in page.body, page
         start, _ = starter.start("far")
         assert unavailable(start), start
         consent, body = consenting.api("DELETE", "/.actas/api/v1/consent")
