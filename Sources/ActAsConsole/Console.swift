@@ -106,6 +106,7 @@ public final class Console: Sendable {
         case ("GET", "/.actas/login"): return loginPage(request)
         case ("POST", "/.actas/login"): return try await login(request)
         case (_, "/.actas/login"): return methodNotAllowed(request, allow: "GET, HEAD, POST")
+        case ("GET", "/.actas/logout"): return logoutPage(request)
         case ("POST", "/.actas/logout"): return try await logout(request)
         default: break
         }
@@ -153,7 +154,7 @@ public final class Console: Sendable {
 
     /// State-changing URLs and what they allow: any other method (GET included) is `405`.
     static let allowedMethods: [String: String] = [
-        "/.actas/logout": "POST",
+        "/.actas/logout": "GET, HEAD, POST",
         "/.actas/": "GET, HEAD",
         "/.actas/api/v1/me": "GET, HEAD",
         "/.actas/consent": "POST",
@@ -258,7 +259,7 @@ public final class Console: Sendable {
             if request.principal != nil {
                 return problem(request, status: 400, code: "not_a_session", message: "API tokens do not sign in, so they cannot sign out.")
             }
-            return .redirect(303, to: "/.actas/login", headers: clear)
+            return .redirect(303, to: Self.afterSignOut(request), headers: clear)
         }
         guard csrfValid(request, session: session) else { return csrfRefused(request) }
         // SPEC §7: only signing out of the sign-in that started it ends it.
@@ -267,7 +268,7 @@ public final class Console: Sendable {
         }
         try await directory.signOut(sessionHash: session.idHash)
         events.record(AuditRecord(type: .logout, requestID: request.requestID, clientIP: request.clientIP, user: principal.user.username))
-        return .redirect(303, to: "/.actas/login", headers: clear)
+        return .redirect(303, to: Self.afterSignOut(request), headers: clear)
     }
 
     // MARK: pages
