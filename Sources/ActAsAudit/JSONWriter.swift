@@ -15,7 +15,7 @@ enum JSONWriter {
         let done: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
             if let scrubbed = Redactor.scrubTokens(bytes: bytes) {
                 writeRaw(key, into: &out)
-                writeString(scrubbed, into: &out)
+                writeString(Redactor.settled(scrubbed), into: &out)
                 return
             }
             // Escaping turns a byte into at most 6 (`\u00XX`).
@@ -36,7 +36,7 @@ enum JSONWriter {
         }
         if done == nil {
             writeRaw(key, into: &out)
-            writeString(Redactor.scrubTokens(bytes: Array(text.utf8)) ?? text, into: &out)
+            writeString(Redactor.scrubOnce(text).map(Redactor.settled) ?? text, into: &out)
         }
     }
 

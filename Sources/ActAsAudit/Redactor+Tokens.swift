@@ -17,9 +17,26 @@ extension Redactor {
     /// Replaces every credential of the forms above inside `text` by `[REDACTED]`.
     /// Returns `text` itself (no copy) when there is nothing to replace.
     public func scrubTokens(_ text: String) -> String {
-        let result: String?? = text.utf8.withContiguousStorageIfAvailable { Self.scrubTokens(bytes: $0) }
-        if let result { return result ?? text }
-        return Array(text.utf8).withUnsafeBufferPointer { Self.scrubTokens(bytes: $0) } ?? text
+        Self.scrubOnce(text).map(Self.settled) ?? text
+    }
+
+    /// `scrubbed` (the output of a pass that found something) scrubbed again until nothing
+    /// changes: a replaced token can join what was around it into a new one (a PEM label
+    /// reaching `PRIVATE KEY`, found by FuzzRedactor). A pass never lengthens the text by
+    /// much, and a few passes settle it.
+    static func settled(_ scrubbed: String) -> String {
+        var text = scrubbed
+        for _ in 0..<8 {
+            guard let again = scrubOnce(text) else { break }
+            text = again
+        }
+        return text
+    }
+
+    static func scrubOnce(_ text: String) -> String? {
+        let result: String?? = text.utf8.withContiguousStorageIfAvailable { scrubTokens(bytes: $0) }
+        if let result { return result }
+        return Array(text.utf8).withUnsafeBufferPointer { scrubTokens(bytes: $0) }
     }
 
     static func scrubTokens(bytes: [UInt8]) -> String? {

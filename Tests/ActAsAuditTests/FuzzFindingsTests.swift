@@ -15,9 +15,7 @@ import Testing
         let input = "-----BEGINsss{ssssActas_ab-abcrssssssssssssssi\u{FFFD}\0\0\0)RPRIVATE KEY-----END--[A--"
         let once = defaultRedactor.scrubTokens(input)
         #expect(once.contains(Redactor.placeholder) && !once.contains("Actas_ab"))
-        withKnownIssue("a token replaced inside a PEM label makes the label reach PRIVATE KEY") {
-            #expect(defaultRedactor.scrubTokens(once) == once)
-        }
+        #expect(defaultRedactor.scrubTokens(once) == once)
     }
 
     static func multipart(_ partHeaders: String, _ content: String) -> AuditValue? {
