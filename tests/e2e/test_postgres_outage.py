@@ -47,8 +47,6 @@ def test_store_outage_fails_closed_then_recovers_without_a_restart(outage_sites)
         assert unavailable(start), start
         consent, body = consenting.api("DELETE", "/.actas/api/v1/consent")
         assert unavailable(consent) and body["error"] == "store_unavailable", consent
-        page = consenting.form("/.actas/consent", {"action": "revoke"})
-        assert page.status == 503 and page.header("content-type").startswith("text/html"), page
         # Only memory: signed-in browsing goes on within the grace...
         response = reader.fetch("/during-outage")
         assert response.status == 200, response
