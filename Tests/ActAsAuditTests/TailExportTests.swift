@@ -11,7 +11,7 @@ import Testing
     static func lines(_ count: Int) -> [String] { VerifierTests.chain(count: count).lines }
 
     func append(_ lines: [String], to path: String) throws {
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         let handle = try #require(FileHandle(forWritingAtPath: path))
         handle.seekToEndOfFile()
         handle.write(Data(lines.map { $0 + "\n" }.joined().utf8))
