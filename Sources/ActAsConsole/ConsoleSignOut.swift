@@ -6,11 +6,9 @@ import Foundation
 /// the CSRF token, and `rd` is carried through and honoured after sign-out as for sign-in.
 extension Console {
     func logoutPage(_ request: ConsoleRequest) -> ConsoleResponse {
-        guard let principal = request.principal else {
-            // Nothing to sign out of (never signed in, or the cookie is dead already): on to
-            // where a sign-out would have gone, as oauth2-proxy's and Pomerium's sign-out URLs do.
-            return .redirect(303, to: Self.afterSignOut(request), headers: [Self.clearedSessionCookie])
-        }
+        // SPEC §4: the page is for signed-in people; anyone else meets the rule of every
+        // protected path (browsers 302 to the sign-in page with `rd`, others 401 JSON).
+        guard let principal = request.principal else { return signInRequired(request) }
         guard let session = principal.session else {
             return problem(request, status: 400, code: "not_a_session", message: "API tokens do not sign in, so they cannot sign out.")
         }
@@ -31,7 +29,4 @@ extension Console {
         guard let rd = request.formValue("rd") ?? request.queryValue("rd"), !rd.isEmpty else { return "/.actas/login" }
         return ReturnPath.sanitise(rd)
     }
-
-    static let clearedSessionCookie: (name: String, value: String) =
-        ("Set-Cookie", "\(ActAsCookies.session)=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
 }

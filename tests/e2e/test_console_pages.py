@@ -81,15 +81,15 @@ def test_logout_post_without_rd_still_goes_to_the_sign_in_page(site):
     assert out.status == 303 and out.header("location") == "/.actas/login"
 
 
-def test_logout_page_when_not_signed_in_goes_where_sign_out_would(site):
+def test_logout_page_when_not_signed_in_meets_the_sign_in_rule(site):
     proxy, _ = site
-    # Nothing to sign out of: straight on, as after a sign-out (rd if given, else sign-in).
-    assert logout_page(proxy, rd="/goodbye").header("location") == "/goodbye"
-    plain = logout_page(proxy)
-    assert plain.status == 303 and plain.header("location") == "/.actas/login"
-    assert logout_page(proxy, rd="//evil.example").header("location") == "/"
+    # SPEC §4: the page is for signed-in people; browsers go to the sign-in page, scripts get 401.
+    page = logout_page(proxy, rd="/goodbye")
+    assert page.status == 302 and page.header("location").startswith("/.actas/login?rd="), page
     dead = logout_page(proxy, cookie="not-a-session", rd="/x")
-    assert dead.status == 303 and dead.header("location") == "/x"
+    assert dead.status == 302 and dead.header("location").startswith("/.actas/login?rd="), dead
+    script = proxy.request(request_bytes("GET", "/.actas/logout", [("Accept", "application/json")]))
+    assert script.status == 401 and json.loads(script.body)["error"] == "unauthenticated", script
 
 
 def test_logout_page_while_impersonating_says_it_ends_the_impersonation(site):
