@@ -236,7 +236,7 @@ def test_kill_9_under_load_keeps_every_answered_impersonated_request(acting):
     missing = [rid for rid in answered if rid not in logged]
     assert missing == [], f"{len(missing)} answered impersonated requests are not in the log"
     verify_chain(lines)
-    ok = run(["audit", "verify", str(proxy.dir / "logs" / "audit.jsonl")], check=False)
+    ok = run(["audit", "verify", "--config", str(proxy.config_path), str(proxy.dir / "logs" / "audit.jsonl")], check=False)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: "), ok.stdout + ok.stderr
     # And it starts again, continuing the chain.
     last = json.loads(lines[-1])
@@ -370,7 +370,7 @@ def test_sighup_reopens_the_log_after_external_rotation_and_the_chain_continues(
     admin.fetch("/after-rotation")
     wait_for(lambda: log.exists() and "/after-rotation" in log.read_text(), timeout=5, what="a new file")
     assert "/after-rotation" not in rotated.read_text()
-    result = run(["audit", "verify", str(rotated), str(log)], check=False)
+    result = run(["audit", "verify", "--config", str(proxy.config_path), str(rotated), str(log)], check=False)
     assert result.returncode == 0 and result.stdout.startswith("ok: "), result.stdout + result.stderr
     first_new = json.loads(log.read_text().splitlines()[0])
     last_old = json.loads(rotated.read_text().splitlines()[-1])
