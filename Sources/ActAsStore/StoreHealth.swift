@@ -41,7 +41,10 @@ public final class StoreHealth: Sendable {
     public var isReachable: Bool { state.withLock { $0.reachable } }
 
     /// Whether the in-memory state may still be trusted: the store answered within `grace`.
-    public func withinGrace(at now: ContinuousClock.Instant = .now) -> Bool {
-        state.withLock { $0.reachable || now - $0.lastContact <= grace }
+    /// Asked on every identified request: the clock is read only while the store is unreachable.
+    public func withinGrace(at now: ContinuousClock.Instant? = nil) -> Bool {
+        let lastContact: ContinuousClock.Instant? = state.withLock { $0.reachable ? nil : $0.lastContact }
+        guard let lastContact else { return true }
+        return (now ?? .now) - lastContact <= grace
     }
 }
