@@ -49,7 +49,9 @@ def postgres_server():
 
 @pytest.fixture
 def pg_database(postgres_server):
-    """A fresh, empty database: its URL."""
+    """A fresh, empty database: its URL. Request it before `make_proxy` (earlier in the
+    argument list): fixtures are torn down in reverse, so the proxies stop before the database
+    is dropped, rather than each spending its whole stop timeout on a store that is gone."""
     name = "actas_e2e_" + uuid.uuid4().hex[:16]
     psql(postgres_server, f"CREATE DATABASE {name}")
     yield with_database(postgres_server, name)
@@ -73,6 +75,6 @@ def make_pair(make_proxy, url, **extra):
 
 
 @pytest.fixture
-def pg_pair(make_proxy, pg_database):
+def pg_pair(pg_database, make_proxy):
     return make_pair(make_proxy, pg_database)
 

@@ -47,7 +47,7 @@ def test_operator_sessions_end_through_one_instance_ends_the_session_on_the_othe
     assert forwarded_as(second, "/pg-after-end") == []
 
 
-def test_consent_revoked_through_a_while_50_requests_are_in_flight_through_b(make_proxy, pg_database):
+def test_consent_revoked_through_a_while_50_requests_are_in_flight_through_b(pg_database, make_proxy):
     """No request sent after the revoking call returned reaches the upstream as the target."""
     # 50 TLS handshakes at once on a shared 2-core machine can outlast the tests' 3 s header_timeout.
     first, second = make_pair(make_proxy, pg_database, **{"limits.header_timeout": "30s"})
@@ -158,7 +158,7 @@ def test_a_database_restart_the_feed_resumes_and_misses_nothing(pg_pair):
     wait_for(lambda: listeners(url, second) not in ([], before), timeout=30, what="a new LISTEN connection")
 
 
-def test_two_instances_starting_at_once_on_an_empty_database_migrate_it_once(make_proxy, pg_database):
+def test_two_instances_starting_at_once_on_an_empty_database_migrate_it_once(pg_database, make_proxy):
     proxies = [make_proxy(pg_config(pg_database), start=False) for _ in range(2)]
     processes = [subprocess.Popen([str(ACTAS), "serve", "--config", str(p.config_path)],
                                   stdout=subprocess.DEVNULL, stderr=open(p.stderr_path, "a"), env=clean_env()) for p in proxies]

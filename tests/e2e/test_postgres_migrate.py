@@ -20,7 +20,7 @@ def counts(output):
             (line.partition(":") for line in output.splitlines()[1:]) if value.strip().isdigit()}
 
 
-def test_sqlite_to_postgres_copies_everything_and_a_new_instance_serves_it(make_proxy, pg_database):
+def test_sqlite_to_postgres_copies_everything_and_a_new_instance_serves_it(pg_database, make_proxy):
     single = make_proxy(config())
     setup_site(single)
     admin = Admin(single, "admin")
@@ -46,7 +46,7 @@ def test_sqlite_to_postgres_copies_everything_and_a_new_instance_serves_it(make_
     assert psql(pg_database, f"SELECT count(*) FROM impersonations WHERE id = '{session}'") == "1"
 
 
-def test_into_a_database_that_has_users_copies_nothing(make_proxy, pg_database):
+def test_into_a_database_that_has_users_copies_nothing(pg_database, make_proxy):
     single = make_proxy(config())
     setup_site(single)
     single.stop()

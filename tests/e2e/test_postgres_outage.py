@@ -20,7 +20,7 @@ def unavailable(response):
 
 
 @pytest.fixture
-def outage_sites(make_proxy, pg_database):
+def outage_sites(pg_database, make_proxy):
     """One instance with a long grace (browsing goes on), one with the shortest (it stops)."""
     patient = make_proxy(pg_config(pg_database, **{"store.grace": "1h"}))
     setup_site(patient)
