@@ -41,8 +41,8 @@ let package = Package(
         .executableTarget(
             name: "actas",
             dependencies: [
-                "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsConsole", "ActAsProxy", "ActAsDemo",
-                "ActAsStorePostgres",
+                "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsConsole", "ActAsProxy", "ActAsDemo",
+                "ActAsStorePostgres", "ActAsNotify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -108,19 +108,53 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
+        // The impersonation lifecycle (start, extend, end, consent, sweep, policy reload) and the
+        // audit sink: shared by the proxy and the console. No networking, no UI.
+        .target(
+            name: "ActAsSessions",
+            dependencies: ["ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit"]
+        ),
+        // Sign-in through an identity provider (SPEC §10.3): OIDC discovery, code + PKCE, ID and
+        // logout token verification, claim mapping. Talks to the provider; no UI, no store.
+        .target(
+            name: "ActAsIdentity",
+            dependencies: [
+                "ActAsConfig", "ActAsCore", "ActAsCrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // /.actas/: pages and JSON API (sign-in, account, users, impersonation), templates.
         .target(
             name: "ActAsConsole",
             dependencies: [
-                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit",
+                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsIdentity",
                 .product(name: "Mustache", package: "swift-mustache"),
+            ]
+        ),
+        // Notifications (SPEC §10.5): the webhook sender that drains the store's outbox, off the
+        // request path.
+        .target(
+            name: "ActAsNotify",
+            dependencies: [
+                "ActAsConfig", "ActAsCore", "ActAsStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // Listeners, request pipeline, upstream pool, admin endpoints, lifecycle.
         .target(
             name: "ActAsProxy",
             dependencies: [
-                "ActAsHTTP", "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsConsole",
+                "ActAsHTTP", "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsConsole",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -173,6 +207,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ActAsAuditTests", dependencies: ["ActAsAudit", "ActAsCore"]),
-        .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
+        .testTarget(
+            name: "ActAsNotifyTests",
+            dependencies: ["ActAsNotify", "ActAsConfig", "ActAsStore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "ActAsIdentityTests",
+            dependencies: ["ActAsIdentity", "ActAsConfig", "ActAsCrypto", .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")]
+        ),
+        .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsSessions", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
     ]
 )

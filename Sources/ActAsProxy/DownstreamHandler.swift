@@ -4,6 +4,7 @@ import ActAsConsole
 import ActAsCore
 import ActAsCrypto
 import ActAsHTTP
+import ActAsSessions
 import ActAsStore
 import Foundation
 import NIOCore

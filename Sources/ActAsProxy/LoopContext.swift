@@ -2,6 +2,7 @@ import ActAsAudit
 import ActAsConsole
 import ActAsCore
 import ActAsHTTP
+import ActAsSessions
 import ActAsStore
 import NIOCore
 

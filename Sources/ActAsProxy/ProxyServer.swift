@@ -2,6 +2,7 @@ import ActAsConfig
 import ActAsConsole
 import ActAsCore
 import ActAsHTTP
+import ActAsSessions
 import ActAsStore
 import NIOConcurrencyHelpers
 import NIOCore

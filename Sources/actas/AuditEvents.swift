@@ -1,6 +1,7 @@
 import ActAsAudit
 import ActAsConfig
 import ActAsConsole
+import ActAsSessions
 import ActAsStore
 import ArgumentParser
 import Foundation

@@ -3,6 +3,7 @@ import ActAsConsole
 import ActAsCrypto
 import ActAsDemo
 import ActAsProxy
+import ActAsSessions
 import ActAsStore
 import ActAsStorePostgres
 import ArgumentParser

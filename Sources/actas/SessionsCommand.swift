@@ -1,6 +1,7 @@
 import ActAsConfig
 import ActAsConsole
 import ActAsCore
+import ActAsSessions
 import ActAsStore
 import ArgumentParser
 import Foundation

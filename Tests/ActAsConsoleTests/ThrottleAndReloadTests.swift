@@ -1,6 +1,7 @@
 import ActAsConfig
 import ActAsCore
 import ActAsCrypto
+import ActAsSessions
 import Foundation
 import Testing
 
