@@ -187,9 +187,11 @@ def test_memory_is_not_kept_after_handshake_floods(make_proxy):
     What the C allocator keeps for reuse is not returned to the system, and its per-thread
     arenas fill up over the first few floods, so the bounds are: after the first flood, start +
     128 MB (3,000 handshakes at the TLS layer's ~35 KB each is about 100 MB at the peak); then
-    a plateau: the last three floods add less than 24 MB to the fifth (measured on 2 cores:
-    48 MB before, then 132, 182, 223, 248, 261, 256, 261, 273, 269, 268, 269, 269 MB over 12
-    floods — a leak would keep climbing by the ~14 MB per flood it held before the fix)."""
+    a plateau (measured on 2 cores: 48 MB before, then 132, 182, 223, 248, 261, 256, 261, 273,
+    269, 268, 269, 269 MB over 12 floods). A leak keeps climbing by the ~14 MB per flood it held
+    before the fix, every flood; arenas filling on a loaded machine climb for longer (11, 11, 6,
+    3 MB steps were seen from the fifth flood) but the steps shrink. So: floods go on, up to 12,
+    until one from the fifth on adds less than 5 MB; a leak never gets there."""
     proxy = make_proxy({"limits.header_timeout": "2s"})
     assert proxy.request(get("/warm-up")).status == 200
     before = proxy.rss_kb()
@@ -197,7 +199,7 @@ def test_memory_is_not_kept_after_handshake_floods(make_proxy):
     # holds a read buffer for each of these connections.
     payload = b"\x16\x03\x01\x40\x00" + b"\x01\x00\x3f\xfc\x03\x03" + b"\x00" * 64
     after = []
-    for _ in range(8):
+    while len(after) < 12:
         flood = Flood(proxy.https_port, 3000, payload)
         try:
             flood.wait_closed(3000, timeout=60)
@@ -205,9 +207,11 @@ def test_memory_is_not_kept_after_handshake_floods(make_proxy):
             flood.close()
         wait_for(lambda: metric(proxy, "actas_client_connections") == 0, what="the flood's connections closed")
         after.append(proxy.rss_kb())
+        if len(after) >= 5 and after[-1] - after[-2] < 5 * 1024:
+            break
     summary = f"RSS {before // 1024} MB before, after each flood {[kb // 1024 for kb in after]} MB"
     assert after[0] - before < 128 * 1024, summary
-    assert max(after[5:]) - after[4] < 24 * 1024, summary
+    assert after[-1] - after[-2] < 5 * 1024, f"still growing after 12 floods: {summary}"
     assert proxy.request(get("/after-flood")).status == 200
 
 
