@@ -42,7 +42,7 @@ let package = Package(
             name: "actas",
             dependencies: [
                 "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsConsole", "ActAsProxy", "ActAsDemo",
-                "ActAsStorePostgres", "ActAsNotify",
+                "ActAsStorePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -114,40 +114,12 @@ let package = Package(
             name: "ActAsSessions",
             dependencies: ["ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit"]
         ),
-        // Sign-in through an identity provider (SPEC §10.3): OIDC discovery, code + PKCE, ID and
-        // logout token verification, claim mapping. Talks to the provider; no UI, no store.
-        .target(
-            name: "ActAsIdentity",
-            dependencies: [
-                "ActAsConfig", "ActAsCore", "ActAsCrypto",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ]
-        ),
         // /.actas/: pages and JSON API (sign-in, account, users, impersonation), templates.
         .target(
             name: "ActAsConsole",
             dependencies: [
-                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsIdentity",
+                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions",
                 .product(name: "Mustache", package: "swift-mustache"),
-            ]
-        ),
-        // Notifications (SPEC §10.5): the webhook sender that drains the store's outbox, off the
-        // request path.
-        .target(
-            name: "ActAsNotify",
-            dependencies: [
-                "ActAsConfig", "ActAsCore", "ActAsStore",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // Listeners, request pipeline, upstream pool, admin endpoints, lifecycle.
@@ -207,14 +179,6 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ActAsAuditTests", dependencies: ["ActAsAudit", "ActAsCore"]),
-        .testTarget(
-            name: "ActAsNotifyTests",
-            dependencies: ["ActAsNotify", "ActAsConfig", "ActAsStore", .product(name: "Crypto", package: "swift-crypto")]
-        ),
-        .testTarget(
-            name: "ActAsIdentityTests",
-            dependencies: ["ActAsIdentity", "ActAsConfig", "ActAsCrypto", .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")]
-        ),
         .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsSessions", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
     ]
 )
