@@ -42,7 +42,7 @@ let package = Package(
             name: "actas",
             dependencies: [
                 "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsConsole", "ActAsProxy", "ActAsDemo",
-                "ActAsStorePostgres",
+                "ActAsStorePostgres", "ActAsNotify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -122,6 +122,20 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
+        // Notifications (SPEC §10.5): the webhook sender that drains the store's outbox, off the
+        // request path.
+        .target(
+            name: "ActAsNotify",
+            dependencies: [
+                "ActAsConfig", "ActAsCore", "ActAsStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
         // Listeners, request pipeline, upstream pool, admin endpoints, lifecycle.
         .target(
             name: "ActAsProxy",
@@ -179,6 +193,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ActAsAuditTests", dependencies: ["ActAsAudit", "ActAsCore"]),
+        .testTarget(
+            name: "ActAsNotifyTests",
+            dependencies: ["ActAsNotify", "ActAsConfig", "ActAsStore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsSessions", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
     ]
 )

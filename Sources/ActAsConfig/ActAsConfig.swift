@@ -145,6 +145,7 @@ public struct ActAsConfig: Sendable {
     public var headers: Headers
     public var roles: Roles
     public var impersonation: Impersonation
+    public var notify: Notify = Notify()
     /// Every key's value (defaults included), for sections without a typed view yet.
     public var values: [String: ConfigValue]
 }
@@ -402,6 +403,7 @@ struct ConfigBuilder {
             pathsCaseSensitive: bool("impersonation.paths_case_sensitive"),
             warnBeforeEnd: duration("impersonation.warn_before_end"))
 
+        let notify = buildNotify()
         let demo = ActAsConfig.Demo(enabled: bool("demo.enabled"))
         if demo.enabled, let upstream, !SocketAddressSpec(host: upstream.host, port: upstream.port).isLoopback {
             fail("demo.enabled", "the demo app listens on upstream.url, which must then be a loopback address", involving: "upstream.url")
@@ -412,7 +414,7 @@ struct ConfigBuilder {
             configPath: URL(fileURLWithPath: file).standardizedFileURL.path,
             configDirectory: directory,
             listen: listen, upstream: upstream, limits: limits, store: store, audit: audit, demo: demo,
-            auth: auth, headers: headers, roles: roles, impersonation: impersonation,
+            auth: auth, headers: headers, roles: roles, impersonation: impersonation, notify: notify,
             values: values
         )
     }

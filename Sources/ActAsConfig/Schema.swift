@@ -124,8 +124,10 @@ public enum ConfigSchema {
         .init(section: "audit", key: "checkpoint_interval", kind: .duration, defaultValue: .duration(.seconds(60))),
         // [notify]
         .init(section: "notify", key: "webhook_url", kind: .string, defaultValue: .string("")),
-        .init(section: "notify", key: "webhook_secret", kind: .string, defaultValue: .string("")),
         .init(section: "notify", key: "webhook_secret_file", kind: .string, defaultValue: .string("")),
+        .init(section: "notify", key: "webhook_format", kind: .choice(["actas", "slack"]), defaultValue: .string("actas")),
+        .init(section: "notify", key: "events", kind: .choiceList(NotifyEvents.all), defaultValue: .list(NotifyEvents.all)),
+        .init(section: "notify", key: "retry_for", kind: .duration, defaultValue: .duration(.seconds(24 * 3600))),
         // [demo]
         .init(section: "demo", key: "enabled", kind: .bool, defaultValue: .bool(false)),
     ]

@@ -107,6 +107,7 @@ public final class Impersonations: Sendable {
             events.record(AuditRecord(
                 type: .impersonationDenied, requestID: context.requestID, clientIP: context.clientIP, user: actor.username,
                 reason: failure.code, target: request.target, justification: reason.isEmpty ? nil : reason))
+            notifyDenied(actor: actor, target: request.target, reason: reason, now: now)
             return .failure(failure)
         }
         guard principal.token == nil else { return denied(.interactiveOnly) }

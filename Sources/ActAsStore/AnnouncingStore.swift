@@ -107,4 +107,15 @@ public final class AnnouncingStore: Store {
     public func sessionAudit(sessionID: String) async throws -> [SessionAuditLine] { try await base.sessionAudit(sessionID: sessionID) }
     public func saveCheckpoint(_ checkpoint: AuditCheckpoint) async throws { try await base.saveCheckpoint(checkpoint) }
     public func latestCheckpoint(instance: String) async throws -> AuditCheckpoint? { try await base.latestCheckpoint(instance: instance) }
+
+    public func enqueueNotification(_ notification: OutboxNotification) async throws { try await base.enqueueNotification(notification) }
+    public func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> OutboxNotification? {
+        try await base.claimNotification(owner: owner, now: now, lease: lease)
+    }
+    public func finishNotification(seq: Int64, owner: String, outcome: OutboxOutcome, now: Date) async throws {
+        try await base.finishNotification(seq: seq, owner: owner, outcome: outcome, now: now)
+    }
+    public func releaseNotifications(owner: String) async throws { try await base.releaseNotifications(owner: owner) }
+    public func notificationStats() async throws -> OutboxStats { try await base.notificationStats() }
+    public func pruneNotifications(doneBefore: Date) async throws { try await base.pruneNotifications(doneBefore: doneBefore) }
 }

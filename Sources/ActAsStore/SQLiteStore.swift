@@ -269,6 +269,7 @@ public final class SQLiteStore: Store {
                 PRIMARY KEY (instance, seq))
             """,
         ]),
+        (7, notifyOutboxMigration),  // SPEC §10.5: the notification outbox (SQLiteStore+Notify.swift)
     ]
 
     public func migrate() async throws {

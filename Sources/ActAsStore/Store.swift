@@ -143,6 +143,19 @@ public protocol Store: Sendable {
     func saveCheckpoint(_ checkpoint: AuditCheckpoint) async throws
     /// The instance's checkpoint with the highest seq, nil when it has none.
     func latestCheckpoint(instance: String) async throws -> AuditCheckpoint?
+
+    // The notification outbox (SPEC §10.5): rows for state changes are written by the store
+    // in the change's own transaction; `enqueueNotification` is for events that change nothing
+    // (a refused start).
+    func enqueueNotification(_ notification: OutboxNotification) async throws
+    /// Takes the oldest notification that may go now (in order per `orderKey`) for `lease`
+    /// seconds; nil when none is due.
+    func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> OutboxNotification?
+    func finishNotification(seq: Int64, owner: String, outcome: OutboxOutcome, now: Date) async throws
+    /// Gives back this owner's claims (a restart after `kill -9` need not wait out the lease).
+    func releaseNotifications(owner: String) async throws
+    func notificationStats() async throws -> OutboxStats
+    func pruneNotifications(doneBefore: Date) async throws
 }
 
 /// A request-log line that belongs to an impersonation session, kept in the store exactly as

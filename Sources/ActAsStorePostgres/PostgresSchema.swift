@@ -114,6 +114,7 @@ enum PostgresSchema {
                 PRIMARY KEY (instance, seq))
             """,
         ]),
+        (7, PostgresStore.notifyOutboxMigration),  // the notification outbox (PostgresStore+Notify.swift)
     ]
 
     static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }

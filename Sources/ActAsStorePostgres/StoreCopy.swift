@@ -60,6 +60,8 @@ extension PostgresStore {
                         throw StoreError.conflict("the target store already has \(existing) users; migrate into an empty database")
                     }
                     try await Self.insert(contents, tx)
+                    // Copied history is not news: the outbox triggers fired for copied rows.
+                    try await tx.run("DELETE FROM notify_outbox")
                     // Instances that start on the copy load a snapshot; one change row marks where the feed begins.
                     try await tx.changed(.key, contents.keys.last?.kid ?? "")
                 }

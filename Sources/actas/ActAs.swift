@@ -14,7 +14,7 @@ struct ActAs: AsyncParsableCommand {
             with identity headers the application trusts. Configuration: proxy.conf (TOML), see \
             the README. Every key can be overridden with ACTAS_<SECTION>_<KEY>.
             """,
-        subcommands: [Serve.self, Check.self, Users.self, Tokens.self, ConsentCommand.self, Sessions.self, AuditCommand.self, Keys.self, Certs.self, Instances.self, StoreCommand.self]
+        subcommands: [Serve.self, Check.self, Users.self, Tokens.self, ConsentCommand.self, Sessions.self, AuditCommand.self, Keys.self, Certs.self, Instances.self, StoreCommand.self, NotifyCommand.self]
     )
 
     /// ArgumentParser's default entry point, except that its error messages, which echo

@@ -2,6 +2,7 @@ import ActAsConfig
 import ActAsConsole
 import ActAsCrypto
 import ActAsDemo
+import ActAsNotify
 import ActAsProxy
 import ActAsSessions
 import ActAsStore
@@ -92,8 +93,9 @@ struct Serve: AsyncParsableCommand {
         // reloads, rather than ending the process (the signal's default action) or being lost.
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let server: ProxyServer
+        let metrics = ProxyMetrics()
         do {
-            server = try ProxyServer(config: config, group: group, metrics: ProxyMetrics(), services: ProxyServices(live: live, console: console, audit: events, storeHealth: health))
+            server = try ProxyServer(config: config, group: group, metrics: metrics, services: ProxyServices(live: live, console: console, audit: events, storeHealth: health))
             try await server.start()
         } catch {
             Diagnostics.error("actas: cannot start: \(error)")
@@ -119,9 +121,13 @@ struct Serve: AsyncParsableCommand {
             ChangeListener(store: $0, applicationName: "actas listen \(instanceID)", logger: logger)
         }
         let feed = ChangeFeedService(sync: sync, listener: listener, impersonations: console.impersonations, logger: logger)
+        // SPEC §10.5: the outbox's webhook sender, off the request path.
+        let notify = NotifyService(sender: NotificationSender(
+            settings: config.notify, store: store, owner: instanceID, origin: PublicOrigin.of(config),
+            registry: metrics.registry, logger: logger))
         let serviceGroup = ServiceGroup(
             configuration: .init(
-                services: [.init(service: service), .init(service: feed), .init(service: registration)],
+                services: [.init(service: service), .init(service: feed), .init(service: registration), .init(service: notify)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await serviceGroup.run()
