@@ -42,13 +42,18 @@ let package = Package(
             name: "actas",
             dependencies: [
                 "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsConsole", "ActAsProxy", "ActAsDemo",
-                "ActAsStorePostgres", "ActAsNotify",
+                "ActAsStorePostgres", "ActAsNotify", "ActAsLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        // The swift-log handler for operational messages: text on a terminal, JSON lines otherwise.
+        .target(
+            name: "ActAsLogging",
+            dependencies: ["ActAsCore", .product(name: "Logging", package: "swift-log")]
         ),
         // Strict HTTP/1.1 codec: heads, framing, chunked bodies. NIOCore only.
         .target(
@@ -200,3 +205,4 @@ let package = Package(
         .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsSessions", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
     ]
 )
+        .testTarget(name: "ActAsLoggingTests", dependencies: ["ActAsLogging", .product(name: "Logging", package: "swift-log")]),

@@ -1,6 +1,7 @@
 import ActAsConfig
 import ActAsCore
 import ActAsCrypto
+import ActAsLogging
 import ArgumentParser
 import Foundation
 
@@ -21,6 +22,7 @@ struct ActAs: AsyncParsableCommand {
     /// arguments (`Unknown option '--…'`, a thrown ValidationError), are escaped for the
     /// terminal like every other message (TerminalText).
     static func main() async {
+        OperationalLog.bootstrap()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -48,12 +50,11 @@ struct ConfigOption: ParsableArguments {
     }
 
     /// Loads and validates, printing problems the way `check` does. Exit code 2 on errors.
-    func load(printWarnings: Bool = true) throws -> ActAsConfig {
+    /// Warnings go to `warn` (`serve` logs them; other commands print them).
+    func load(warn: (String) -> Void = { Diagnostics.warn($0) }) throws -> ActAsConfig {
         switch ConfigLoader(path: path).load() {
         case .success(let loaded):
-            if printWarnings {
-                for warning in loaded.warnings { Diagnostics.warn(warning) }
-            }
+            for warning in loaded.warnings { warn(warning) }
             return loaded.config
         case .failure(let errors):
             for issue in errors.issues { Diagnostics.error(issue.description) }
@@ -62,8 +63,10 @@ struct ConfigOption: ParsableArguments {
     }
 }
 
-/// Messages often echo input (a username, a file's value): each line is escaped for the
-/// terminal (`TerminalText.safeLines`).
+/// A command's answer to the person who ran it (a bad argument, a file that does not exist, a
+/// change not confirmed): plain lines on stderr, whatever stderr is. What a running `serve` says
+/// goes through swift-log instead (`OperationalLogHandler`). Messages often echo input (a
+/// username, a file's value): each line is escaped for the terminal (`TerminalText.safeLines`).
 enum Diagnostics {
     static func warn(_ message: String) {
         FileHandle.standardError.write(Data("warning: \(TerminalText.safeLines(message))\n".utf8))

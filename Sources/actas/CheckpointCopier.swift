@@ -4,6 +4,7 @@ import ActAsCore
 import ActAsCrypto
 import ActAsStore
 import Foundation
+import Logging
 import Synchronization
 
 /// Copies the request log's signed checkpoints into the store (SPEC §10.6), off the writer
@@ -15,8 +16,10 @@ final class CheckpointCopier: Sendable {
     private let signals: AsyncStream<Void>
     private let signal: AsyncStream<Void>.Continuation
     private let finishing = Atomic<Bool>(false)
+    let logger: Logger
 
-    init() {
+    init(logger: Logger) {
+        self.logger = logger
         (signals, signal) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -30,14 +33,14 @@ final class CheckpointCopier: Sendable {
             sign: { covers, head, instance in
                 guard let key = live.keyRing?.signing else {
                     if !reported.exchange(true, ordering: .relaxed) {
-                        Diagnostics.error("actas: audit log: no assertion key to sign a checkpoint with yet; it is written once one is loaded")
+                        copier.logger.error("audit log: no assertion key to sign a checkpoint with yet; it is written once one is loaded")
                     }
                     return nil
                 }
                 do {
                     return try CheckpointSigner.sign(covers: covers, head: head, instance: instance, with: key)
                 } catch {
-                    Diagnostics.error("actas: audit log: cannot sign a checkpoint: \(error)")
+                    copier.logger.error("audit log: cannot sign a checkpoint: \(error)")
                     return nil
                 }
             },
@@ -71,15 +74,15 @@ final class CheckpointCopier: Sendable {
                 try await store.saveCheckpoint(checkpoint)
                 // Clear the slot unless a newer checkpoint arrived meanwhile.
                 waiting.withLock { if $0?.seq == checkpoint.seq { $0 = nil } }
-                if failures > 0 { Diagnostics.info("actas: audit log: checkpoint \(checkpoint.seq) stored after \(failures) failed attempts") }
+                if failures > 0 { logger.info("audit log: checkpoint \(checkpoint.seq) stored after \(failures) failed attempts") }
                 failures = 0
             } catch {
                 failures += 1
                 if failures == 1 || failures % 60 == 0 {
-                    Diagnostics.error("actas: audit log: cannot store checkpoint \(checkpoint.seq) (retrying): \(error)")
+                    logger.error("audit log: cannot store checkpoint \(checkpoint.seq) (retrying): \(error)")
                 }
                 if finishing.load(ordering: .relaxed) && failures >= 5 {
-                    Diagnostics.error("actas: audit log: checkpoint \(checkpoint.seq) is in the log but not in the store")
+                    logger.error("audit log: checkpoint \(checkpoint.seq) is in the log but not in the store")
                     return
                 }
                 try? await Task.sleep(for: .milliseconds(min(200 * failures, 5000)))

@@ -1,11 +1,12 @@
 import ActAsStore
+import Logging
 
 /// Users for a first run with the demo app (`demo.enabled`), created only when the directory
 /// is empty. Their password is public (README), which is why this needs the demo switch.
 enum DemoUsers {
     static let password = "actas-demo"
 
-    static func seedIfEmpty(_ directory: Directory) async throws {
+    static func seedIfEmpty(_ directory: Directory, logger: Logger) async throws {
         guard try await directory.store.users().isEmpty else { return }
         func user(_ username: String, _ name: String, _ role: String, _ orgUnit: String, _ groups: [String]) -> UserRecordInput {
             var input = UserRecordInput(username: username)
@@ -25,6 +26,6 @@ enum DemoUsers {
             user("carol", "Carol Chen", "manager", "acme/emea", ["managers", "sales"]),
         ]
         _ = try await directory.save(users)
-        Diagnostics.warn("demo: created users admin, hr, alice, bob and carol with the password \"\(password)\" (demo only)")
+        logger.warning("demo: created users admin, hr, alice, bob and carol with the password \"\(password)\" (demo only)")
     }
 }

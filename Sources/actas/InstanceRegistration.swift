@@ -30,6 +30,7 @@ struct InstanceRegistration: Service {
 
     func run() async throws {
         var failing = false
+        var others = await instancesSeen(before: nil)
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             // A stop request ends the wait at once: the row goes before the drain starts.
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(InstanceRecord.heartbeat)) }
@@ -42,6 +43,7 @@ struct InstanceRegistration: Service {
                                                                     startedAt: record.startedAt, lastSeen: now))
                 }
                 try await store.forgetInstances(lastSeenBefore: now.addingTimeInterval(-InstanceRecord.forgetAfter))
+                others = await instancesSeen(before: others)
                 if failing {
                     logger.info("instance heartbeat recorded again")
                     failing = false
@@ -52,6 +54,22 @@ struct InstanceRegistration: Service {
             }
         }
         await deregister()
+    }
+
+    /// Logs the other instances sharing the store as they appear and go (`actas instances` lists
+    /// them). Returns what it saw, or `before` when the store cannot say.
+    func instancesSeen(before: [String: InstanceRecord]?) async -> [String: InstanceRecord]? {
+        guard let rows = try? await store.instances() else { return before }
+        var now: [String: InstanceRecord] = [:]
+        for row in rows where !(row.id == record.id && row.startedAt == record.startedAt) { now[row.id] = row }
+        for (id, row) in now.sorted(by: { $0.key < $1.key }) where before?[id]?.startedAt != row.startedAt {
+            logger.info("instance \(id) shares the store (admin \(row.adminAddress.isEmpty ? "none" : row.adminAddress))",
+                        metadata: ["instance_seen": "\(id)"])
+        }
+        for id in (before ?? [:]).keys.sorted() where now[id] == nil {
+            logger.info("instance \(id) stopped or was forgotten", metadata: ["instance_gone": "\(id)"])
+        }
+        return now
     }
 
     /// A stopped instance is not waited for: gone from the list at once.

@@ -33,13 +33,13 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        let config = try options.load()
-        var logger = Logger(label: "actas")
-        logger.logLevel = .info
+        let logger = Logger(label: "actas")
+        // Warnings about the file go to the log like everything else `serve` says (SIGHUP's too).
+        let config = try options.load(warn: { logger.warning("\($0)") })
 
-        try ensureCertificates(config)
+        try ensureCertificates(config, logger: logger)
         // Before any socket or file is opened: the soft descriptor limit up to the hard one.
-        if let warning = DescriptorBudget.prepare(config) { Diagnostics.warn(warning) }
+        if let warning = DescriptorBudget.prepare(config) { logger.warning("\(warning)") }
 
         let threads = config.listen.threads > 0 ? config.listen.threads : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -47,9 +47,9 @@ struct Serve: AsyncParsableCommand {
         if config.demo.enabled {
             do {
                 _ = try await DemoApp.start(host: config.upstream.host, port: config.upstream.port, group: group)
-                Diagnostics.info("actas: demo app listening on \(config.upstream.url)")
+                logger.info("demo app listening on \(config.upstream.url)")
             } catch {
-                Diagnostics.error("actas: cannot start the demo app on \(config.upstream.url): \(error)")
+                logger.error("cannot start the demo app on \(config.upstream.url): \(error)")
                 throw ExitCode(1)
             }
         }
@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
         let live = LiveState()
         let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
         let copier = SessionAuditCopier()
-        let checkpointCopier = CheckpointCopier()
+        let checkpointCopier = CheckpointCopier(logger: logger)
         let events = try AuditEvents.open(config, copier: copier, checkpoints: CheckpointCopier.settings(
             config, instanceID: instanceID, live: live, copier: checkpointCopier))
         let copying = Task { await copier.run(into: store) }
@@ -82,10 +82,10 @@ struct Serve: AsyncParsableCommand {
             onConsentChanged: { console.impersonations.consentChangedElsewhere(before: $0, after: $1) })
         do {
             try await KeyManager.ensureSigningKey(store)
-            if config.demo.enabled { try await DemoUsers.seedIfEmpty(directory) }
+            if config.demo.enabled { try await DemoUsers.seedIfEmpty(directory, logger: logger) }
             try await sync.loadSnapshot()
         } catch {
-            Diagnostics.error("actas: cannot prepare the store: \(error)")
+            logger.error("cannot prepare the store: \(error)")
             throw ExitCode(1)
         }
 
@@ -98,24 +98,24 @@ struct Serve: AsyncParsableCommand {
             server = try ProxyServer(config: config, group: group, metrics: metrics, services: ProxyServices(live: live, console: console, audit: events, storeHealth: health))
             try await server.start()
         } catch {
-            Diagnostics.error("actas: cannot start: \(error)")
+            logger.error("cannot start: \(error)")
             throw ExitCode(1)
         }
-        Diagnostics.info(
-            "actas: listening on https://\(Self.describe(server.httpsAddress, fallback: config.listen.https))"
-                + (config.listen.http.map { " (redirect from http://\($0))" } ?? "")
-                + (server.adminAddress.map { ", admin http://\(Self.describe($0, fallback: config.listen.admin!))" } ?? "")
-                + ", upstream \(config.upstream.url), \(threads) threads")
+        let listening: String = "listening on https://\(Self.describe(server.httpsAddress, fallback: config.listen.https))"
+            + (config.listen.http.map { " (redirect from http://\($0))" } ?? "")
+            + (server.adminAddress.map { ", admin http://\(Self.describe($0, fallback: config.listen.admin!))" } ?? "")
+            + ", upstream \(config.upstream.url), \(threads) threads"
+        logger.info("\(listening)")
 
         let registration: InstanceRegistration
         do {
             registration = try await InstanceRegistration.register(store: store, server: server, sync: sync, id: instanceID, logger: logger)
         } catch {
-            Diagnostics.error("actas: cannot record this instance in the store: \(error)")
+            logger.error("cannot record this instance in the store: \(error)")
             throw ExitCode(1)
         }
 
-        let service = ProxyService(server: server, audit: events, configPath: options.path, hangups: hangups)
+        let service = ProxyService(server: server, audit: events, configPath: options.path, hangups: hangups, logger: logger)
         // PostgreSQL: other instances' changes ring the feed reader at once (LISTEN/NOTIFY).
         let listener = (opened as? PostgresStore).map {
             ChangeListener(store: $0, applicationName: "actas listen \(instanceID)", logger: logger)
@@ -138,7 +138,7 @@ struct Serve: AsyncParsableCommand {
         await copyingCheckpoints.value
         await store.close()
         try? await group.shutdownGracefully()
-        Diagnostics.info("actas: stopped")
+        logger.info("stopped")
     }
 
     static func describe(_ address: SocketAddress?, fallback: SocketAddressSpec) -> String {
@@ -147,7 +147,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// `listen.dev_certs`: make development certificates when the configured files are missing.
-    func ensureCertificates(_ config: ActAsConfig) throws {
+    func ensureCertificates(_ config: ActAsConfig, logger: Logger) throws {
         let manager = FileManager.default
         let certExists = manager.fileExists(atPath: config.listen.tlsCert)
         let keyExists = manager.fileExists(atPath: config.listen.tlsKey)
@@ -161,10 +161,10 @@ struct Serve: AsyncParsableCommand {
         do {
             try DevCertificates.create(at: paths)
         } catch {
-            Diagnostics.error("actas: cannot create development certificates: \(error.localizedDescription)")
+            logger.error("cannot create development certificates: \(error.localizedDescription)")
             throw ExitCode(1)
         }
-        Diagnostics.warn("""
+        logger.warning("""
             listen.dev_certs: created a DEVELOPMENT certificate for localhost in \((paths.serverCert as NSString).deletingLastPathComponent) \
             (CA: \(paths.caCert)). Browsers will warn until you trust that CA. Never use it in production: \
             set listen.tls_cert/tls_key to real certificates and listen.dev_certs = false.
@@ -213,12 +213,13 @@ struct ProxyService: Service {
             group.addTask {
                 for await _ in hangups {
                     reload()
+    let logger: Logger
                 }
             }
             try? await gracefulShutdown()
             group.cancelAll()
         }
-        Diagnostics.info("actas: draining (stopped accepting connections)")
+        logger.info("draining (stopped accepting connections)")
         await server.drain()
     }
 
@@ -227,17 +228,17 @@ struct ProxyService: Service {
         audit.writer.reopen()
         switch ConfigLoader(path: configPath).load() {
         case .success(let loaded):
-            for warning in loaded.warnings { Diagnostics.warn(warning) }
+            for warning in loaded.warnings { logger.warning("\(warning)") }
             do {
                 let notes = try server.reload(loaded.config)
-                for note in notes { Diagnostics.warn(note) }
-                Diagnostics.info("actas: reloaded \(configPath)")
+                for note in notes { logger.warning("\(note)") }
+                logger.info("reloaded \(configPath)")
             } catch {
-                Diagnostics.error("actas: reload failed, keeping the running configuration: \(error)")
+                logger.error("reload failed, keeping the running configuration: \(error)")
             }
         case .failure(let errors):
-            for issue in errors.issues { Diagnostics.error(issue.description) }
-            Diagnostics.error("actas: reload failed, keeping the running configuration")
+            for issue in errors.issues { logger.error("\(issue.description)") }
+            logger.error("reload failed, keeping the running configuration")
         }
     }
 }

@@ -47,10 +47,11 @@ from test_impersonation import REASON, Admin, config, setup_site  # noqa: E402
 def reload(proxy, settings):
     """Rewrites proxy.conf with `settings`, sends SIGHUP and returns once the server says it
     reloaded (the reload applies everything before it prints that line)."""
-    before = proxy.stderr_path.read_text().count("actas: reloaded")
+    done = f"reloaded {proxy.config_path}"  # the log line's message, in its text and JSON forms alike
+    before = proxy.stderr_path.read_text().count(done)
     proxy.write_config(settings)
     proxy.process.send_signal(signal.SIGHUP)
-    wait_for(lambda: proxy.stderr_path.read_text().count("actas: reloaded") > before, what="reload")
+    wait_for(lambda: proxy.stderr_path.read_text().count(done) > before, what="reload")
 
 
 def test_reload_lowers_max_duration_for_new_and_running_sessions(make_proxy, upstream):
