@@ -11,8 +11,8 @@ import PostgresNIO
 /// change below N (a plain sequence would let N+1 commit before N, and a reader skip N). The
 /// change row's `pg_notify` commits with it; `ChangeListener` turns it into a wake-up.
 public final class PostgresStore: Store {
-    let client: PostgresClient
-    private let running: Task<Void, Never>
+    let pool: RenewingPool
+    var client: PostgresClient { pool.client }
     let logger: Logger
     public let endpoint: PostgresEndpoint
     /// What one statement or transaction may take before the caller is told `unavailable`.
@@ -23,9 +23,8 @@ public final class PostgresStore: Store {
     static let feedLockKey: Int64 = 0x6163_7461_7366_6565  // "actasfee"
     static let migrationLockKey: Int64 = 0x6163_7461_736d_6967  // "actasmig"
 
-    private init(client: PostgresClient, running: Task<Void, Never>, logger: Logger, endpoint: PostgresEndpoint, operationLimit: Duration) {
-        self.client = client
-        self.running = running
+    private init(pool: RenewingPool, logger: Logger, endpoint: PostgresEndpoint, operationLimit: Duration) {
+        self.pool = pool
         self.logger = logger
         self.endpoint = endpoint
         self.operationLimit = operationLimit
@@ -38,18 +37,18 @@ public final class PostgresStore: Store {
         operationLimit: Duration = .seconds(3), logger: Logger = Logger(label: "actas.store")
     ) async throws -> PostgresStore {
         let configuration: PostgresClient.Configuration
+        let probeConfiguration: PostgresConnection.Configuration
         do {
             configuration = try endpoint.clientConfiguration(poolSize: poolSize, applicationName: applicationName)
+            probeConfiguration = try endpoint.connectionConfiguration(applicationName: applicationName)
         } catch {
             throw StoreError.invalid("cannot set up TLS for \(endpoint.description): \(error)")
         }
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let running = Task { await client.run() }
-        let store = PostgresStore(client: client, running: running, logger: logger, endpoint: endpoint, operationLimit: operationLimit)
+        let pool = RenewingPool(configuration: configuration, probeConfiguration: probeConfiguration, logger: logger)
+        let store = PostgresStore(pool: pool, logger: logger, endpoint: endpoint, operationLimit: operationLimit)
         do {
             // A direct connection first: the pool retries a refused login quietly, this says why.
-            let probe = try await PostgresConnection.connect(
-                configuration: endpoint.connectionConfiguration(applicationName: applicationName), id: 0, logger: logger)
+            let probe = try await PostgresConnection.connect(configuration: probeConfiguration, id: 0, logger: logger)
             try? await probe.close()
         } catch {
             await store.close()
@@ -69,8 +68,7 @@ public final class PostgresStore: Store {
     }
 
     public func close() async {
-        running.cancel()
-        await running.value
+        await pool.close()
     }
 
     // MARK: plumbing
@@ -131,7 +129,9 @@ public final class PostgresStore: Store {
         do {
             return try await Deadline.run(operationLimit, what) { try await body(client, logger) }
         } catch {
-            throw PostgresErrors.translate(error)
+            let translated = PostgresErrors.translate(error)
+            if case .unavailable? = translated as? StoreError { pool.unreachable() }
+            throw translated
         }
     }
 

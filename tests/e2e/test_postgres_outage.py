@@ -4,6 +4,7 @@ for `store.grace` after the last contact and is refused after it, `/readyz` answ
 the instance recovers by itself when the database is back. Stops and starts the test cluster
 (ACTAS_TEST_POSTGRES_DIR)."""
 import json
+import time
 
 import pytest
 
@@ -66,3 +67,22 @@ def test_store_outage_fails_closed_then_recovers_without_a_restart(outage_sites)
     assert login(patient, "nocon")
     consent, _ = consenting.api("DELETE", "/.actas/api/v1/consent")
     assert consent.status in (200, 204), consent
+
+
+def test_after_an_outage_of_over_a_minute_the_instance_is_back_within_seconds_of_the_database(pg_database, make_proxy):
+    """postgres-nio's pool spaces its connection attempts ever further apart (100 ms × 1.25^n, up
+    to a minute): after a minute down it may try again only 15 s after the database is back. The
+    instance must not wait for that: ready, and signing people in, within seconds."""
+    proxy = make_proxy(pg_config(pg_database))
+    setup_site(proxy)
+    cluster("stop")
+    try:
+        wait_for(lambda: admin_get(proxy.admin_port, "/readyz")[0] == 503, timeout=30, what="/readyz 503 while the store is down")
+        time.sleep(70)  # the length of the outage is what is tested: the pool's attempts are ~15 s apart by now
+    finally:
+        cluster("start")
+    back = time.monotonic()
+    wait_for(lambda: admin_get(proxy.admin_port, "/readyz")[0] == 200, timeout=90, what="/readyz 200 after the store came back")
+    took = time.monotonic() - back
+    assert login(proxy, "emp")
+    assert took < 5, f"/readyz answered 200 only {took:.1f} s after the database was back"
