@@ -487,11 +487,15 @@ public final class PostgresStore: Store {
     public func appendSessionAudit(_ lines: [SessionAuditLine]) async throws {
         guard !lines.isEmpty else { return }
         try await write(feed: false) { tx in
-            for line in lines {
+            // One statement per 1000 lines (arrays bound as parameters), not a round trip per line.
+            for start in stride(from: 0, to: lines.count, by: 1000) {
+                let part = lines[start..<min(start + 1000, lines.count)]
+                let ids = part.map(\.sessionID), seqs = part.map(\.seq), texts = part.map(\.line)
+                let times = part.map(\.timestamp.timeIntervalSince1970)
                 // A record the log wrote twice (same seq) is the same line: keep one.
                 try await tx.run("""
                     INSERT INTO session_audit (session_id, seq, ts, line)
-                    VALUES (\(line.sessionID), \(line.seq), \(line.timestamp.timeIntervalSince1970), \(line.line))
+                    SELECT * FROM unnest(\(ids)::text[], \(seqs)::bigint[], \(times)::double precision[], \(texts)::text[])
                     ON CONFLICT (session_id, seq) DO NOTHING
                     """)
             }

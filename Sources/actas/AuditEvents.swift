@@ -30,25 +30,21 @@ enum AuditEvents {
 }
 
 /// Copies request-log lines of impersonation sessions into the store, off the writer thread,
-/// so the target and auditors can read them in the console.
+/// so the target and auditors can read them in the console: one transaction per
+/// `AuditSessionLineBatches.gatherFor`, whatever the request rate.
 final class SessionAuditCopier: Sendable {
-    private let continuation: AsyncStream<[AuditSessionLine]>.Continuation
-    private let stream: AsyncStream<[AuditSessionLine]>
-
-    init() {
-        (stream, continuation) = AsyncStream.makeStream(of: [AuditSessionLine].self)
-    }
+    private let batches = AuditSessionLineBatches()
 
     func yield(_ lines: [AuditSessionLine]) {
-        continuation.yield(lines)
+        batches.offer(lines)
     }
 
-    func finish() { continuation.finish() }
+    func finish() { batches.finish() }
 
     /// Runs until `finish()`; a failed write is retried a few times, then reported (the log
     /// file keeps the records either way).
     func run(into store: any Store) async {
-        for await lines in stream {
+        await batches.run { lines in
             let copies = lines.map {
                 SessionAuditLine(sessionID: $0.sessionID, seq: Int64($0.seq),
                                  timestamp: Date(timeIntervalSince1970: Double($0.timestamp.millisecondsSinceEpoch) / 1000), line: $0.line)
