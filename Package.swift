@@ -119,6 +119,20 @@ let package = Package(
             name: "ActAsSessions",
             dependencies: ["ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit"]
         ),
+        // Sign-in through an identity provider (SPEC §10.3): OIDC discovery, code + PKCE, ID and
+        // logout token verification, claim mapping. Talks to the provider; no UI, no store.
+        .target(
+            name: "ActAsIdentity",
+            dependencies: [
+                "ActAsConfig", "ActAsCore", "ActAsCrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // /.actas/: pages and JSON API (sign-in, account, users, impersonation), templates.
         .target(
             name: "ActAsConsole",
@@ -201,6 +215,10 @@ let package = Package(
         .testTarget(
             name: "ActAsNotifyTests",
             dependencies: ["ActAsNotify", "ActAsConfig", "ActAsStore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "ActAsIdentityTests",
+            dependencies: ["ActAsIdentity", "ActAsConfig", "ActAsCrypto", .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")]
         ),
         .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsSessions", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
     ]

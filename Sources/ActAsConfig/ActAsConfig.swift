@@ -92,6 +92,9 @@ public struct ActAsConfig: Sendable {
         public var maxFailedLogins: Int
         public var maxFailedLoginsPerIP: Int
         public var failedLoginWindow: ConfigDuration
+        /// `[auth.oidc]` / `[auth.mtls]`: set when the method is in `methods` (SPEC §10.3).
+        public var oidc: OIDC? = nil
+        public var mtls: MTLS? = nil
 
         public var passwordEnabled: Bool { methods.contains("password") }
         /// API tokens work whenever one exists: an operator made it on purpose with `actas
@@ -364,9 +367,6 @@ struct ConfigBuilder {
         }
 
         let methods = list("auth.methods")
-        for method in methods where method == "oidc" || method == "mtls" {
-            fail("auth.methods", "\"\(method)\" sign-in is not supported yet; use \"password\" and \"token\"")
-        }
         if methods.isEmpty { fail("auth.methods", "at least one sign-in method is required") }
         let auth = ActAsConfig.Auth(
             methods: methods,
@@ -374,7 +374,9 @@ struct ConfigBuilder {
             publicPaths: list("auth.public_paths"),
             maxFailedLogins: int("auth.max_failed_logins"),
             maxFailedLoginsPerIP: int("auth.max_failed_logins_per_ip"),
-            failedLoginWindow: duration("auth.failed_login_window"))
+            failedLoginWindow: duration("auth.failed_login_window"),
+            oidc: buildOIDC(enabled: methods.contains("oidc"), roles: order),
+            mtls: buildMTLS(enabled: methods.contains("mtls"), clientCA: clientCA))
         let headers = ActAsConfig.Headers(
             user: string("headers.user"), email: string("headers.email"), groups: string("headers.groups"),
             assertion: string("headers.assertion"), assertionIssuer: string("headers.assertion_issuer"),

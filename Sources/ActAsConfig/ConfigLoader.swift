@@ -143,7 +143,7 @@ public struct ConfigLoader {
         for name in table.keys {
             guard let value = table[name] else { continue }
             let qualified = section.isEmpty ? name : "\(section).\(name)"
-            if let nested = value.table {
+            if let nested = value.table, ConfigSchema.key(section, name)?.kind.isMap != true {
                 if ConfigSchema.sections.contains(qualified) {
                     walk(nested, section: qualified, lines: lines, values: &values, origins: &origins, issues: &issues, valueIssues: &valueIssues)
                 } else {
@@ -207,6 +207,8 @@ public struct ConfigLoader {
 
     static func convert(toml value: any TOMLValueConvertible, kind: ConfigKind) -> Result<ConfigValue, ConfigValueError> {
         switch kind {
+        case .stringMap:
+            return convertMap(toml: value)
         case .bool:
             guard value.type == .bool, let bool = value.bool else { return .failure(.init("expected true or false")) }
             return .success(.bool(bool))
@@ -244,6 +246,8 @@ public struct ConfigLoader {
         case .int(let range):
             guard let int = Int(raw.trimmingCharacters(in: .whitespaces)) else { return .failure(.init("expected an integer")) }
             return checkRange(int, range)
+        case .stringMap:
+            return convertMap(environment: raw)
         case .stringList, .choiceList:
             let items = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             return checkList(items, kind)
@@ -273,7 +277,7 @@ public struct ConfigLoader {
                 return optional ? .success(.address(nil)) : .failure(.init("an address is required"))
             }
             return SocketAddressSpec.parse(string).map { .address($0) }
-        case .bool, .int, .stringList, .choiceList:
+        case .bool, .int, .stringList, .choiceList, .stringMap:
             return .failure(.init("unexpected string"))
         }
     }

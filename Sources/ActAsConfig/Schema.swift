@@ -12,6 +12,8 @@ public enum ConfigKind: Sendable {
     case choiceList([String])
     /// `host:port`; `optional` accepts "" for "off".
     case address(optional: Bool)
+    /// A table of strings (`auth.oidc.role_map`); env: `a=b,c=d`.
+    case stringMap
 }
 
 public enum ConfigValue: Sendable, Equatable {
@@ -22,6 +24,7 @@ public enum ConfigValue: Sendable, Equatable {
     case size(Int64)
     case list([String])
     case address(SocketAddressSpec?)
+    case map([String: String])
 }
 
 public struct ConfigKey: Sendable {
@@ -77,6 +80,21 @@ public enum ConfigSchema {
         .init(section: "auth.oidc", key: "client_secret", kind: .string, defaultValue: .string("")),
         .init(section: "auth.oidc", key: "client_secret_file", kind: .string, defaultValue: .string("")),
         .init(section: "auth.oidc", key: "role_claim", kind: .string, defaultValue: .string("groups")),
+        .init(section: "auth.oidc", key: "scopes", kind: .stringList, defaultValue: .list(["openid", "email", "profile"])),
+        .init(section: "auth.oidc", key: "authorization_endpoint", kind: .string, defaultValue: .string("")),
+        .init(section: "auth.oidc", key: "token_endpoint", kind: .string, defaultValue: .string("")),
+        .init(section: "auth.oidc", key: "jwks_uri", kind: .string, defaultValue: .string("")),
+        .init(section: "auth.oidc", key: "end_session_endpoint", kind: .string, defaultValue: .string("")),
+        .init(section: "auth.oidc", key: "username_claim", kind: .string, defaultValue: .string("preferred_username")),
+        .init(section: "auth.oidc", key: "role_map", kind: .stringMap, defaultValue: .map([:])),
+        .init(section: "auth.oidc", key: "default_role", kind: .string, defaultValue: .string("employee")),
+        .init(section: "auth.oidc", key: "groups_claim", kind: .string, defaultValue: .string("groups")),
+        .init(section: "auth.oidc", key: "groups_allow", kind: .stringList, defaultValue: .list([])),
+        .init(section: "auth.oidc", key: "max_groups", kind: .int(0...10_000), defaultValue: .int(50)),
+        .init(section: "auth.oidc", key: "org_unit_claim", kind: .string, defaultValue: .string("")),
+        .init(section: "auth.oidc", key: "clock_skew", kind: .duration, defaultValue: .duration(.seconds(60))),
+        .init(section: "auth.oidc", key: "ca_file", kind: .string, defaultValue: .string("")),
+        .init(section: "auth.mtls", key: "username_from", kind: .choice(["cn", "san_email", "san_email_local", "san_dns"]), defaultValue: .string("san_email_local")),
         // [headers]
         .init(section: "headers", key: "user", kind: .string, defaultValue: .string("X-Forwarded-User")),
         .init(section: "headers", key: "email", kind: .string, defaultValue: .string("X-Forwarded-Email")),

@@ -108,6 +108,18 @@ public final class AnnouncingStore: Store {
     public func saveCheckpoint(_ checkpoint: AuditCheckpoint) async throws { try await base.saveCheckpoint(checkpoint) }
     public func latestCheckpoint(instance: String) async throws -> AuditCheckpoint? { try await base.latestCheckpoint(instance: instance) }
 
+    public func oidcUserID(issuer: String, subject: String) async throws -> String? { try await base.oidcUserID(issuer: issuer, subject: subject) }
+    public func users(email: String) async throws -> [User] { try await base.users(email: email) }
+    public func recordOIDCSignIn(_ record: OIDCSignInRecord, user: User, session: SignInSession, at: Date) async throws -> User {
+        try await announcing { try await base.recordOIDCSignIn(record, user: user, session: session, at: at) }
+    }
+    public func oidcSignIn(sessionHash: String) async throws -> OIDCSignInRecord? { try await base.oidcSignIn(sessionHash: sessionHash) }
+    public func oidcSignIns(issuer: String, providerSessionID: String?, subject: String?) async throws -> [OIDCSignInRecord] {
+        try await base.oidcSignIns(issuer: issuer, providerSessionID: providerSessionID, subject: subject)
+    }
+    public func oidcIdentities() async throws -> [OIDCIdentityLink] { try await base.oidcIdentities() }
+    public func saveOIDCIdentities(_ links: [OIDCIdentityLink]) async throws { try await base.saveOIDCIdentities(links) }
+
     public func enqueueNotification(_ notification: OutboxNotification) async throws { try await base.enqueueNotification(notification) }
     public func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> OutboxNotification? {
         try await base.claimNotification(owner: owner, now: now, lease: lease)

@@ -270,6 +270,7 @@ public final class SQLiteStore: Store {
             """,
         ]),
         (7, notifyOutboxMigration),  // SPEC §10.5: the notification outbox (SQLiteStore+Notify.swift)
+        (8, OIDCSchema.statements(dateType: "REAL")),  // SPEC §10.3: users by (issuer, sub), OIDC sign-ins
     ]
 
     public func migrate() async throws {

@@ -144,6 +144,21 @@ public protocol Store: Sendable {
     /// The instance's checkpoint with the highest seq, nil when it has none.
     func latestCheckpoint(instance: String) async throws -> AuditCheckpoint?
 
+    // OIDC sign-in (SPEC §10.3): users by the provider's (issuer, sub), else verified email.
+    func oidcUserID(issuer: String, subject: String) async throws -> String?
+    /// Users whose email equals `email` (case-insensitively); none for "".
+    func users(email: String) async throws -> [User]
+    /// As `recordSignIn`, in one transaction: creates the user or updates its fields from the
+    /// claims (a rename included; `conflict` on a taken username), links `(issuer, sub)` to it
+    /// (`conflict` when linked to another) and keeps the record for sign-out and back-channel logout.
+    func recordOIDCSignIn(_ record: OIDCSignInRecord, user: User, session: SignInSession, at: Date) async throws -> User
+    func oidcSignIn(sessionHash: String) async throws -> OIDCSignInRecord?
+    /// The sign-ins of one provider session (`providerSessionID`) and/or subject; nil: any.
+    func oidcSignIns(issuer: String, providerSessionID: String?, subject: String?) async throws -> [OIDCSignInRecord]
+    /// For `actas store migrate`.
+    func oidcIdentities() async throws -> [OIDCIdentityLink]
+    func saveOIDCIdentities(_ links: [OIDCIdentityLink]) async throws
+
     // The notification outbox (SPEC §10.5): rows for state changes are written by the store
     // in the change's own transaction; `enqueueNotification` is for events that change nothing
     // (a refused start).

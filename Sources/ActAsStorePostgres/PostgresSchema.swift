@@ -115,6 +115,7 @@ enum PostgresSchema {
             """,
         ]),
         (7, PostgresStore.notifyOutboxMigration),  // the notification outbox (PostgresStore+Notify.swift)
+        (8, PostgresStore.oidcMigration),  // users by (issuer, sub), OIDC sign-ins (PostgresStore+OIDC.swift)
     ]
 
     static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }
