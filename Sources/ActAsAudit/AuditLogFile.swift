@@ -40,8 +40,15 @@ final class AuditFileSink: @unchecked Sendable {
     private var lastFailureReport: UInt64 = 0
     private var lastPathCheck: UInt64 = 0
 
-    /// The lines of the batch not yet written, encoded in place.
+    /// The lines of the batch not yet written, encoded in place, their records, and the chain
+    /// as it was before the first of them.
     private var chunk: [UInt8] = []
+    private var chunkRecords: [(completion: AuditWriter.Completion?, seq: UInt64, durable: Bool)] = []
+    private var chainAtChunkStart: AuditChainCursor
+    /// Written records waiting for an fsync.
+    private var awaitingSync: [(AuditWriter.Completion?, UInt64)] = []
+    /// Completions to run once the batch is done (on the writer thread, by the queue).
+    private var answers: [(AuditWriter.Completion, Result<UInt64, AuditError>)] = []
 
     /// Group commit (nil for standard output, where written is as durable as it gets).
     let syncer: AuditSyncer?
@@ -64,6 +71,7 @@ final class AuditFileSink: @unchecked Sendable {
         chunk.reserveCapacity(64 * 1024)
         chain = AuditChainCursor(
             checkpoints: configuration.checkpoints.map { AuditCheckpointSchedule(settings: $0, now: Self.monotonicMilliseconds()) })
+        chainAtChunkStart = chain
         checkpointRoom = configuration.checkpoints.map { Int64(AuditLineEncoder.checkpointLineBound(instance: $0.instance)) } ?? 0
         switch configuration.destination {
         case .standardOutput:
@@ -223,11 +231,12 @@ final class AuditFileSink: @unchecked Sendable {
     // MARK: Writing
 
     /// Writes a batch; appends one outcome per record that has a completion.
+    ///
+    /// The batch's lines are encoded into `chunk` and written with one `write`; a chunk ends
+    /// early only to rotate. Records written but not yet durable wait in `awaitingSync`, and
+    /// the whole batch is handed to the sync thread at the end (one `fsync` for all of it).
     func process(_ batch: [WriterQueueItem], outcomes: inout [(AuditWriter.Completion, Result<UInt64, AuditError>)]) {
-        var chunkItems: [(completion: AuditWriter.Completion?, seq: UInt64, durable: Bool)] = []
-        var awaitingSync: [(AuditWriter.Completion?, UInt64)] = []
-        var chunkStart = chain
-        chunk.removeAll(keepingCapacity: true)
+        startChunk()
         if syncer?.takeFailure() != nil {
             // Reported by the sync thread; the file is suspect: reopen the path.
             failing = true
@@ -237,122 +246,10 @@ final class AuditFileSink: @unchecked Sendable {
         checkPathIfDue()
         if fd < 0, let error = openFile(continuingChain: true) {
             fail(error)
-            failRemaining(batch[...], error: error, outcomes: &outcomes)
+            failRemaining(batch[...], error: error)
+            answer(into: &outcomes)
             return
         }
-
-        /// Writes the chunk; on failure fails its records (and rolls the chain back).
-        func flushChunk() -> AuditError? {
-            if chunk.isEmpty { return nil }
-            let failure = chunk.withUnsafeBytes { FileIO.writeAll(fd, $0) }
-            if let failure {
-                if isRegularFile { _ = ftruncate(fd, off_t(fileSize)) }  // drop a partial line
-                let error = AuditError(kind: .write, path: displayPath, code: failure, message: "write failed")
-                for item in chunkItems { if let completion = item.completion { outcomes.append((completion, .failure(error))) } }
-                counters.failed += UInt64(chunkItems.count)
-                chain = chunkStart
-                chunkItems.removeAll()
-                chunk.removeAll(keepingCapacity: true)
-                return error
-            }
-            fileSize += Int64(chunk.count)
-            counters.written += UInt64(chunkItems.count)
-            for item in chunkItems {
-                if item.durable {
-                    awaitingSync.append((item.completion, item.seq))
-                } else if let completion = item.completion {
-                    outcomes.append((completion, .success(item.seq)))
-                }
-            }
-            chunkItems.removeAll()
-            chunk.removeAll(keepingCapacity: true)
-            chunkStart = chain
-            return nil
-        }
-
-        /// fsync (not for standard output, where written is as durable as it gets) and answer the
-        /// durable records waiting for it.
-        func syncAndAnswer() -> AuditError? {
-            if awaitingSync.isEmpty { return nil }
-            var error: AuditError?
-            if path != nil {
-                if let failure = FileIO.sync(fd) {
-                    error = AuditError(kind: .sync, path: displayPath, code: failure, message: "fsync failed")
-                } else {
-                    counters.syncs += 1
-                    if isRegularFile, let status = FileIO.status(of: fd), status.links == 0 {
-                        error = AuditError(kind: .fileReplaced, path: displayPath, message: "the file was deleted while being written")
-                    }
-                }
-            }
-            for (completion, seq) in awaitingSync {
-                guard let completion else { continue }
-                outcomes.append((completion, error.map { .failure($0) } ?? .success(seq)))
-            }
-            if error != nil { counters.failed += UInt64(awaitingSync.count) }
-            awaitingSync.removeAll()
-            return error
-        }
-
-        /// Appends a signed checkpoint covering the last record, if records were written since
-        /// the last checkpoint (SPEC §10.6). Its completion hands it on once it is durable.
-        func appendCheckpoint() {
-            guard let (covers, headHash, settings) = chain.unsealed else { return }
-            let head = headHash.hex
-            guard let (kid, sig) = settings.sign(covers, head, settings.instance) else { return }
-            let timestamp = AuditTimestamp.now()
-            let hash = AuditLineEncoder.encodeCheckpoint(
-                covers: covers, head: head, instance: settings.instance, kid: kid, sig: sig, timestamp: timestamp,
-                seq: nextSeq, prev: prev, into: &chunk)
-            let checkpoint = AuditCheckpoint(
-                seq: nextSeq, covers: covers, head: head, instance: settings.instance, kid: kid, sig: sig,
-                timestamp: timestamp.date)
-            let onCheckpoint = settings.onCheckpoint
-            chunkItems.append(({ result in if case .success = result { onCheckpoint(checkpoint) } }, nextSeq, true))
-            chain.advance(pastCheckpoint: hash, now: Self.monotonicMilliseconds())
-        }
-
-        /// Takes the line just encoded at the end of the chunk (from `lineStart`), rotating first
-        /// when it would not fit in the current file (with room for the checkpoint that seals the
-        /// file); `reencode` writes it again when a checkpoint took its seq.
-        func take(
-            lineStart: Int, hash: AuditHash, sessionID: String?, timestamp: AuditTimestamp,
-            completion: AuditWriter.Completion?, durable: Bool,
-            reencode: (_ seq: UInt64, _ prev: AuditHash, _ out: inout [UInt8]) -> AuditHash
-        ) -> AuditError? {
-            var hash = hash
-            var lineLength = chunk.count - lineStart
-            if isRegularFile && path != nil && fileSize + Int64(lineStart) > 0
-                && fileSize + Int64(chunk.count) + checkpointRoom > maxFileSize
-            {
-                // Rare: set the line aside, seal and write what precedes it, rotate, then put it back.
-                let line = Array(chunk[lineStart...])
-                chunk.removeSubrange(lineStart...)
-                let sealed = nextSeq
-                appendCheckpoint()
-                if let error = flushChunk() ?? syncAndAnswer() { return error }
-                if let error = rotate() {
-                    if fd < 0 { return error }
-                    fail(error)  // could not rename: keep appending to the oversized file
-                }
-                if nextSeq == sealed {
-                    chunk.append(contentsOf: line)
-                } else {
-                    let start = chunk.count
-                    hash = reencode(nextSeq, prev, &chunk)
-                    lineLength = chunk.count - start
-                }
-            }
-            if onSessionLines != nil, let sessionID {
-                sessionLines.append(AuditSessionLine(
-                    sessionID: sessionID, seq: nextSeq, timestamp: timestamp,
-                    line: String(decoding: chunk[(chunk.count - lineLength)..<(chunk.count - 1)], as: UTF8.self)))
-            }
-            chunkItems.append((completion, nextSeq, durable))
-            if chain.advance(past: hash) { appendCheckpoint() }
-            return nil
-        }
-
         var batchError: AuditError?
         for (position, item) in batch.enumerated() {
             switch item {
@@ -362,8 +259,8 @@ final class AuditFileSink: @unchecked Sendable {
                 batchError = take(
                     lineStart: lineStart, hash: hash, sessionID: record.sessionID, timestamp: record.timestamp,
                     completion: completion, durable: durable
-                ) { seq, prev, out in encoder.encode(record, seq: seq, prev: prev, into: &out) }
-                if let batchError { failRemaining(batch[position...], error: batchError, outcomes: &outcomes) }
+                ) { [encoder] seq, prev, out in encoder.encode(record, seq: seq, prev: prev, into: &out) }
+                if let batchError { failRemaining(batch[position...], error: batchError) }
             case .encoded(let records):
                 var taken = 0
                 records.forEach { timestamp, sessionID, body in
@@ -378,7 +275,7 @@ final class AuditFileSink: @unchecked Sendable {
                 }
                 if let batchError {
                     counters.failed += UInt64(records.count - taken)
-                    failRemaining(batch[(position + 1)...], error: batchError, outcomes: &outcomes)
+                    failRemaining(batch[(position + 1)...], error: batchError)
                 }
             case .checkpoint:
                 appendCheckpoint()
@@ -386,21 +283,19 @@ final class AuditFileSink: @unchecked Sendable {
             if batchError != nil { break }
         }
         if batchError == nil {
-            batchError = flushChunk()
+            batchError = writeChunk()
         }
         if batchError == nil && path != nil && isRegularFile, let status = FileIO.status(of: fd), status.links == 0 {
             batchError = AuditError(kind: .fileReplaced, path: displayPath, message: "the file was deleted while being written")
         }
         if let batchError {
-            for (completion, _) in awaitingSync { if let completion { outcomes.append((completion, .failure(batchError))) } }
-            counters.failed += UInt64(awaitingSync.count)
-            awaitingSync.removeAll()
+            failAwaitingSync(batchError)
         } else if !awaitingSync.isEmpty {
             if let syncer, let file = currentSyncedFile() {
                 syncer.submit(SyncRequest(file: file, completions: awaitingSync, sessionLines: sessionLines))
                 awaitingSync.removeAll()
                 sessionLines.removeAll(keepingCapacity: true)
-            } else if let error = syncAndAnswer() {
+            } else if let error = syncNow() {
                 batchError = error
             }
         }
@@ -415,6 +310,135 @@ final class AuditFileSink: @unchecked Sendable {
             if batchError == nil { onSessionLines?(sessionLines) }
             sessionLines.removeAll(keepingCapacity: true)
         }
+        answer(into: &outcomes)
+    }
+
+    /// The next lines start a new chunk: a failed write takes the chain back to here.
+    private func startChunk() {
+        chunk.removeAll(keepingCapacity: true)
+        chunkRecords.removeAll(keepingCapacity: true)
+        chainAtChunkStart = chain
+    }
+
+    private func answer(into outcomes: inout [(AuditWriter.Completion, Result<UInt64, AuditError>)]) {
+        outcomes.append(contentsOf: answers)
+        answers.removeAll(keepingCapacity: true)
+    }
+
+    /// Writes the chunk. Written records that must be durable wait for the sync; the others are
+    /// answered. On failure the partial bytes are cut off, the chunk's records fail and the chain
+    /// goes back to the chunk's start, so the next records reuse its seqs.
+    private func writeChunk() -> AuditError? {
+        if chunk.isEmpty { return nil }
+        if let failure = chunk.withUnsafeBytes({ FileIO.writeAll(fd, $0) }) {
+            if isRegularFile { _ = ftruncate(fd, off_t(fileSize)) }  // drop a partial line
+            let error = AuditError(kind: .write, path: displayPath, code: failure, message: "write failed")
+            for record in chunkRecords { if let completion = record.completion { answers.append((completion, .failure(error))) } }
+            counters.failed += UInt64(chunkRecords.count)
+            chain = chainAtChunkStart
+            startChunk()
+            return error
+        }
+        fileSize += Int64(chunk.count)
+        counters.written += UInt64(chunkRecords.count)
+        for record in chunkRecords {
+            if record.durable {
+                awaitingSync.append((record.completion, record.seq))
+            } else if let completion = record.completion {
+                answers.append((completion, .success(record.seq)))
+            }
+        }
+        startChunk()
+        return nil
+    }
+
+    /// fsync on this thread (standard output: nothing to sync) and answer the records waiting
+    /// for it. Used at rotation and when the sync thread has no handle on the file.
+    private func syncNow() -> AuditError? {
+        if awaitingSync.isEmpty { return nil }
+        var error: AuditError?
+        if path != nil {
+            if let failure = FileIO.sync(fd) {
+                error = AuditError(kind: .sync, path: displayPath, code: failure, message: "fsync failed")
+            } else {
+                counters.syncs += 1
+                if isRegularFile, let status = FileIO.status(of: fd), status.links == 0 {
+                    error = AuditError(kind: .fileReplaced, path: displayPath, message: "the file was deleted while being written")
+                }
+            }
+        }
+        if let error {
+            failAwaitingSync(error)
+        } else {
+            for (completion, seq) in awaitingSync { if let completion { answers.append((completion, .success(seq))) } }
+            awaitingSync.removeAll()
+        }
+        return error
+    }
+
+    private func failAwaitingSync(_ error: AuditError) {
+        for (completion, _) in awaitingSync { if let completion { answers.append((completion, .failure(error))) } }
+        counters.failed += UInt64(awaitingSync.count)
+        awaitingSync.removeAll()
+    }
+
+    /// Appends a signed checkpoint covering the last record, if records were written since the
+    /// last checkpoint (SPEC §10.6). Its completion hands it on once it is durable.
+    private func appendCheckpoint() {
+        guard let (covers, headHash, settings) = chain.unsealed else { return }
+        let head = headHash.hex
+        guard let (kid, sig) = settings.sign(covers, head, settings.instance) else { return }
+        let timestamp = AuditTimestamp.now()
+        let hash = AuditLineEncoder.encodeCheckpoint(
+            covers: covers, head: head, instance: settings.instance, kid: kid, sig: sig, timestamp: timestamp,
+            seq: nextSeq, prev: prev, into: &chunk)
+        let checkpoint = AuditCheckpoint(
+            seq: nextSeq, covers: covers, head: head, instance: settings.instance, kid: kid, sig: sig,
+            timestamp: timestamp.date)
+        let onCheckpoint = settings.onCheckpoint
+        chunkRecords.append(({ result in if case .success = result { onCheckpoint(checkpoint) } }, nextSeq, true))
+        chain.advance(pastCheckpoint: hash, now: Self.monotonicMilliseconds())
+    }
+
+    /// Takes the line just encoded at the end of the chunk (from `lineStart`), rotating first
+    /// when it would not fit in the current file (with room for the checkpoint that seals the
+    /// file); `reencode` writes it again when a checkpoint took its seq.
+    private func take(
+        lineStart: Int, hash: AuditHash, sessionID: String?, timestamp: AuditTimestamp,
+        completion: AuditWriter.Completion?, durable: Bool,
+        reencode: (_ seq: UInt64, _ prev: AuditHash, _ out: inout [UInt8]) -> AuditHash
+    ) -> AuditError? {
+        var hash = hash
+        var lineLength = chunk.count - lineStart
+        if isRegularFile && path != nil && fileSize + Int64(lineStart) > 0
+            && fileSize + Int64(chunk.count) + checkpointRoom > maxFileSize
+        {
+            // Rare: set the line aside, seal and write what precedes it, rotate, then put it back.
+            let line = Array(chunk[lineStart...])
+            chunk.removeSubrange(lineStart...)
+            let sealed = nextSeq
+            appendCheckpoint()
+            if let error = writeChunk() ?? syncNow() { return error }
+            if let error = rotate() {
+                if fd < 0 { return error }
+                fail(error)  // could not rename: keep appending to the oversized file
+            }
+            if nextSeq == sealed {
+                chunk.append(contentsOf: line)
+            } else {
+                let start = chunk.count
+                hash = reencode(nextSeq, prev, &chunk)
+                lineLength = chunk.count - start
+            }
+        }
+        if onSessionLines != nil, let sessionID {
+            sessionLines.append(AuditSessionLine(
+                sessionID: sessionID, seq: nextSeq, timestamp: timestamp,
+                line: String(decoding: chunk[(chunk.count - lineLength)..<(chunk.count - 1)], as: UTF8.self)))
+        }
+        chunkRecords.append((completion, nextSeq, durable))
+        if chain.advance(past: hash) { appendCheckpoint() }
+        return nil
     }
 
     private func currentSyncedFile() -> SyncedFile? {
@@ -422,12 +446,9 @@ final class AuditFileSink: @unchecked Sendable {
         return syncedFile
     }
 
-    private func failRemaining(
-        _ items: ArraySlice<WriterQueueItem>, error: AuditError,
-        outcomes: inout [(AuditWriter.Completion, Result<UInt64, AuditError>)]
-    ) {
+    private func failRemaining(_ items: ArraySlice<WriterQueueItem>, error: AuditError) {
         for item in items {
-            if case .record(_, _, let completion?) = item { outcomes.append((completion, .failure(error))) }
+            if case .record(_, _, let completion?) = item { answers.append((completion, .failure(error))) }
             counters.failed += UInt64(item.recordCount)
         }
     }
