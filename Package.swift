@@ -133,11 +133,17 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // What the data path shows and hands over without the console's UI: the banner, refusal
+        // page parts, the console hand-off (ConsoleEndpoint, ConsoleRequest/Response), cookie names.
+        .target(
+            name: "ActAsPages",
+            dependencies: ["ActAsCore", "ActAsConfig", "ActAsStore", "ActAsSessions"]
+        ),
         // /.actas/: pages and JSON API (sign-in, account, users, impersonation), templates.
         .target(
             name: "ActAsConsole",
             dependencies: [
-                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions",
+                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsPages",
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
@@ -159,7 +165,7 @@ let package = Package(
         .target(
             name: "ActAsProxy",
             dependencies: [
-                "ActAsHTTP", "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsConsole",
+                "ActAsHTTP", "ActAsConfig", "ActAsCore", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsPages",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -196,8 +202,9 @@ let package = Package(
         .testTarget(
             name: "ActAsProxyTests",
             dependencies: [
-                "ActAsProxy", "ActAsHTTP",
+                "ActAsProxy", "ActAsHTTP", "ActAsPages", "ActAsConfig", "ActAsCore", "ActAsSessions", "ActAsStore", "ActAsAudit",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
@@ -220,7 +227,7 @@ let package = Package(
             name: "ActAsIdentityTests",
             dependencies: ["ActAsIdentity", "ActAsConfig", "ActAsCrypto", .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")]
         ),
-        .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsSessions", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
+        .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsSessions", "ActAsPages", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
     ]
 )
         .testTarget(name: "ActAsLoggingTests", dependencies: ["ActAsLogging", .product(name: "Logging", package: "swift-log")]),

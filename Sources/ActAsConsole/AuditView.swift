@@ -1,4 +1,5 @@
 import ActAsCore
+import ActAsPages
 import Foundation
 
 /// What the session's audit page shows of a long log: the reader may hide static assets and

@@ -2,25 +2,11 @@ import ActAsAudit
 import ActAsConfig
 import ActAsCore
 import ActAsCrypto
+import ActAsPages
 import ActAsSessions
 import ActAsStore
 import Foundation
 import Synchronization
-
-/// Names of the proxy's own cookies. Everything starting with `__Host-actas` belongs to
-/// ActAs and never reaches the application.
-public enum ActAsCookies {
-    public static let session = "__Host-actas_session"
-    public static let login = "__Host-actas_login"
-    public static let prefix = "__Host-actas"
-}
-
-/// The request log's redaction as `[audit]` sets it: one place, for start and SIGHUP alike.
-public enum AuditSettings {
-    public static func redactor(_ audit: ActAsConfig.Audit) -> Redactor {
-        Redactor(redactKeys: audit.redactKeys, redactHeaders: audit.redactHeaders, bodyCaptureBytes: audit.bodyCaptureBytes)
-    }
-}
 
 /// What the console needs from the configuration, computed once per (re)load.
 public struct ConsoleSettings: Sendable {
@@ -41,7 +27,7 @@ public struct ConsoleSettings: Sendable {
 /// `/.actas/…`: sign-in, the account page, the JSON API, and the JWKS. Low volume, so
 /// handlers are async and may read the store; everything the request path enforces is
 /// applied to the live state before a handler returns.
-public final class Console: Sendable {
+public final class Console: ConsoleEndpoint {
     /// As of the last (re)load: each request reads it once.
     public var settings: ConsoleSettings { currentSettings.withLock { $0 } }
     private let currentSettings: Mutex<ConsoleSettings>
@@ -52,8 +38,8 @@ public final class Console: Sendable {
     public let impersonations: Impersonations
     public var warnBeforeEnd: TimeInterval { settings.warnBeforeEnd }
 
-    public static let prefix = "/.actas/"
-    public static let jwksPath = "/.well-known/actas/jwks.json"
+    public static let prefix = ConsoleRoutes.prefix
+    public static let jwksPath = ConsoleRoutes.jwksPath
 
     public init(config: ActAsConfig, directory: Directory, live: LiveState, events: any AuditSink) {
         self.currentSettings = Mutex(ConsoleSettings(config: config))

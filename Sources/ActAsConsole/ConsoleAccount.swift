@@ -1,5 +1,6 @@
 import ActAsAudit
 import ActAsCore
+import ActAsPages
 import ActAsStore
 import Foundation
 

@@ -1,4 +1,5 @@
 import ActAsCore
+import ActAsPages
 import ActAsStore
 import Foundation
 

@@ -1,5 +1,6 @@
 import ActAsAudit
 import ActAsCore
+import ActAsPages
 import ActAsSessions
 import ActAsStore
 import Foundation

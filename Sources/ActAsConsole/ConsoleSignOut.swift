@@ -1,3 +1,4 @@
+import ActAsPages
 import ActAsStore
 import Foundation
 

@@ -1,21 +1,5 @@
+import ActAsPages
 import Mustache
-
-/// HTML-escapes by Unicode scalar (not by Character: see Templates.ScalarHTMLEscaping).
-public func htmlEscaped(_ text: String) -> String {
-    var out = ""
-    out.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out
-}
 
 /// Console HTML. Mustache escapes `{{…}}` for HTML, so names and messages are inert text;
 /// `{{{…}}}` is used only for HTML this module rendered itself.

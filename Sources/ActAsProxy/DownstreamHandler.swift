@@ -1,9 +1,9 @@
 import ActAsAudit
 import ActAsConfig
-import ActAsConsole
 import ActAsCore
 import ActAsCrypto
 import ActAsHTTP
+import ActAsPages
 import ActAsSessions
 import ActAsStore
 import Foundation
@@ -382,17 +382,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         requestStart = .now()
         requestWantsHTML = false
         exchangeLog = loop.settings.logAllRequests ? ExchangeLog(refused: head ?? inbound) : nil  // SPEC §8: every request
-        let message: String
-        switch error.status {
-        case 400: message = "The request is malformed: \(error.reason)."
-        case 413: message = "The request body is larger than the proxy accepts."
-        case 414: message = "The request line is too long."
-        case 431: message = "The request headers are too large or too many."
-        case 505: message = "Only HTTP/1.0 and HTTP/1.1 are supported here."
-        case 417: message = "Only \"Expect: 100-continue\" is supported."
-        default: message = error.reason
-        }
-        sendError(status: error.status, code: ErrorResponse.code(forStatus: error.status), message: message, close: true)
+        send(.malformedHead(error))
     }
 
     private func startExchange(_ head: RequestHead) {
@@ -405,8 +395,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         requestMethod = head.method
         clientIsHTTP10 = head.version == .http1_0
         clientKeepAlive = head.keepAlive && !loop.draining
-        requestWantsHTML = Self.acceptsHTML(head.block)
-        requestIsDocumentNavigation = Self.isDocumentNavigation(head, acceptsHTML: requestWantsHTML)
+        requestWantsHTML = RequestPipeline.acceptsHTML(head.block)
+        requestIsDocumentNavigation = RequestPipeline.isDocumentNavigation(head, acceptsHTML: requestWantsHTML)
         heldResponseHead = nil
         responseReplaced = false
         bodyClock = BodyProgressClock()
@@ -431,40 +421,21 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         exchangeLog = settings.logAllRequests ? ExchangeLog(method: head.methodString) : nil
         let credentials = RequestCredentials.scan(head.block)
 
-        if head.method == .connect || head.method == .trace {
+        isUpgrade = false
+        webSocketKey = nil
+        let sanitized: RequestPipeline.Sanitized
+        switch RequestPipeline.sanitize(head, impersonateHeader: credentials.impersonateHeader, settings: settings) {
+        case .proceed(let value):
+            sanitized = value
+        case .answer(let answer):
             noteRefused(head, credentials)
-            let mustClose = head.framing != .none
-            sendError(status: 405, code: "method_not_allowed", message: "\(head.methodString) is not allowed through this proxy.", close: mustClose,
-                      extraHeaders: "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n")
-            return
+            return send(answer)
         }
-
+        isUpgrade = sanitized.isUpgrade
+        webSocketKey = sanitized.webSocketKey
         var facts = HeaderRewriter.RequestFacts(
             requestID: requestID, clientAddress: clientAddress, peerIsTrustedProxy: peerIsTrustedProxy,
-            upgrade: false, targetOverride: nil, hostOverride: nil)
-        switch Self.classifyTarget(head) {
-        case .origin:
-            break
-        case .absolute(let path, let authority):
-            facts.targetOverride = path
-            facts.hostOverride = authority
-        case .invalid(let reason):
-            noteRefused(head, credentials)
-            sendError(status: 400, code: "bad_request", message: "The request target is not valid: \(reason).", close: true)
-            return
-        }
-        guard let host = decideHost(head, authority: facts.hostOverride, credentials) else { return }
-        facts.hostOverride = host
-        isUpgrade = Self.isWebSocketUpgrade(head)
-        facts.upgrade = isUpgrade
-        webSocketKey = isUpgrade ? head.block.first("sec-websocket-key") : nil
-
-        if credentials.impersonateHeader {
-            noteRefused(head, credentials)
-            sendError(status: 403, code: "impersonation_header",
-                      message: "Impersonate-* request headers are not accepted; administrators act as others through the ActAs console.", close: false)
-            return
-        }
+            upgrade: sanitized.isUpgrade, targetOverride: sanitized.targetOverride, hostOverride: sanitized.hostOverride)
         let target = RequestTarget(head: head, override: facts.targetOverride)
         exchangeLog?.fields.path = target.path
         exchangeLog?.fields.query = target.queryIfAny
@@ -474,36 +445,24 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         do {
             identity = try resolveIdentity(head, credentials, host: facts.hostOverride, now: now)
         } catch {
-            sendError(status: 401, code: "invalid_token", message: "The API token is not valid (unknown, revoked, or its user cannot sign in).",
-                      close: false, extraHeaders: "WWW-Authenticate: Bearer realm=\"actas\", error=\"invalid_token\"\r\n")
-            return
+            return send(.invalidToken)
         }
-        if identity != nil, !loop.storeHealth.withinGrace() {
-            // SPEC §10.2: the in-memory state is trusted for `store.grace` after the store last answered.
-            sendError(status: 503, code: "store_unavailable", message: "ActAs cannot reach its store right now. Try again in a moment.", close: false)
-            return
-        }
+        let admission = RequestPipeline.admit(
+            head, target: target, identity: identity, sanitized: sanitized, wantsHTML: requestWantsHTML,
+            storeWithinGrace: loop.storeHealth.withinGrace(), settings: settings)
+        if case .storeUnavailable = admission { return send(.storeUnavailable) }
         exchangeLog?.fields.user = identity?.memo.forwarded.user.username
         exchangeSignIn = identity?.memo.principal.session?.idHash
-        if target.isConsole {
+        switch admission {
+        case .console:
             exchangeLog?.fields.user = identity?.memo.principal.user.username  // the console never acts as the target
-            startConsole(head, target: target, identity: identity)
-            return
-        }
-        if let notice = identity?.memo.pendingNotice {
-            announceEnd(notice, head: head)
-            return
-        }
-        if identity == nil, !target.isPublic(settings.publicPaths) {
-            refuseUnauthenticated(target)
-            return
-        }
-        if isUpgrade, identity?.authentication == .session, !WebSocketOrigin.allowed(
-            origin: head.block.first("origin"), secFetchSite: head.block.first("sec-fetch-site"),
-            host: facts.hostOverride.map { String(decoding: $0, as: UTF8.self) } ?? head.host ?? "") {
-            // SPEC §4: cookies ride along on any page's WebSocket; only this origin's may use them.
-            sendError(status: 403, code: "csrf", message: "A WebSocket authenticated by the session cookie must come from this site.", close: false)
-            return
+            return startConsole(head, target: target, identity: identity)
+        case .announceEnd(let notice):
+            return announceEnd(notice, head: head)
+        case .answer(let answer):
+            return send(answer)
+        case .forward, .storeUnavailable:
+            break
         }
         if let identified = identity, identified.memo.impersonating, let session = identified.memo.principal.impersonation {
             guard applyImpersonationRules(head, target: target, session: session, principal: identified.memo.principal, facts: &facts) else { return }
@@ -524,10 +483,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
 
     // MARK: identity
 
-    struct Identified {
-        var memo: IdentityMemo
-        var authentication: ConsoleRequest.Authentication
-    }
+    typealias Identified = RequestPipeline.Identified
     typealias IdentityResult = Identified?
 
     struct InvalidToken: Error {}
@@ -606,35 +562,6 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         exchangeLog?.fields.mode = principal.impersonation?.mode
     }
 
-    /// SPEC §3 `public_hosts`: the host this request is for (absolute-form authority, else
-    /// `Host`) must be well-formed and served. Returns the bytes to forward as Host and
-    /// X-Forwarded-Host (nil: as the client wrote them), or answers `400`/`421` and returns nil.
-    private func decideHost(_ head: RequestHead, authority: [UInt8]?, _ credentials: RequestCredentials) -> [UInt8]?? {
-        let policy = settings.hostPolicy
-        let decision: HostPolicy.Decision
-        if let authority {
-            decision = authority.withUnsafeBytes { policy.decide($0) }
-        } else if let index = head.hostIndex {
-            decision = head.block.withUnsafeBytes { policy.decide(UnsafeRawBufferPointer(rebasing: $0[head.block.fields[index].valueRange])) }
-        } else {
-            // HTTP/1.0 without Host: the first public host, else the upstream's own authority.
-            return .some(policy.publicHosts.first ?? settings.upstreamAuthority)
-        }
-        switch decision {
-        case .serveAsWritten:
-            return .some(authority)
-        case .serve(let canonical):
-            return .some(canonical)
-        case .invalid:
-            noteRefused(head, credentials)
-            sendError(status: 400, code: "bad_request", message: "The request's host is not a valid host name.", close: true)
-        case .misdirected:
-            noteRefused(head, credentials)
-            sendError(status: 421, code: "misdirected_request", message: "This server does not serve that host name.", close: false)
-        }
-        return nil
-    }
-
     // MARK: impersonation
 
     /// SPEC §7 for a request made while impersonating: the normalised path is checked and is
@@ -664,30 +591,25 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             exchangeLog?.captureLimit = keep
             exchangeLog?.capture = context.channel.allocator.buffer(capacity: min(keep, 16 * 1024))
         }
-        var path = target.withPath { Array($0) }
-        switch path.withUnsafeBytes({ PathNormalizer.normalize($0, strict: true) }) {
-        case .badEncoding:
-            deny(.badPathEncoding, head: head, path: String(decoding: path, as: UTF8.self), session: session, principal: principal)
+        let path: [UInt8]
+        switch RequestPipeline.normalizedPath(target) {
+        case .badEncoding(let written):
+            deny(.badPathEncoding, head: head, path: written, session: session, principal: principal)
             return false
-        case .normalized(let clean):
-            path = clean
-            facts.targetOverride = clean + target.querySuffix
-        case .unchanged:
-            break
+        case .path(let checked, let targetOverride):
+            path = checked
+            if let targetOverride { facts.targetOverride = targetOverride }
         }
         let pathString = String(decoding: path, as: UTF8.self)
         exchangeLog?.fields.path = pathString
-        guard loop.audit.isHealthy else {
-            sendError(status: 503, code: "audit_unavailable",
-                      message: "The request log cannot be written, so requests made while acting as another user are refused.", close: false)
+        switch RequestPipeline.impersonationGate(
+            path: path, head: head, mode: session.mode, isUpgrade: isUpgrade, auditHealthy: loop.audit.isHealthy, settings: settings) {
+        case .allow:
+            break
+        case .auditUnavailable:
+            send(.auditUnavailable(close: false))
             return false
-        }
-        if path.withUnsafeBytes({ settings.hiddenPaths.isHidden($0) }) {
-            deny(.hiddenPath, head: head, path: pathString, session: session, principal: principal)
-            return false
-        }
-        if session.mode == .readOnly,
-           let refusal = ReadOnlyRules.refusal(method: head.methodString, headers: head.block.pairs, isUpgrade: isUpgrade) {
+        case .refuse(let refusal):
             deny(refusal, head: head, path: pathString, session: session, principal: principal)
             return false
         }
@@ -695,7 +617,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         jar.noteBrowserCookies(CookiePassThrough.browserCookies(head.block.pairs))
         facts.impersonationCookies = jar.header(for: pathString, now: Date()) ?? ""
         facts.narrowAcceptEncoding = true
-        if Self.isPageLoad(head), let targetUser = principal.target {
+        if RequestPipeline.isPageLoad(head), let targetUser = principal.target {
             bannerInfo = BannerInfo(
                 targetName: targetUser.displayName, targetUsername: targetUser.username, mode: session.mode, sessionID: session.id,
                 startedAt: session.startedAt, expiresAt: session.expiresAt, now: Date(), warnBeforeEnd: settings.warnBeforeEnd,
@@ -717,7 +639,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         let page = requestWantsHTML ? ImpersonationRefusalPage(
             session: session, principal: principal, settings: settings, referer: head.block.first("referer"),
             host: head.block.first("host"), current: head.method == .get || head.method == .head ? path : nil) : nil
-        sendError(status: refusal.httpStatus, code: refusal.code, message: refusal.sentence, close: false, impersonating: page)
+        send(.refusal(refusal), impersonating: page)
     }
 
     /// SPEC §7: the first request after an announced end is not forwarded. Navigations go to
@@ -725,41 +647,9 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     private func announceEnd(_ session: ImpersonationSession, head: RequestHead) {
         loop.console.impersonations.noticeShown(session)
         identityMemo = nil
-        let reason = session.endReason ?? .endedByOperator
-        if Self.isNavigation(head) {
-            sendError(status: 303, code: "impersonation_ended", message: reason.sentence, close: false,
-                      extraHeaders: "Location: /.actas/ended?id=\(session.id)\r\n")
-        } else {
-            requestWantsHTML = false  // SPEC §7: JSON for everything that is not a navigation
-            sendError(status: 403, code: "impersonation_ended", message: "Your session acting as another user has ended: \(reason.sentence)",
-                      close: false, extraJSON: ",\"end_reason\":\"\(reason.rawValue)\"")
-        }
-    }
-
-    /// Whether a browser renders the answer as a document: `Sec-Fetch-Mode: navigate` with any
-    /// method (a form POST navigates too), or, from browsers that send no Sec-Fetch headers,
-    /// an `Accept` with text/html. Wider than SPEC §7's navigation (GET only), which decides
-    /// where an ended session's notice goes; this decides what must never show without banner.
-    static func isDocumentNavigation(_ head: RequestHead, acceptsHTML: Bool) -> Bool {
-        if let mode = head.block.first("sec-fetch-mode") { return mode.lowercased() == "navigate" }
-        return acceptsHTML
-    }
-
-    /// A document load (the banner's audience): not a fragment fetched by a script. Browsers say
-    /// so in `Sec-Fetch-Dest`; scripts of old often in `X-Requested-With`.
-    static func isPageLoad(_ head: RequestHead) -> Bool {
-        if let dest = head.block.first("sec-fetch-dest")?.lowercased(), dest != "document", dest != "iframe", dest != "frame" {
-            return false
-        }
-        return head.block.first("x-requested-with") == nil
-    }
-
-    /// SPEC §7: a `GET` with `Sec-Fetch-Mode: navigate`, or without that header one whose
-    /// `Accept` includes text/html.
-    static func isNavigation(_ head: RequestHead) -> Bool {
-        guard head.method == .get else { return false }
-        if let mode = head.block.first("sec-fetch-mode") { return mode.lowercased() == "navigate" }
-        return acceptsHTML(head.block)
+        let notice = RequestPipeline.endNotice(session, head: head)
+        if let html = notice.html { requestWantsHTML = html }  // SPEC §7: JSON for everything that is not a navigation
+        send(notice.answer)
     }
 
     /// Called by the loop's sweep: an exchange or tunnel forwarded under a session that has
@@ -787,19 +677,6 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         if let override { return override == memo }
         guard let range, range.count == memo.count else { return false }
         return memo.withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress! + range.lowerBound, range.count) == 0 }
-    }
-
-    /// SPEC §4: browsers are sent to sign in and come back; programs get a 401.
-    private func refuseUnauthenticated(_ target: RequestTarget) {
-        if requestWantsHTML {
-            let location = "/.actas/login?rd=" + FormCoding.encode(target.originForm)
-            sendError(status: 302, code: "unauthenticated", message: "Sign in to continue.", close: false,
-                      extraHeaders: "Location: \(location)\r\n")
-        } else {
-            sendError(status: 401, code: "unauthenticated",
-                      message: "Sign in first, or send an API token (Authorization: Bearer actas_…).", close: false,
-                      extraHeaders: "WWW-Authenticate: Bearer realm=\"actas\"\r\n")
-        }
     }
 
     // MARK: console
@@ -838,7 +715,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             if case .failed = outcome { return }
         }
         if consoleBody.count > Self.maxConsoleBody {
-            sendError(status: 413, code: "body_too_large", message: "Console requests are limited to 1 MB.", close: true)
+            send(.consoleBodyTooLarge)
             return
         }
         guard case .done = requestBody else {
@@ -975,7 +852,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             case .success(let connection):
                 attach(connection)
             case .failure:
-                upstreamFailed(status: 502, code: "upstream_unreachable", message: "The application server could not be reached.")
+                upstreamFailed(.upstreamUnreachable)
             }
         }
     }
@@ -987,7 +864,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             loop.pool.release(connection)
             exchangeImpersonationID = nil
             identityMemo = nil
-            sendError(status: 403, code: "impersonation_ended", message: "Your session acting as another user has ended.", close: false)
+            send(.impersonationEndedBeforeForwarding)
             return
         }
         if let id = exchangeImpersonationID, countedSessionID == nil {
@@ -1107,8 +984,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         if responseStarted {
             forceClose()
         } else {
-            let message = error.status == 413 ? "The request body is larger than the proxy accepts." : "The request body is malformed: \(error.reason)."
-            sendError(status: error.status, code: ErrorResponse.code(forStatus: error.status), message: message, close: true)
+            send(.malformedBody(error))
         }
     }
 
@@ -1148,7 +1024,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 do {
                     length = try responseParser.parse(upstreamInbound)
                 } catch {
-                    upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server sent a response the proxy cannot forward safely.")
+                    upstreamFailed(.upstreamUnsafeResponse)
                     return
                 }
                 guard let length else { return }
@@ -1157,7 +1033,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 do {
                     head = try responseParser.finishResponse(headBytes, requestMethod: requestMethod)
                 } catch {
-                    upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server sent a response the proxy cannot forward safely.")
+                    upstreamFailed(.upstreamUnsafeResponse)
                     return
                 }
                 responseParser.reset()
@@ -1165,12 +1041,12 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 upstreamInbound = ByteBuffer()
                 if head.status == 101 {
                     guard isUpgrade else {
-                        upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server switched protocols without being asked to.")
+                        upstreamFailed(.upstreamUnaskedSwitch)
                         return
                     }
                     // RFC 6455 §4.2.2: a 101 that does not answer this handshake's key is not tunnelled.
                     guard WebSocketAccept.matches(accept: head.block.first("sec-websocket-accept"), key: webSocketKey) else {
-                        upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server's WebSocket handshake answer is not valid.")
+                        upstreamFailed(.upstreamBadWebSocketAccept)
                         return
                     }
                     startTunnel(head, rest: buffer)
@@ -1557,8 +1433,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
             // Nothing went out yet: answer 503 instead (the record could not be kept).
             pendingOut.clear()
             responseStarted = false
-            sendError(status: 503, code: "audit_unavailable",
-                      message: "The request log cannot be written, so requests made while acting as another user are refused.", close: true)
+            send(.auditUnavailable(close: true))
         } else {
             forceClose()  // part of the response left already: cut it rather than complete it unlogged
         }
@@ -1589,19 +1464,20 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     /// An error answer from the proxy itself, in place of a response.
-    private func sendError(status: Int, code: String, message: String, close: Bool, extraHeaders: String = "", extraJSON: String = "",
-                           impersonating: ImpersonationRefusalPage? = nil) {
+    /// Answers the exchange from the catalogue (ProxyAnswer) and completes it.
+    private func send(_ answer: ProxyAnswer, impersonating: ImpersonationRefusalPage? = nil) {
+        let status = answer.status
         responseStatus = status
         if state != .exchange, !inFlight {
             inFlight = true
             loop.metrics.inFlight.increment()
         }
-        let mustClose = close || !clientKeepAlive || loop.draining || !(requestSent || requestBodyIsEmpty)
+        let mustClose = answer.close || !clientKeepAlive || loop.draining || !(requestSent || requestBodyIsEmpty)
         var response = ErrorResponse.make(
-            status: status, code: code, message: message, requestID: requestID, html: requestWantsHTML,
+            status: status, code: answer.code, message: answer.message, requestID: requestID, html: requestWantsHTML,
             close: mustClose, hstsLine: settings.hstsLine,
-            extraHeaders: extraHeaders + (loop.identity.cookieJars.takeRestoration(signIn: exchangeSignIn, live: loop.identity.live) ?? ""),
-            extraJSON: extraJSON, impersonating: impersonating,
+            extraHeaders: answer.extraHeaders + (loop.identity.cookieJars.takeRestoration(signIn: exchangeSignIn, live: loop.identity.live) ?? ""),
+            extraJSON: answer.extraJSON, impersonating: impersonating,
             allocator: context.channel.allocator)
         pendingOut.writeBuffer(&response)
         responseStarted = true
@@ -1630,13 +1506,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         }
     }
 
-    private func upstreamFailed(status: Int, code: String, message: String) {
+    private func upstreamFailed(_ answer: ProxyAnswer) {
         loop.metrics.upstreamErrors.increment()
         abandonUpstream()
         if responseStarted, !dropHeldResponse() {
             forceClose()
         } else {
-            sendError(status: status, code: code, message: message, close: false)
+            send(answer)
         }
     }
 
@@ -1660,10 +1536,10 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                     requestBody = .none
                     acquireUpstream()
                 } else {
-                    upstreamFailed(status: 502, code: "upstream_closed", message: "The application server closed the connection without answering.")
+                    upstreamFailed(.upstreamClosedSilently)
                 }
             case .awaitingHead:
-                upstreamFailed(status: 502, code: "bad_upstream_response", message: "The application server closed the connection in the middle of its answer.")
+                upstreamFailed(.upstreamClosedMidResponse)
             case .contentLength, .chunked:
                 loop.metrics.upstreamErrors.increment()
                 forceClose()
@@ -1703,13 +1579,13 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                 requestWantsHTML = false
                 // SPEC §8: every request — a connection that sent no byte (a preconnect) made none.
                 exchangeLog = loop.settings.logAllRequests && inbound.readableBytes > 0 ? ExchangeLog(refused: inbound) : nil
-                sendError(status: 408, code: "header_timeout", message: "The request head did not arrive in time.", close: true)
+                send(.headTimeout)
             } else if headStartedAt == nil, let idle = idleSince, now - idle > settings.idleTimeout {
                 forceClose()
             }
         case .exchange:
             if let deadline = upstreamDeadline, now > deadline {
-                upstreamFailed(status: 504, code: "upstream_timeout", message: "The application server did not answer in time.")
+                upstreamFailed(.upstreamTimeout)
             } else if bodyStalled {
                 requestBodyTimedOut()
             }
@@ -1732,7 +1608,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     /// SPEC §3 `body_timeout`: 408 and close; a response already under way is cut instead.
     private func requestBodyTimedOut() {
         guard !responseStarted || dropHeldResponse() else { return forceClose() }
-        sendError(status: 408, code: "body_timeout", message: "The request body did not arrive in time.", close: true)
+        send(.bodyTimeout)
     }
 
     func drain() {
@@ -1754,67 +1630,6 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     // MARK: helpers
-
-    enum TargetForm {
-        case origin
-        case absolute(path: [UInt8], authority: [UInt8])
-        case invalid(String)
-    }
-
-    static func classifyTarget(_ head: RequestHead) -> TargetForm {
-        head.block.withUnsafeBytes { raw -> TargetForm in
-            let range = head.targetRange
-            let first = raw[range.lowerBound]
-            if first == UInt8(ascii: "/") { return .origin }
-            if range.count == 1, first == UInt8(ascii: "*") {
-                return head.method == .options ? .origin : .invalid("* is only for OPTIONS")
-            }
-            // absolute-form (RFC 9112 §3.2.2): take the authority as Host.
-            let target = Array(raw[range])
-            let lower = target.map { ($0 >= 0x41 && $0 <= 0x5A) ? $0 | 0x20 : $0 }
-            let schemeLength: Int
-            if lower.starts(with: Array("http://".utf8)) {
-                schemeLength = 7
-            } else if lower.starts(with: Array("https://".utf8)) {
-                schemeLength = 8
-            } else {
-                return .invalid("expected a path starting with /")
-            }
-            let rest = target[schemeLength...]
-            let pathStart = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") } ?? rest.endIndex
-            let authority = Array(rest[rest.startIndex..<pathStart])
-            guard !authority.isEmpty, !authority.contains(UInt8(ascii: "@")) else { return .invalid("bad authority") }
-            var path = Array(rest[pathStart...])
-            if path.first == UInt8(ascii: "?") { path.insert(UInt8(ascii: "/"), at: 0) }
-            if path.isEmpty { path = [UInt8(ascii: "/")] }
-            return .absolute(path: path, authority: authority)
-        }
-    }
-
-    static func isWebSocketUpgrade(_ head: RequestHead) -> Bool {
-        guard head.method == .get, head.connection.upgrade, let index = head.upgradeIndex, head.framing == .none else { return false }
-        return head.block.value(head.block.fields[index]).lowercased().split(separator: ",").contains {
-            $0.trimmingCharacters(in: .whitespaces).hasPrefix("websocket")
-        }
-    }
-
-    /// Whether an `Accept` field mentions text/html: byte comparisons, no allocation.
-    static func acceptsHTML(_ block: HeaderBlock) -> Bool {
-        block.withUnsafeBytes { raw in
-            for field in block.fields where field.nameLength == 6 && HeaderRewriter.equalsLowercase(raw, field.nameRange, accept) {
-                let value = field.valueRange
-                guard value.count >= textHTML.count else { continue }
-                for start in value.lowerBound...(value.upperBound - textHTML.count)
-                where HeaderRewriter.equalsLowercase(raw, start..<(start + textHTML.count), textHTML) {
-                    return true
-                }
-            }
-            return false
-        }
-    }
-
-    static let accept: [UInt8] = Array("accept".utf8)
-    static let textHTML: [UInt8] = Array("text/html".utf8)
 
     static func addressBytes(_ address: SocketAddress) -> [UInt8]? {
         switch address {

@@ -1,5 +1,5 @@
-import ActAsConsole
 import ActAsCore
+import ActAsPages
 import NIOCore
 
 /// Answers the proxy gives itself (refusals, upstream failures). JSON for programs, a short
@@ -76,12 +76,12 @@ enum ErrorResponse {
     static func page(status: Int, message: String, requestID: String?, impersonating: ImpersonationRefusalPage?) -> String {
         let banner = impersonating.map { Banner.html($0.banner) } ?? ""
         let back = impersonating.map {
-            "<p><a href=\"\(ActAsConsole.htmlEscaped($0.back))\" data-actas-back=\"\">Go back</a></p>"
+            "<p><a href=\"\(htmlEscaped($0.back))\" data-actas-back=\"\">Go back</a></p>"
         } ?? ""
         return """
             <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(status) \(reasonPhrase(status))</title>
             <style>body{font:16px/1.5 system-ui,sans-serif;margin:3rem auto;max-width:36rem;padding:0 1rem;color:#1f2328}code{background:#f3f4f6;padding:.1rem .3rem;border-radius:4px}</style></head>
-            <body>\(banner)<h1>\(status) \(reasonPhrase(status))</h1><p>\(ActAsConsole.htmlEscaped(message))</p>\(back)\(requestID.map { "<p>Request id: <code>\($0)</code></p>" } ?? "")</body></html>
+            <body>\(banner)<h1>\(status) \(reasonPhrase(status))</h1><p>\(htmlEscaped(message))</p>\(back)\(requestID.map { "<p>Request id: <code>\($0)</code></p>" } ?? "")</body></html>
 
             """
     }

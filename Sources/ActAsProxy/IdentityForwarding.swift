@@ -1,4 +1,3 @@
-import ActAsConsole
 import ActAsCore
 import ActAsCrypto
 import ActAsStore
@@ -102,7 +101,7 @@ final class IdentityForwarding: Sendable {
             Self.appendLine(&lines, Self.impersonatorEmail, actor.email)
             Self.appendLine(&lines, Self.impersonationID, session.id)
             Self.appendLine(&lines, Self.impersonationMode, session.mode.rawValue)
-            Self.appendLine(&lines, Self.impersonationExpires, Console.timestamp(session.expiresAt))
+            Self.appendLine(&lines, Self.impersonationExpires, RFC3339.string(from: session.expiresAt))
         }
         Self.appendLine(&lines, settings.assertionHeader, token)
         return ForwardedIdentity(

@@ -1,5 +1,5 @@
-import ActAsConsole
 import ActAsCore
+import ActAsPages
 import ActAsStore
 import Foundation
 

@@ -1,7 +1,7 @@
 import ActAsAudit
-import ActAsConsole
 import ActAsCore
 import ActAsHTTP
+import ActAsPages
 import ActAsSessions
 import ActAsStore
 import NIOCore
@@ -16,7 +16,7 @@ final class LoopContext {
     let metrics: ProxyMetrics
     /// Shared by all loops: identity headers and assertions, and the console.
     let identity: IdentityForwarding
-    let console: Console
+    let console: any ConsoleEndpoint
     let audit: AuditLog
     let storeHealth: StoreHealth
     private var requestIDs = RequestIDGenerator()

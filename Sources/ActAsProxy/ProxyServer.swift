@@ -1,9 +1,10 @@
 import ActAsConfig
-import ActAsConsole
 import ActAsCore
 import ActAsHTTP
+import ActAsPages
 import ActAsSessions
 import ActAsStore
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -13,12 +14,12 @@ import NIOSSL
 /// identity forwarding) and the console.
 public struct ProxyServices: Sendable {
     let identity: IdentityForwarding
-    let console: Console
+    let console: any ConsoleEndpoint
     let audit: AuditLog
     /// SPEC §10.2: `/readyz` and `store.grace` follow it.
     let storeHealth: StoreHealth
 
-    public init(live: LiveState, console: Console, audit: AuditLog, storeHealth: StoreHealth = StoreHealth()) {
+    public init(live: LiveState, console: any ConsoleEndpoint, audit: AuditLog, storeHealth: StoreHealth = StoreHealth()) {
         self.identity = IdentityForwarding(live: live)
         self.console = console
         self.audit = audit
@@ -250,7 +251,7 @@ public final class ProxyServer: Sendable {
         services.audit.writer.update(redactor: AuditSettings.redactor(config.audit), maxFileSize: config.audit.maxFileSize)
         // [auth], [roles], [impersonation]: from here on, and running sessions the new policy
         // ends or shortens are ended or shortened before any more is forwarded.
-        let outcome = services.console.apply(config: config)
+        let outcome = services.console.apply(config: config, now: Date())
         if outcome.ended > 0 || outcome.shortened > 0 {
             notes.append("the new policy ended \(outcome.ended) and shortened \(outcome.shortened) running impersonation session(s)")
         }

@@ -1,6 +1,6 @@
-import ActAsConsole
 import ActAsCore
 import ActAsHTTP
+import ActAsPages
 import NIOCore
 
 /// The request target split into path and query, with the routing questions the request
@@ -34,7 +34,7 @@ struct RequestTarget {
     var originForm: String { String(buffer: bytes) }
 
     static let consoleRoot: [UInt8] = Array("/.actas".utf8)
-    static let jwks: [UInt8] = Array(Console.jwksPath.utf8)
+    static let jwks: [UInt8] = Array(ConsoleRoutes.jwksPath.utf8)
 
     /// `/.actas`, `/.actas/…` and the JWKS belong to the proxy.
     var isConsole: Bool {

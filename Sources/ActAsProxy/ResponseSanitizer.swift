@@ -1,7 +1,7 @@
 import ActAsAudit
-import ActAsConsole
 import ActAsCore
 import ActAsHTTP
+import ActAsPages
 import NIOCore
 
 /// The response side's decisions that need the proxy's types (the pure ones are in

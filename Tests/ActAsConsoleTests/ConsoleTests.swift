@@ -2,6 +2,7 @@ import ActAsAudit
 import ActAsConfig
 import ActAsCore
 import ActAsCrypto
+@testable import ActAsPages
 import ActAsSessions
 import ActAsStore
 import Foundation

@@ -1,3 +1,4 @@
+@testable import ActAsPages
 import Foundation
 import Testing
 @testable import ActAsConsole

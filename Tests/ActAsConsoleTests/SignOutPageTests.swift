@@ -1,4 +1,5 @@
 import ActAsCore
+@testable import ActAsPages
 import Foundation
 import Testing
 @testable import ActAsConsole

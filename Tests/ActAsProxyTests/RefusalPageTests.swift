@@ -1,4 +1,4 @@
-import ActAsConsole
+import ActAsPages
 import Foundation
 import Testing
 @testable import ActAsProxy

@@ -1,6 +1,25 @@
+import ActAsConfig
 import ActAsCore
+import ActAsSessions
 import ActAsStore
 import Foundation
+
+/// Where the console answers: every path under `/.actas/`, and the JWKS.
+public enum ConsoleRoutes {
+    public static let prefix = "/.actas/"
+    public static let jwksPath = "/.well-known/actas/jwks.json"
+}
+
+/// The console as the data path sees it: requests for its routes are handed over whole, its
+/// impersonation lifecycle and event sink are shared, and a reload reaches it. The proxy
+/// depends on this, not on the console's pages.
+public protocol ConsoleEndpoint: Sendable {
+    var impersonations: Impersonations { get }
+    var events: any AuditSink { get }
+    func handle(_ request: ConsoleRequest) async -> ConsoleResponse
+    /// SIGHUP: the new policy for every decision from now on (see `Console.apply`).
+    func apply(config: ActAsConfig, now: Date) -> Impersonations.PolicyReloadOutcome
+}
 
 /// A request for the console (`/.actas/…`, the JWKS), as the proxy hands it over: the head
 /// already parsed and the (small) body read. The proxy resolved who is asking.
@@ -101,7 +120,7 @@ public struct ConsoleResponse: Sendable {
     }
 
     /// Console pages may not be framed, cached, sniffed or leak their URL.
-    static let securityHeaders: [(name: String, value: String)] = [
+    package static let securityHeaders: [(name: String, value: String)] = [
         ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"),
         ("X-Frame-Options", "DENY"),
         ("X-Content-Type-Options", "nosniff"),
@@ -111,21 +130,21 @@ public struct ConsoleResponse: Sendable {
         ("Cache-Control", "no-store"),
     ]
 
-    static func html(_ status: Int, _ page: String, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
+    package static func html(_ status: Int, _ page: String, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
         ConsoleResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8")] + securityHeaders + headers, body: Array(page.utf8))
     }
 
-    static func json(_ status: Int, _ object: Any, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
+    package static func json(_ status: Int, _ object: Any, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return ConsoleResponse(status: status, headers: [("Content-Type", "application/json")] + securityHeaders + headers, body: Array(data) + [0x0A])
     }
 
-    static func redirect(_ status: Int, to location: String, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
+    package static func redirect(_ status: Int, to location: String, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
         ConsoleResponse(status: status, headers: [("Location", location), ("Content-Type", "text/plain; charset=utf-8")] + securityHeaders + headers,
                         body: Array("see \(location)\n".utf8))
     }
 
-    static func asset(_ contentType: String, _ text: String) -> ConsoleResponse {
+    package static func asset(_ contentType: String, _ text: String) -> ConsoleResponse {
         ConsoleResponse(status: 200, headers: [("Content-Type", contentType), ("Cache-Control", "public, max-age=300"), ("X-Content-Type-Options", "nosniff")],
                         body: Array(text.utf8))
     }
@@ -140,7 +159,7 @@ public enum FormCoding {
         }
     }
 
-    static func percentDecode(_ text: Substring) -> String {
+    package static func percentDecode(_ text: Substring) -> String {
         PercentEncoding.decodeString(Array(text.utf8), plusAsSpace: true)
     }
 
