@@ -124,6 +124,10 @@ public final class Console: ConsoleEndpoint {
         case ("GET", "/.actas/api/v1/sessions"): return try await sessionsAPI(request, principal)
         default: break
         }
+        if segments.count == 3, segments.first == "sessions", segments.last == "end" {
+            let id = String(segments[segments.startIndex + 1])
+            return method == "POST" ? try await endByTarget(request, principal, id: id) : methodNotAllowed(request, allow: "POST")
+        }
         if method == "GET", segments.count == 2, segments.first == "sessions", let id = segments.last, !id.isEmpty {
             return try await sessionPage(request, principal, id: String(id))
         }

@@ -105,6 +105,8 @@ public enum EndReason: String, Sendable, CaseIterable, Codable {
     case actorSignedOut = "actor_signed_out"
     case actorLostPermission = "actor_lost_permission"
     case endedByOperator = "ended_by_operator"
+    /// SPEC §10.5: the person acted as pressed "End it now".
+    case endedByTarget = "ended_by_target"
 
     /// Exit and sign-out take the administrator straight back; every other end is announced.
     public var isAnnounced: Bool { self != .exit && self != .actorSignedOut }
@@ -120,6 +122,7 @@ public enum EndReason: String, Sendable, CaseIterable, Codable {
         case .actorSignedOut: return "You signed out."
         case .actorLostPermission: return "You no longer have permission to impersonate."
         case .endedByOperator: return "An operator ended the session."
+        case .endedByTarget: return "The user you were acting as ended the session."
         }
     }
 }

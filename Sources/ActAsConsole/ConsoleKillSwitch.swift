@@ -1,0 +1,36 @@
+import ActAsCore
+// ReturnPath and the console's HTTP types are moving into ActAsPages (issue 18).
+#if canImport(ActAsPages)
+import ActAsPages
+#endif
+import ActAsSessions
+import ActAsStore
+import Foundation
+
+extension Console {
+    /// `POST /.actas/sessions/{id}/end` (SPEC §10.5, "End it now"): the target ends an
+    /// impersonation of them. Through the same end path as every other end: the live state
+    /// first (nothing more is forwarded as them), the store, and every other instance told
+    /// before this answers. Anyone but the target gets `404`, as for a session they may not see.
+    func endByTarget(_ request: ConsoleRequest, _ principal: LiveState.Principal, id: String) async throws -> ConsoleResponse {
+        if let refusal = apiCSRF(request, principal) { return refusal }
+        let open = live.read { $0.impersonations[id] }
+        let session: ImpersonationSession?
+        if let open { session = open } else { session = try await directory.store.impersonation(id: id) }
+        guard let session, session.targetID == principal.user.id else {
+            return problem(request, status: 404, code: "not_found", message: "There is no session \(id) acting as you.")
+        }
+        var endedAt = session.endedAt ?? request.now
+        var reason = session.endReason ?? .endedByTarget
+        if session.isOpen {
+            if try await impersonations.endAndPersist(id, reason: .endedByTarget, context: context(request), now: request.now) {
+                endedAt = request.now
+                reason = .endedByTarget
+            }
+        }
+        if request.formValue("csrf_token") != nil || request.formValue("rd") != nil {
+            return .redirect(303, to: ReturnPath.sanitise(request.formValue("rd") ?? "/.actas/"))
+        }
+        return .json(200, ["id": session.id, "ended_at": Self.timestamp(endedAt), "end_reason": reason.rawValue])
+    }
+}
