@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ACTAS, HERE, admin_get, clean_env, free_port, request_bytes, run, session_header, wait_for
+from postgres_fixtures import make_pair, pg_database, postgres_server  # noqa: F401
 from test_impersonation import Admin, config, setup_site
 
 SECRET = "whsec-planted-7f3a9c"
@@ -231,3 +232,25 @@ def test_notify_config_errors_name_file_line_and_key(tmp_path, make_proxy):
     for key in ["notify.webhook_secret", "notify.webhook_secret_file", "notify.webhook_format", "notify.events", "notify.retry_for"]:
         line = next(i for i, l in enumerate(lines, 1) if l.startswith(key.split(".")[1] + " "))
         assert f"{site.config_path}:{line}: {key}:" in result.stderr, (key, result.stderr)
+
+
+def test_two_instances_on_postgresql_deliver_each_event_once_in_order(pg_database, make_proxy, receivers, tmp_path):
+    receiver = receivers()
+    first, second = make_pair(make_proxy, pg_database, **notify_config(tmp_path, receiver.url))
+    sessions = []
+    for proxy, actor in [(first, "admin"), (second, "admin2"), (second, "admin"), (first, "admin2")]:
+        admin = Admin(proxy, actor)
+        response, started = admin.start("emp")
+        assert response.status == 201, response
+        sessions.append(started["id"])
+        response, _ = admin.api("DELETE", "/.actas/api/v1/impersonation")
+        assert response.status in (200, 204), response
+    ended = receiver.wait("impersonation_ended", count=len(sessions))
+    for proxy in (first, second):
+        wait_for(lambda: "actas_notify_pending 0" in admin_get(proxy.admin_port, "/metrics")[1], what="outbox drained")
+    ids = [header(r, "X-ActAs-Event-Id")[0] for r in receiver.requests()]
+    assert len(ids) == len(set(ids)), "an event was delivered twice"
+    for session in sessions:
+        order = [b["type"] for _, b in receiver.events() if b.get("session_id") == session]
+        assert order == ["impersonation_started", "impersonation_ended"], (session, order)
+    assert {b["session_id"] for _, b in ended} == set(sessions)
