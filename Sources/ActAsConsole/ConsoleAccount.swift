@@ -37,6 +37,7 @@ extension Console {
             },
         ]
         if let notice { context["notice"] = notice }
+        context["actingAsMe"] = live.read { TargetNotice.notices(for: user.id, in: $0) }.map(\.context)  // SPEC §10.5
         if let error { context["error"] = error }
         if let open = live.read({ $0.openImpersonation(actorID: user.id, signIn: principal.session?.idHash) }) {
             context["actingAs"] = live.read { $0.users[open.targetID].map(Self.userContext) } ?? [:]

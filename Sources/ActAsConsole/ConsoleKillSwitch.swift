@@ -34,3 +34,37 @@ extension Console {
         return .json(200, ["id": session.id, "ended_at": Self.timestamp(endedAt), "end_reason": reason.rawValue])
     }
 }
+
+/// The notice the person acted as sees (SPEC §10.5): "NAME (username) is acting as you since
+/// HH:MM — reason: … — See what they do — End it now".
+public struct TargetNotice: Sendable, Equatable {
+    public var sessionID: String
+    public var actorName: String
+    public var actorUsername: String
+    public var startedAt: Date
+    public var reason: String
+
+    /// `HH:MM` in UTC: the proxy renders it without knowing the reader's time zone; the
+    /// `<time datetime>` around it carries the full instant.
+    public var since: String {
+        let fields = RFC3339.fields(seconds: Int64(startedAt.timeIntervalSince1970.rounded(.down)))
+        return String(format: "%02d:%02d", Int(fields.hour), Int(fields.minute))
+    }
+
+    /// The open impersonations of `userID`, oldest first.
+    public static func notices(for userID: String, in tables: LiveState.Tables) -> [TargetNotice] {
+        tables.impersonations.values
+            .filter { $0.targetID == userID && $0.isOpen }
+            .sorted { $0.startedAt < $1.startedAt }
+            .map { session in
+                let actor = tables.users[session.actorID]
+                return TargetNotice(sessionID: session.id, actorName: actor?.displayName ?? session.actorID,
+                                    actorUsername: actor?.username ?? session.actorID, startedAt: session.startedAt, reason: session.reason)
+            }
+    }
+
+    var context: [String: Any] {
+        ["id": sessionID, "actor": actorName, "actorUsername": actorUsername, "since": since,
+         "sinceISO": RFC3339.string(from: startedAt), "reason": reason]
+    }
+}

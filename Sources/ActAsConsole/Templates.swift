@@ -89,6 +89,12 @@ enum Templates {
         "account": """
             <h1>{{user.displayName}}</h1>
             {{#error}}<p class="error" role="alert">{{error}}</p>{{/error}}
+            {{#actingAsMe}}
+            <section class="card acting target-notice" role="alert">
+              <div><strong>{{actor}} ({{actorUsername}})</strong> is acting as you since <time datetime="{{sinceISO}}">{{since}}</time> — reason: {{reason}} — <a href="/.actas/sessions/{{id}}">See what they do</a> —
+              <form method="post" action="/.actas/sessions/{{id}}/end" class="inline"><input type="hidden" name="csrf_token" value="{{csrf}}"><input type="hidden" name="rd" value="/.actas/"><button type="submit" class="danger">End it now</button></form></div>
+            </section>
+            {{/actingAsMe}}
             {{#actingAs}}
             <section class="card acting" aria-labelledby="acting-title">
               <h2 id="acting-title">You are acting as {{actingAs.displayName}} ({{actingAs.username}})</h2>

@@ -104,3 +104,37 @@ def test_ended_through_one_postgresql_instance_is_enforced_by_the_other(pg_datab
     refused = admin.fetch("/pg-after-kill")
     assert refused.status == 403 and json.loads(refused.body)["end_reason"] == "ended_by_target", refused
     assert forwarded_as(second, "/pg-after-kill") == []
+
+
+def test_the_target_sees_the_notice_on_the_console_home_and_ends_it_in_chromium(site):
+    """SPEC §10.5: "NAME (username) is acting as you since HH:MM — reason: … — See what they
+    do — End it now"; the click ends it and the administrator's next page is the ended page."""
+    import re
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from browser import chromium_driver, screenshot, sign_in
+    from conftest import PASSWORD
+    admin = Admin(site, "admin")
+    session = admin.start("emp")[1]["id"]
+    driver = chromium_driver()
+    base = f"https://localhost:{site.https_port}"
+    try:
+        sign_in(driver, base, "emp", PASSWORD)
+        driver.get(base + "/.actas/")
+        notice = driver.find_element(By.CSS_SELECTOR, ".target-notice")
+        text = " ".join(notice.text.split())
+        assert re.fullmatch(r"Ada Admin \(admin\) is acting as you since \d\d:\d\d — reason: Ticket 4711: the report page is blank"
+                            r" — See what they do — End it now", text), text
+        link = notice.find_element(By.LINK_TEXT, "See what they do")
+        assert link.get_attribute("href") == f"{base}/.actas/sessions/{session}"
+        screenshot(driver, "target-notice-console-home")
+        notice.find_element(By.XPATH, ".//button[normalize-space()='End it now']").click()
+        WebDriverWait(driver, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, ".target-notice"))
+        assert driver.current_url == base + "/.actas/"
+    finally:
+        driver.quit()
+    navigation = admin.browse("/after-the-click")
+    assert navigation.status == 303 and navigation.header("location") == f"/.actas/ended?id={session}", navigation
+    assert forwarded_as(site, "/after-the-click") == []
