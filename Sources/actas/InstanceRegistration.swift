@@ -61,7 +61,7 @@ struct InstanceRegistration: Service {
     func instancesSeen(before: [String: InstanceRecord]?) async -> [String: InstanceRecord]? {
         guard let rows = try? await store.instances() else { return before }
         var now: [String: InstanceRecord] = [:]
-        for row in rows where !(row.id == record.id && row.startedAt == record.startedAt) { now[row.id] = row }
+        for row in rows where row.id != record.id { now[row.id] = row }
         for (id, row) in now.sorted(by: { $0.key < $1.key }) where before?[id]?.startedAt != row.startedAt {
             logger.info("instance \(id) shares the store (admin \(row.adminAddress.isEmpty ? "none" : row.adminAddress))",
                         metadata: ["instance_seen": "\(id)"])

@@ -17,7 +17,7 @@ enum StoreAccess {
                 try await store.checkSchemaVersion()
                 return store
             } catch {
-                Diagnostics.error("actas: \(error)")
+                Diagnostics.error("actas: \(TerminalText.safe("\(error)"))")  // one line, even when the error echoes a value with a line break
                 throw ExitCode(1)
             }
         case .postgres(let url):
@@ -31,7 +31,7 @@ enum StoreAccess {
                 }
                 return store
             } catch {
-                Diagnostics.error("actas: \(error)")
+                Diagnostics.error("actas: \(TerminalText.safe("\(error)"))")  // one line, even when the error echoes a value with a line break
                 throw ExitCode(1)
             }
         }
@@ -62,7 +62,7 @@ enum StoreAccess {
             throw error
         } catch {
             await store.close()
-            Diagnostics.error("actas: \(error)")
+            Diagnostics.error("actas: \(TerminalText.safe("\(error)"))")  // one line, even when the error echoes a value with a line break
             throw ExitCode(1)
         }
     }
