@@ -73,6 +73,7 @@ public final class AnnouncingStore: Store {
         try await announcing { try await base.addSigningKey(key, retiring: expectedCurrent, at: at) }
     }
     public func deleteSigningKeys(retiredBefore: Date) async throws { try await base.deleteSigningKeys(retiredBefore: retiredBefore) }
+    public func retiredPublicKeys() async throws -> [RetiredPublicKey] { try await base.retiredPublicKeys() }
 
     public func consent(userID: String) async throws -> Consent? { try await base.consent(userID: userID) }
     public func saveConsent(_ consent: Consent) async throws { try await announcing { try await base.saveConsent(consent) } }

@@ -271,6 +271,7 @@ public final class SQLiteStore: Store {
         ]),
         (7, notifyOutboxMigration),  // SPEC §10.5: the notification outbox (SQLiteStore+Notify.swift)
         (8, OIDCSchema.statements(dateType: "REAL")),  // SPEC §10.3: users by (issuer, sub), OIDC sign-ins
+        (9, retiredPublicKeysMigration),  // SPEC §10.6: deleted keys' public halves (RetiredPublicKeys.swift)
     ]
 
     public func migrate() async throws {
@@ -520,9 +521,14 @@ public final class SQLiteStore: Store {
 
     public func deleteSigningKeys(retiredBefore: Date) async throws {
         try await write { tx in
-            for row in try await tx.run("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ? RETURNING kid",
+            let now = Date()
+            for row in try await tx.run("DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < ? RETURNING *",
                                         [.float(retiredBefore.timeIntervalSince1970)]) {
-                if let kid = row.column("kid")?.string { try await tx.changed(.key, kid) }
+                guard let key = Self.signingKey(row) else { continue }
+                if let archived = RetiredPublicKey(kid: key.kid, privateKey: key.privateKey, createdAt: key.createdAt, deletedAt: now) {
+                    try await Self.archive(archived, in: tx)
+                }
+                try await tx.changed(.key, key.kid)
             }
         }
     }

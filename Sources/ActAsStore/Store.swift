@@ -101,7 +101,10 @@ public protocol Store: Sendable {
     /// Adds `key` as the signing key and retires the previous one (only if `expectedCurrent`
     /// is still current, so two processes creating the first key cannot both win).
     func addSigningKey(_ key: SigningKeyRecord, retiring expectedCurrent: String?, at: Date) async throws -> Bool
+    /// Deletes keys retired before `retiredBefore`, keeping their public halves in the archive.
     func deleteSigningKeys(retiredBefore: Date) async throws
+    /// The public halves of deleted keys, for checking old checkpoints (SPEC §10.6).
+    func retiredPublicKeys() async throws -> [RetiredPublicKey]
 
     // Consent
     func consent(userID: String) async throws -> Consent?

@@ -386,10 +386,15 @@ public final class PostgresStore: Store {
 
     public func deleteSigningKeys(retiredBefore: Date) async throws {
         try await write { tx in
+            let now = Date()
             for row in try await tx.run("""
-                DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < \(retiredBefore.timeIntervalSince1970) RETURNING kid
+                DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < \(retiredBefore.timeIntervalSince1970) RETURNING *
                 """) {
-                if let kid = row.string("kid") { try await tx.changed(.key, kid) }
+                guard let key = Self.signingKey(row) else { continue }
+                if let archived = RetiredPublicKey(kid: key.kid, privateKey: key.privateKey, createdAt: key.createdAt, deletedAt: now) {
+                    try await Self.archive(archived, in: tx)
+                }
+                try await tx.changed(.key, key.kid)
             }
         }
     }

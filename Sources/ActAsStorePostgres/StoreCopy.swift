@@ -10,6 +10,7 @@ public struct StoreContents: Sendable {
     public var sessions: [SignInSession] = []
     public var tokens: [APIToken] = []
     public var keys: [SigningKeyRecord] = []
+    public var retiredKeys: [RetiredPublicKey] = []
     public var consents: [Consent] = []
     public var impersonations: [ImpersonationSession] = []
     public var sessionAudit: [SessionAuditLine] = []
@@ -25,6 +26,7 @@ public struct StoreContents: Sendable {
         contents.sessions = snapshot.sessions
         contents.tokens = try await store.tokens(userID: nil)
         contents.keys = try await store.signingKeys()
+        contents.retiredKeys = try await store.retiredPublicKeys()
         for user in contents.users {
             if let consent = try await store.consent(userID: user.id) { contents.consents.append(consent) }
         }
@@ -37,7 +39,7 @@ public struct StoreContents: Sendable {
 
     /// `name: count` lines, in copy order.
     public var counts: [(String, Int)] {
-        [("users", users.count), ("consents", consents.count), ("api tokens", tokens.count), ("signing keys", keys.count),
+        [("users", users.count), ("consents", consents.count), ("api tokens", tokens.count), ("signing keys", keys.count), ("retired public keys", retiredKeys.count),
          ("sign-in sessions", sessions.count), ("impersonation sessions", impersonations.count),
          ("session records", sessionAudit.count)]
     }
@@ -100,6 +102,7 @@ extension PostgresStore {
                 VALUES (\(key.kid), \(ByteBuffer(bytes: key.privateKey)), \(key.createdAt.timeIntervalSince1970), \(key.retiredAt?.timeIntervalSince1970))
                 """)
         }
+        for key in contents.retiredKeys { try await Self.archive(key, in: tx) }
         for session in contents.sessions {
             try await tx.run("""
                 INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at, client_ip)

@@ -68,6 +68,8 @@ extension AuditCommand {
                 store = opened
                 do {
                     keys = try await opened.signingKeys().compactMap { try? AssertionKey(rawPrivateKey: $0.privateKey) }
+                    // Keys deleted by rotation signed older checkpoints: their public halves still check them.
+                        + opened.retiredPublicKeys().compactMap(\.verificationKey)
                 } catch {
                     await opened.close()
                     Diagnostics.error("actas audit verify: cannot read the key ring from the store: \(error)")
