@@ -143,7 +143,7 @@ let package = Package(
         .target(
             name: "ActAsConsole",
             dependencies: [
-                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsPages",
+                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit", "ActAsSessions", "ActAsPages", "ActAsIdentity",
                 .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),

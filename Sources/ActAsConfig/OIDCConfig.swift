@@ -161,6 +161,8 @@ extension ConfigBuilder {
     /// `[auth.mtls]` when `"mtls"` is in `auth.methods`; it needs `listen.client_ca`.
     mutating func buildMTLS(enabled: Bool, clientCA: String) -> ActAsConfig.MTLS? {
         guard enabled else { return nil }
+        // Refused until client-certificate sign-in is built: accepting it would silently do nothing.
+        fail("auth.methods", "\"mtls\" sign-in is not built yet; use \"password\", \"oidc\" and \"token\"")
         if clientCA.isEmpty {
             fail("auth.methods", "\"mtls\" needs listen.client_ca (the CA that issues client certificates)", involving: "listen.client_ca")
         }

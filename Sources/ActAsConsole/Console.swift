@@ -2,6 +2,7 @@ import ActAsAudit
 import ActAsConfig
 import ActAsCore
 import ActAsCrypto
+import ActAsIdentity
 import ActAsPages
 import ActAsSessions
 import ActAsStore
@@ -31,6 +32,8 @@ public final class Console: ConsoleEndpoint {
     /// As of the last (re)load: each request reads it once.
     public var settings: ConsoleSettings { currentSettings.withLock { $0 } }
     private let currentSettings: Mutex<ConsoleSettings>
+    /// `[auth.oidc]`'s provider (ConsoleOIDC.swift); nil without `"oidc"` in `auth.methods`.
+    let oidcProvider = Mutex<OIDCProvider?>(nil)
     public let directory: Directory
     public let live: LiveState
     public let events: any AuditSink
@@ -71,7 +74,7 @@ public final class Console: ConsoleEndpoint {
 
     public func handle(_ request: ConsoleRequest) async -> ConsoleResponse {
         do {
-            return try await route(request)
+            return allowingProviderSignOut(try await route(request))
         } catch let error as StoreError {
             return problem(request, status: 503, code: "store_unavailable",
                            message: "ActAs cannot reach its store right now (\(error)). Try again in a moment.")
@@ -91,6 +94,8 @@ public final class Console: ConsoleEndpoint {
         case ("GET", Banner.jsPath): return .asset("text/javascript; charset=utf-8", Banner.bannerJS)
         case ("GET", Banner.cssPath): return .asset("text/css; charset=utf-8", Banner.bannerCSS)
         case ("GET", "/.actas/login"): return loginPage(request)
+        case (_, Self.oidcStartPath), (_, Self.oidcCallbackPath), (_, Self.backchannelLogoutPath):
+            if let answer = try await routeOIDC(request, method: method) { return answer }
         case ("POST", "/.actas/login"): return try await login(request)
         case (_, "/.actas/login"): return methodNotAllowed(request, allow: "GET, HEAD, POST")
         case ("GET", "/.actas/logout"): return logoutPage(request)
@@ -169,15 +174,19 @@ public final class Console: ConsoleEndpoint {
     // MARK: sign-in
 
     func loginPage(_ request: ConsoleRequest, error: String? = nil, status: Int = 200, username: String = "", extraHeaders: [(name: String, value: String)] = []) -> ConsoleResponse {
-        guard settings.passwordEnabled else {
+        let oidcLabel = oidcButtonLabel
+        guard settings.passwordEnabled || oidcLabel != nil else {
             return problem(request, status: 404, code: "not_found", message: "Password sign-in is not enabled here.")
         }
         // Reuse a well-formed login cookie so two open sign-in tabs both keep working.
         let existing = request.cookie(ActAsCookies.login).flatMap { Base64URL.decode($0)?.count == 32 ? $0 : nil }
         let token = existing ?? Secrets.csrfToken()
         let rd = ReturnPath.sanitise(request.queryValue("rd") ?? request.formValue("rd"))
-        var context: [String: Any] = ["csrf": token, "rd": rd, "username": username]
+        var context: [String: Any] = ["csrf": token, "rd": rd, "rdQuery": FormCoding.encode(rd), "username": username]
         if let error { context["error"] = error }
+        // SPEC §10.3: the password form only when `password` is on; a "Sign in with …" link for OIDC.
+        if settings.passwordEnabled { context["password"] = true }
+        if let oidcLabel { context["oidc"] = oidcLabel }
         var headers = extraHeaders
         if existing == nil {
             headers.append(("Set-Cookie", "\(ActAsCookies.login)=\(token); Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=3600"))
@@ -219,8 +228,8 @@ public final class Console: ConsoleEndpoint {
                                           ttl: settings.sessionTTL, now: request.now) {
         case .signedIn(let user, let cookieValue, _):
             limiter.succeeded(attempt)
-            events.record(AuditRecord(type: .login, requestID: request.requestID, clientIP: request.clientIP, user: user.username,
-                                      authMethod: "password"))
+            events.record(AuditRecord(type: .login, requestID: request.requestID, clientIP: request.clientIP, method: "password",
+                                      user: user.username, authMethod: "password"))
             var headers: [(name: String, value: String)] = [
                 ("Set-Cookie", "\(ActAsCookies.session)=\(cookieValue); Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=\(Int(settings.sessionTTL))"),
                 ("Set-Cookie", "\(ActAsCookies.login)=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"),
@@ -257,9 +266,11 @@ public final class Console: ConsoleEndpoint {
         if let open = live.read({ $0.openImpersonation(actorID: principal.user.id, signIn: session.idHash) }) {
             _ = try await impersonations.endAndPersist(open.id, reason: .actorSignedOut, context: context(request))
         }
+        // SPEC §10.3: an OIDC sign-in also ends at the provider, when it has a sign-out page.
+        let providerSignOut = await providerSignOutURL(request, sessionHash: session.idHash)
         try await directory.signOut(sessionHash: session.idHash)
         events.record(AuditRecord(type: .logout, requestID: request.requestID, clientIP: request.clientIP, user: principal.user.username))
-        return .redirect(303, to: Self.afterSignOut(request), headers: clear)
+        return .redirect(303, to: providerSignOut ?? Self.afterSignOut(request), headers: clear)
     }
 
     // MARK: pages

@@ -74,6 +74,8 @@ enum Templates {
             <section class="card narrow" aria-labelledby="login-title">
               <h1 id="login-title">Sign in</h1>
               {{#error}}<p class="error" role="alert">{{error}}</p>{{/error}}
+              {{#oidc}}<p><a class="button" id="oidc-sign-in" href="/.actas/oidc/start?rd={{rdQuery}}">Sign in with {{oidc}}</a></p>{{/oidc}}
+              {{#password}}
               <form method="post" action="/.actas/login">
                 <input type="hidden" name="csrf_token" value="{{csrf}}">
                 <input type="hidden" name="rd" value="{{rd}}">
@@ -83,6 +85,7 @@ enum Templates {
                 <input id="password" name="password" type="password" autocomplete="current-password" required>
                 <button type="submit">Sign in</button>
               </form>
+              {{/password}}
             </section>
 
             """,

@@ -138,6 +138,23 @@ public final class OIDCProvider: Sendable {
             jwks: pick(overrides.jwks, "jwks_uri"), endSession: pick(overrides.endSession, "end_session_endpoint"))
     }
 
+    /// Origins a sign-out form may be redirected to (the provider's end-session page): CSP's
+    /// `form-action` also governs where a form's redirects go.
+    public var signOutOrigins: [String] {
+        let endSession = state.withLock { $0.endpoints?.endSession } ?? settings.endSessionEndpoint
+        var origins: [String] = []
+        for url in [settings.issuer, endSession] {
+            if let origin = Self.origin(of: url), !origins.contains(origin) { origins.append(origin) }
+        }
+        return origins
+    }
+
+    static func origin(of url: String) -> String? {
+        guard let parts = URLComponents(string: url), parts.scheme == "https", let host = parts.host, !host.isEmpty,
+              host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == ":" || $0 == "[" || $0 == "]" }) else { return nil }
+        return "https://\(host)" + (parts.port.map { ":\($0)" } ?? "")
+    }
+
     public static func discoveryURL(issuer: String) -> String {
         var base = issuer
         while base.hasSuffix("/") { base.removeLast() }

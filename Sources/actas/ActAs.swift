@@ -13,7 +13,9 @@ struct ActAs: AsyncParsableCommand {
         discussion: """
             ActAs sits in front of a web application, terminates TLS and forwards every request \
             with identity headers the application trusts. Configuration: proxy.conf (TOML), see \
-            the README. Every key can be overridden with ACTAS_<SECTION>_<KEY>.
+            the README. Every key can be overridden with ACTAS_<SECTION>_<KEY>. People sign in \
+            with a password, through the company's identity provider ([auth.oidc], OIDC code flow \
+            with PKCE), or use API tokens (actas tokens create).
             """,
         subcommands: [Serve.self, Check.self, Users.self, Tokens.self, ConsentCommand.self, Sessions.self, AuditCommand.self, Keys.self, Certs.self, Instances.self, StoreCommand.self, NotifyCommand.self]
     )

@@ -74,6 +74,12 @@ struct Serve: AsyncParsableCommand {
         let copying = Task { await copier.run(into: store) }
         let copyingCheckpoints = Task { await checkpointCopier.run(into: store) }
         let console = Console(config: config, directory: directory, live: live, events: events)
+        do {
+            try console.configureOIDC(config)
+        } catch {
+            logger.error("auth.oidc: cannot load the provider's trusted roots (ca_file or SSL_CERT_FILE): \(error)")
+            throw ExitCode(2)
+        }
         // Changes made by other processes (`actas sessions end`, `actas consent …`) are
         // recorded here, where they are enforced.
         let sync = StateSync(
