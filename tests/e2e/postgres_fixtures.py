@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
+from conftest import Proxy, Upstream, wait_for
 from test_impersonation import config, setup_site
 
 POSTGRES_URL = os.environ.get("ACTAS_TEST_POSTGRES_URL", "")
@@ -66,15 +66,48 @@ def pg_config(url, **extra):
     return config(**{"store.url": url, **extra})
 
 
-def make_pair(make_proxy, url, **extra):
-    """Two `actas serve` on one PostgreSQL database, with the impersonation test directory."""
+def make_pair(make_proxy, url, site_ready=False, **extra):
+    """Two `actas serve` on one PostgreSQL database, with the impersonation test directory
+    (`site_ready`: the database already holds it, as `pg_site_database` does)."""
     first = make_proxy(pg_config(url, **extra))
-    setup_site(first)
-    second = make_proxy(pg_config(url, **extra))
-    return first, second
+    if not site_ready:
+        setup_site(first)
+    return first, make_proxy(pg_config(url, **extra))
+
+
+@pytest.fixture(scope="session")
+def pg_site_template(postgres_server, tmp_path_factory):
+    """A database set up once per session exactly as `setup_site` sets one up (the CLI imports
+    the users, grants consents, suspends one; a running proxy sees it), then used only as a
+    template: in a debug build that setup is 10-30 s of password hashing per test."""
+    name = "actas_e2e_site_" + uuid.uuid4().hex[:16]
+    psql(postgres_server, f"CREATE DATABASE {name}")
+    tmp = tmp_path_factory.mktemp("pg-site-template")
+    upstream = Upstream(tmp)
+    (tmp / "proxy").mkdir()
+    proxy = Proxy(tmp / "proxy", upstream.port, pg_config(with_database(postgres_server, name)))
+    try:
+        setup_site(proxy)
+    finally:
+        proxy.stop()  # CREATE DATABASE … TEMPLATE needs the template without connections
+        upstream.stop()
+    yield name
+    psql(postgres_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
-def pg_pair(pg_database, make_proxy):
-    return make_pair(make_proxy, pg_database)
+def pg_site_database(pg_site_template, postgres_server):
+    """A fresh database holding the impersonation test site (a copy of the template): its URL.
+    Request it before `make_proxy`, like `pg_database`."""
+    name = "actas_e2e_" + uuid.uuid4().hex[:16]
+    psql(postgres_server, f"CREATE DATABASE {name} TEMPLATE {pg_site_template}")
+    yield with_database(postgres_server, name)
+    if POSTGRES_DIR and subprocess.run(["psql", postgres_server, "-X", "-c", "SELECT 1"], capture_output=True).returncode != 0:
+        cluster("start")
+    psql(postgres_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_pair(pg_site_database, make_proxy):
+    return make_pair(make_proxy, pg_site_database, site_ready=True)
 

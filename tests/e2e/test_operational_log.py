@@ -11,7 +11,7 @@ import signal
 import subprocess
 
 from conftest import ACTAS, clean_env, wait_for
-from postgres_fixtures import pg_database, pg_pair, postgres_server  # noqa: F401
+from postgres_fixtures import pg_pair, pg_site_database, pg_site_template, postgres_server  # noqa: F401
 
 
 def records(proxy):

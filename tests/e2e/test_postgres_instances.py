@@ -11,7 +11,8 @@ import time
 import pytest
 
 from conftest import ACTAS, admin_get, clean_env, read_response, request_bytes, session_header, wait_for
-from postgres_fixtures import POSTGRES_DIR, cluster, listeners, make_pair, pg_config, pg_database, pg_pair, postgres_server, psql  # noqa: F401
+from postgres_fixtures import (POSTGRES_DIR, cluster, listeners, make_pair, pg_config, pg_database, pg_pair,  # noqa: F401
+                               pg_site_database, pg_site_template, postgres_server, psql)
 from test_changes_acknowledged import cli, forwarded_as, with_token
 from test_changes_acknowledged import test_console_changes_reach_the_other_instance_before_the_call_returns as console_changes
 from test_changes_acknowledged import test_consent_grant_lets_the_other_instance_start_at_once as consent_grant
@@ -47,10 +48,10 @@ def test_operator_sessions_end_through_one_instance_ends_the_session_on_the_othe
     assert forwarded_as(second, "/pg-after-end") == []
 
 
-def test_consent_revoked_through_a_while_50_requests_are_in_flight_through_b(pg_database, make_proxy):
+def test_consent_revoked_through_a_while_50_requests_are_in_flight_through_b(pg_site_database, make_proxy):
     """No request sent after the revoking call returned reaches the upstream as the target."""
     # 50 TLS handshakes at once on a shared 2-core machine can outlast the tests' 3 s header_timeout.
-    first, second = make_pair(make_proxy, pg_database, **{"limits.header_timeout": "30s"})
+    first, second = make_pair(make_proxy, pg_site_database, site_ready=True, **{"limits.header_timeout": "30s"})
     admin = Admin(second, "admin")
     assert admin.start("emp")[0].status == 201
     revoked = threading.Event()
