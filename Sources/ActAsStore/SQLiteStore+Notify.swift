@@ -76,7 +76,13 @@ extension SQLiteStore {
     }
 
     public func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> OutboxNotification? {
-        try await write { tx in
+        // Idle senders poll: a plain read first, so an empty outbox never takes the write lock.
+        let at = SQLiteData.float(now.timeIntervalSince1970)
+        let due = try await query("""
+            SELECT 1 FROM notify_outbox WHERE done_at IS NULL AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until < ?1) LIMIT 1
+            """, [at])
+        guard !due.isEmpty else { return nil }
+        return try await write { tx in
             let rows = try await tx.run("""
                 UPDATE notify_outbox SET lease_owner = ?1, lease_until = ?3, attempts = attempts + 1
                 WHERE seq = (\(OutboxSQL.claimableSubquery(now: "?2")))
