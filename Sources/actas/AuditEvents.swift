@@ -5,10 +5,11 @@ import ActAsSessions
 import ActAsStore
 import ArgumentParser
 import Foundation
+import Logging
 
 /// The request log (`[audit]`): one writer thread, records redacted per the configuration.
 enum AuditEvents {
-    static func open(_ config: ActAsConfig, copier: SessionAuditCopier?, checkpoints: AuditCheckpointSettings? = nil) throws -> AuditLog {
+    static func open(_ config: ActAsConfig, copier: SessionAuditCopier?, checkpoints: AuditCheckpointSettings? = nil, logger: Logger) throws -> AuditLog {
         let redactor = AuditSettings.redactor(config.audit)  // SIGHUP builds it the same way
         let destination: AuditDestination = config.audit.file.map { .file($0) } ?? .standardOutput
         if let path = config.audit.file {
@@ -21,9 +22,9 @@ enum AuditEvents {
             if let copier {
                 configuration.onSessionLines = { lines in copier.yield(lines) }
             }
-            return try AuditLog(configuration: configuration, report: { message in Diagnostics.error("actas: audit log: \(message)") })
+            return try AuditLog(configuration: configuration, report: { message in logger.error("audit log: \(message)") })
         } catch {
-            Diagnostics.error("actas: audit.file: cannot open the request log: \(error)")
+            logger.error("audit.file: cannot open the request log: \(error)")
             throw ExitCode(1)
         }
     }
@@ -34,6 +35,11 @@ enum AuditEvents {
 /// `AuditSessionLineBatches.gatherFor`, whatever the request rate.
 final class SessionAuditCopier: Sendable {
     private let batches = AuditSessionLineBatches()
+    private let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
 
     func yield(_ lines: [AuditSessionLine]) {
         batches.offer(lines)
@@ -57,7 +63,7 @@ final class SessionAuditCopier: Sendable {
                 } catch {
                     attempt += 1
                     if attempt >= 5 {
-                        Diagnostics.error("actas: cannot copy \(copies.count) session audit records to the store: \(error)")
+                        logger.error("cannot copy \(copies.count) session audit records to the store: \(error)")
                         break
                     }
                     try? await Task.sleep(for: .milliseconds(200 * attempt))

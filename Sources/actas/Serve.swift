@@ -67,10 +67,10 @@ struct Serve: AsyncParsableCommand {
         let health = StoreHealth(grace: .milliseconds(config.store.grace.milliseconds))
         let live = LiveState()
         let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
-        let copier = SessionAuditCopier()
+        let copier = SessionAuditCopier(logger: logger)
         let checkpointCopier = CheckpointCopier(logger: logger)
         let events = try AuditEvents.open(config, copier: copier, checkpoints: CheckpointCopier.settings(
-            config, instanceID: instanceID, live: live, copier: checkpointCopier))
+            config, instanceID: instanceID, live: live, copier: checkpointCopier), logger: logger)
         let copying = Task { await copier.run(into: store) }
         let copyingCheckpoints = Task { await checkpointCopier.run(into: store) }
         let console = Console(config: config, directory: directory, live: live, events: events)
@@ -213,13 +213,13 @@ struct ProxyService: Service {
     let audit: AuditLog
     let configPath: String
     let hangups: UnixSignalsSequence
+    let logger: Logger
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in hangups {
                     reload()
-    let logger: Logger
                 }
             }
             try? await gracefulShutdown()
