@@ -219,6 +219,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ActAsAuditTests", dependencies: ["ActAsAudit", "ActAsCore"]),
+        .testTarget(name: "ActAsLoggingTests", dependencies: ["ActAsLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "ActAsNotifyTests",
             dependencies: ["ActAsNotify", "ActAsConfig", "ActAsStore", .product(name: "Crypto", package: "swift-crypto")]
@@ -230,4 +231,3 @@ let package = Package(
         .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsSessions", "ActAsPages", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
     ]
 )
-        .testTarget(name: "ActAsLoggingTests", dependencies: ["ActAsLogging", .product(name: "Logging", package: "swift-log")]),
