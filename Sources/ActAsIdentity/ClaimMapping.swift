@@ -1,4 +1,5 @@
 import ActAsConfig
+import ActAsCore
 import Foundation
 
 /// What the directory takes from a verified ID token (SPEC §10.3).
@@ -55,11 +56,13 @@ public struct ClaimMapping: Sendable {
     func rank(_ role: String) -> Int { roleOrder.firstIndex(of: role) ?? Int.max }
 
     /// `groups_allow` filters first (exact, or prefix with a trailing `*`), then `max_groups`
-    /// caps, keeping claim order; duplicates count once.
+    /// caps, keeping claim order; duplicates count once. A group the directory cannot hold (a
+    /// comma would split `X-Forwarded-Groups`, a control character a header) is dropped rather
+    /// than refusing the person's sign-in.
     public func groups(_ values: [String]) -> [String] {
         var seen: Set<String> = []
         var kept: [String] = []
-        for group in values where !group.isEmpty && allowed(group) && seen.insert(group).inserted {
+        for group in values where UserValidation.checkGroup(group) == nil && allowed(group) && seen.insert(group).inserted {
             guard kept.count < settings.maxGroups else { break }
             kept.append(group)
         }

@@ -29,6 +29,7 @@ struct ClaimMappingTests {
         #expect(mapping(allow: ["team-*", "staff"], max: 50).groups(groups) == (0..<50).map { "team-\($0)" })
         #expect(mapping(allow: ["staff"]).groups(groups) == ["staff"])
         #expect(mapping(max: 2).groups(["a", "a", "b", "c"]) == ["a", "b"])
+        #expect(mapping().groups(["a,b", "", "line\nbreak", "ok"]) == ["ok"])
     }
 
     @Test func mapsTheClaims() throws {
