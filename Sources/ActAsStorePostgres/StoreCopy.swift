@@ -14,6 +14,8 @@ public struct StoreContents: Sendable {
     public var consents: [Consent] = []
     public var impersonations: [ImpersonationSession] = []
     public var sessionAudit: [SessionAuditLine] = []
+    /// Users' links to their identity provider subjects (SPEC §10.3), so OIDC users stay themselves.
+    public var oidcIdentities: [OIDCIdentityLink] = []
 
     public init() {}
 
@@ -27,6 +29,7 @@ public struct StoreContents: Sendable {
         contents.tokens = try await store.tokens(userID: nil)
         contents.keys = try await store.signingKeys()
         contents.retiredKeys = try await store.retiredPublicKeys()
+        contents.oidcIdentities = try await store.oidcIdentities()
         for user in contents.users {
             if let consent = try await store.consent(userID: user.id) { contents.consents.append(consent) }
         }
@@ -41,7 +44,7 @@ public struct StoreContents: Sendable {
     public var counts: [(String, Int)] {
         [("users", users.count), ("consents", consents.count), ("api tokens", tokens.count), ("signing keys", keys.count), ("retired public keys", retiredKeys.count),
          ("sign-in sessions", sessions.count), ("impersonation sessions", impersonations.count),
-         ("session records", sessionAudit.count)]
+         ("session records", sessionAudit.count), ("identity provider links", oidcIdentities.count)]
     }
 }
 
@@ -80,6 +83,12 @@ extension PostgresStore {
                 VALUES (\(user.id), \(user.username), \(user.email), \(user.name), \(user.role), \(encodeGroups(user.groups)), \(user.orgUnit),
                         \(user.status.rawValue), \(user.lastLogin?.timeIntervalSince1970), \(user.passwordHash),
                         \(user.createdAt.timeIntervalSince1970), \(user.updatedAt.timeIntervalSince1970))
+                """)
+        }
+        for link in contents.oidcIdentities {
+            try await tx.run("""
+                INSERT INTO oidc_identities (issuer, subject, user_id, created_at)
+                VALUES (\(link.issuer), \(link.subject), \(link.userID), \(link.createdAt.timeIntervalSince1970))
                 """)
         }
         for consent in contents.consents {

@@ -1,5 +1,6 @@
 import ActAsCore
 import ActAsStore
+import ActAsStorePostgres
 import Foundation
 import Testing
 
@@ -79,6 +80,20 @@ struct OIDCStoreTests {
             try await store.deleteSession(idHash: "h1")
             #expect(try await store.oidcSignIn(sessionHash: "h1") == nil)
             #expect(try await store.oidcIdentities().map(\.userID) == [alice.id])
+        }
+    }
+
+    /// `actas store migrate` keeps OIDC users linked to their subjects.
+    @Test(.enabled(if: StoreKind.all.contains(.postgres))) func storeMigrateCopiesTheLinks() async throws {
+        try await withStore(.sqlite) { source in
+            let alice = makeUser("alice")
+            _ = try await source.recordOIDCSignIn(record("h1"), user: alice, session: session("h1", user: alice.id), at: t0)
+            let contents = try await StoreContents.read(from: source, now: t0)
+            #expect(contents.counts.contains { $0 == ("identity provider links", 1) })
+            try await withStore(.postgres) { target in
+                try await #require(target as? PostgresStore).importContents(contents)
+                #expect(try await target.oidcUserID(issuer: Self.issuer, subject: "sub-1") == alice.id)
+            }
         }
     }
 }
