@@ -211,6 +211,7 @@ public final class OIDCProvider: Sendable {
         }
         guard let idToken = tokens.string("id_token"), !idToken.isEmpty else { return .failure(.token("no id_token in the token response")) }
         switch await verify(idToken, kind: .idToken(nonce: flow.nonce), now: now) {
+        case .failure(.keysUnavailable): return .failure(.unavailable(TokenVerifier.Failure.keysUnavailable.description))
         case .failure(let failure): return .failure(.idToken(failure.description))
         case .success(let claims):
             switch mapping.map(claims) {
@@ -228,7 +229,7 @@ public final class OIDCProvider: Sendable {
             // The first fetch does not count toward the refetch limit.
             keys = await fetchKeys()
         }
-        guard let current = keys else { return .failure(.unknownKey(nil)) }
+        guard let current = keys else { return .failure(.keysUnavailable) }
         let first = verifier.verify(token, keys: current, kind: kind, now: now)
         guard case .failure(.unknownKey) = first else { return first }
         guard state.withLock({ $0.refetch.allowRefetch(now: now) }), let fresh = await fetchKeys() else { return first }

@@ -17,6 +17,8 @@ public struct TokenVerifier: Sendable {
         case unknownKey(String?)
         case signature
         case claim(String)
+        /// The provider's JWKS could not be fetched: nothing was checked.
+        case keysUnavailable
 
         public var description: String {
             switch self {
@@ -25,6 +27,7 @@ public struct TokenVerifier: Sendable {
             case .unknownKey(let kid): return "no key \(kid ?? "without kid") in the provider's JWKS"
             case .signature: return "bad signature"
             case .claim(let why): return why
+            case .keysUnavailable: return "the provider's JWKS could not be fetched"
             }
         }
     }
@@ -71,11 +74,8 @@ public struct TokenVerifier: Sendable {
         guard claims.string("iss") == issuer else { return "iss is not \(issuer)" }
         let audiences = claims.strings("aud")
         guard audiences.contains(clientID) else { return "aud does not contain \(clientID)" }
-        if let azp = claims["azp"] {
-            guard azp.string == clientID else { return "azp is not \(clientID)" }
-        } else if audiences.count > 1 {
-            return "several audiences and no azp"
-        }
+        // SPEC §10.3: azp equals client_id when present (several audiences without azp pass).
+        if let azp = claims["azp"], azp.string != clientID { return "azp is not \(clientID)" }
         let time = now.timeIntervalSince1970
         guard let iat = claims.number("iat") else { return "no iat" }
         if iat > time + clockSkew { return "iat is in the future" }

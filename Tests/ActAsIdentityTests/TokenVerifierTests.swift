@@ -90,7 +90,6 @@ struct TokenVerifierTests {
     @Test(arguments: [
         (["iss": "https://evil.example"], "iss"),
         (["aud": "other"], "aud"),
-        (["aud": ["actas", "other"]], "azp"),
         (["aud": ["actas", "other"], "azp": "other"], "azp"),
         (["exp": 1_800_000_000 - 61], "expired"),
         (["iat": 1_800_000_000 + 61], "future"),
@@ -108,6 +107,7 @@ struct TokenVerifierTests {
     @Test func clockSkewIsHonoured() throws {
         _ = try check(es256(claims(["exp": 1_800_000_000 - 59, "iat": 1_800_000_000 + 59, "nbf": 1_800_000_000 + 59]))).get()
         _ = try check(es256(claims(["aud": ["actas", "other"], "azp": "actas"]))).get()
+        _ = try check(es256(claims(["aud": ["other", "actas"]]))).get()
     }
 
     @Test func idTokenNeedsTheNonce() {

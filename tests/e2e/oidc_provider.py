@@ -91,6 +91,7 @@ class Provider:
         self.user = {"sub": "sub-alice", "preferred_username": "alice", "email": "alice@example.com",
                      "email_verified": True, "name": "Alice Liddell", "groups": ["staff"]}
         self.next_token = {}
+        self.jwks_down = False
         self.stats = {"jwks": 0, "token": 0, "discovery": 0, "end_session": []}
 
     def discovery(self):
@@ -161,6 +162,8 @@ def make_handler(provider):
                 return self.send(200, provider.discovery())
             if url.path == "/jwks":
                 provider.stats["jwks"] += 1
+                if provider.jwks_down:
+                    return self.send(503, {"error": "temporarily_unavailable"})
                 return self.send(200, provider.keys.jwks())
             if url.path == "/authorize":
                 problems = []
@@ -229,6 +232,9 @@ def make_handler(provider):
                 return self.send(200, {})
             if url.path == "/_control/next_token":
                 provider.next_token = self.form()
+                return self.send(200, {})
+            if url.path == "/_control/jwks_down":
+                provider.jwks_down = bool(self.form().get("down"))
                 return self.send(200, {})
             if url.path == "/_control/mint":
                 spec = self.form()

@@ -4,6 +4,7 @@ through the callback to the page they asked for, signed in; signing out goes to 
 import json
 
 from browser import chromium_driver, screenshot
+from conftest import wait_for
 from oidc_fixtures import log_events, oidc_proxy, provider  # noqa: F401 (fixtures)
 
 
@@ -33,7 +34,7 @@ def test_browser_signs_in_through_the_provider_and_out_again(oidc_proxy, provide
         assert dict((k.lower(), v) for k, v in record["headers"])["x-forwarded-user"] == "alice"
         # The IdP's tokens never reach the browser: no readable cookie carries a JWT.
         assert all(c["value"].count(".") < 2 for c in driver.get_cookies())
-        assert [r["method"] for r in log_events(proxy, "login")] == ["oidc"]
+        wait_for(lambda: [r["method"] for r in log_events(proxy, "login")] == ["oidc"], what="the login event")
 
         driver.get(base + "/.actas/logout")
         driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
