@@ -39,6 +39,7 @@ public final class NotificationSender: Sendable {
     }
 
     /// Until cancelled. Polls while idle; an error from the store is retried after a pause.
+    /// Shuts the webhook client down when it ends.
     public func run(poll: Duration = .milliseconds(200)) async {
         try? await store.releaseNotifications(owner: owner)
         var lastHousekeeping = ContinuousClock.now - .seconds(60)
@@ -55,6 +56,7 @@ public final class NotificationSender: Sendable {
             }
             if !worked { try? await Task.sleep(for: poll) }
         }
+        await client?.shutdown()
     }
 
     /// Claims and handles one notification; false when none was due.

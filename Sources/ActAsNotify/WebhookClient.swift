@@ -22,11 +22,20 @@ public struct WebhookClient: Sendable {
     public let timeout: TimeAmount
     let client: HTTPClient
 
-    public init(url: String, secret: [UInt8]?, timeout: TimeAmount = .seconds(10), client: HTTPClient = .shared) {
+    /// The sender's own client: a redirect is never followed (a 3xx is a failed attempt, so a
+    /// receiver cannot bounce signed events to another host or to plain http), and answers
+    /// are not decompressed (only their status matters). Call `shutdown()` when done.
+    public init(url: String, secret: [UInt8]?, timeout: TimeAmount = .seconds(10)) {
         self.url = url
         self.secret = secret
         self.timeout = timeout
-        self.client = client
+        self.client = HTTPClient(
+            eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+            configuration: HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled))
+    }
+
+    public func shutdown() async {
+        try? await client.shutdown()
     }
 
     /// The headers of one attempt (a pure function, for tests).

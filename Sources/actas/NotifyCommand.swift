@@ -36,6 +36,7 @@ struct NotifyTest: AsyncParsableCommand {
         let payload = NotificationPayload.test(id: Secrets.identifier(prefix: "evt_"), at: Date())
         let client = WebhookClient(url: config.notify.webhookURL, secret: config.notify.secret)
         let outcome = await client.post(eventID: payload.id, body: NotificationSender.body(payload, format: config.notify.format))
+        await client.shutdown()
         switch outcome {
         case .answered(let status):
             print("\(status)")

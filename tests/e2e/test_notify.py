@@ -167,6 +167,21 @@ def test_receiver_down_then_kill_9_and_restart_delivers_the_pending_event(tmp_pa
     assert_signed(request, request["body"])
 
 
+def test_a_redirecting_receiver_is_a_failed_attempt_and_the_other_url_never_hit(tmp_path, make_proxy, receivers):
+    elsewhere = receivers()
+    redirecting = receivers(redirect_to=elsewhere.url)
+    site = make_proxy(notify_config(tmp_path, redirecting.url, **{"notify.events": ["impersonation_started"]}))
+    setup_site(site)
+    assert Admin(site, "admin").start("emp")[0].status == 201
+    attempts = redirecting.wait("impersonation_started", count=2)
+    assert len({header(r, "X-ActAs-Event-Id")[0] for r, _ in attempts}) == 1  # the same event, retried
+    wait_for(lambda: "actas_notify_failed_total 0" not in admin_get(site.admin_port, "/metrics")[1], what="a failed attempt counted")
+    assert "actas_notify_pending 1" in admin_get(site.admin_port, "/metrics")[1]
+    result = run(["notify", "test", "--config", str(site.config_path)], check=False)
+    assert result.returncode == 1 and result.stdout.strip() == "307"
+    assert elsewhere.requests() == []
+
+
 def test_denied_and_consent_events_follow_notify_events(tmp_path, make_proxy, receivers):
     receiver = receivers()
     site = make_proxy(notify_config(tmp_path, receiver.url, **{

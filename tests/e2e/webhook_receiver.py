@@ -1,6 +1,6 @@
 """A webhook receiver for the notification tests (SPEC §10.5): records every POST (headers,
 body, arrival time) as a JSON line, and can answer 500 to the first N requests or hang on
-them (never answering) to exercise retries. Prints "ready" once listening."""
+them (never answering) to exercise retries, or redirect every request elsewhere. Prints "ready" once listening."""
 import argparse
 import json
 import sys
@@ -16,6 +16,7 @@ def main():
     parser.add_argument("--fail-first", type=int, default=0, help="answer 500 to this many requests first")
     parser.add_argument("--hang-first", type=int, default=0, help="never answer this many requests first")
     parser.add_argument("--status", type=int, default=200, help="the answer after those")
+    parser.add_argument("--redirect-to", default=None, help="answer 307 to every request, pointing here")
     args = parser.parse_args()
     lock = threading.Lock()
     seen = [0]
@@ -36,6 +37,12 @@ def main():
                     f.write(json.dumps({"n": n, "at": time.time(), "path": self.path,
                                         "headers": [[k, v] for k, v in self.headers.items()],
                                         "body": body.decode("utf-8", "replace")}) + "\n")
+            if args.redirect_to:
+                self.send_response(307)
+                self.send_header("Location", args.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if n <= args.hang_first:
                 time.sleep(3600)
                 return
