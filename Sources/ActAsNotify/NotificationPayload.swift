@@ -57,10 +57,13 @@ public struct NotificationPayload: Codable, Sendable, Equatable {
         return Array((try? encoder.encode(["text": sentence])) ?? Data("{}".utf8))
     }
 
+    /// Escaped for Slack: names and usernames come from the identity provider or the user
+    /// store, and a denied attempt's target is whatever the actor typed.
     func label(_ person: Person?) -> String {
         guard let person else { return "someone" }
-        if let name = person.name, !name.isEmpty, name != person.username { return "\(name) (\(person.username))" }
-        return person.username
+        let username = Self.slackEscaped(person.username)
+        if let name = person.name, !name.isEmpty, name != person.username { return "\(Self.slackEscaped(name)) (\(username))" }
+        return username
     }
 
     /// What a person reads in a chat channel.
@@ -74,16 +77,16 @@ public struct NotificationPayload: Codable, Sendable, Equatable {
         case "consent_granted": text = "\(label(target)) allowed administrators to act as them"
         case "consent_revoked": text = "\(label(target)) revoked consent to be acted as"
         case "test": text = "ActAs test notification"
-        default: text = type
+        default: text = Self.slackEscaped(type)
         }
         if let reason { text += " — reason: \(Self.slackEscaped(reason))" }
-        if let end_reason { text += " — ended: \(end_reason)" }
+        if let end_reason { text += " — ended: \(Self.slackEscaped(end_reason))" }
         if let expires_at, type != "consent_revoked" { text += " — until \(expires_at)" }
         if let url { text += " — <\(url)|See what they do>" }
         return text
     }
 
-    /// Slack's mrkdwn control characters (`&`, `<`, `>`) in user-written text.
+    /// Slack's mrkdwn control characters (`&`, `<`, `>`) in every interpolated value.
     static func slackEscaped(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }

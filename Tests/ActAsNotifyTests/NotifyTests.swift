@@ -61,4 +61,15 @@ import Testing
         #expect(object["text"]!.hasPrefix("Alex Admin (alex) is acting as Alice (alice) — reason: ticket 42"))
         #expect(object["text"]!.contains("<https://h/.actas/sessions/imp_x|See what they do>"))
     }
+
+    @Test func slackTextEscapesEveryInterpolatedValue() throws {
+        let hostile = OutboxNotification(
+            id: "evt_9", type: "impersonation_denied", createdAt: Date(), orderKey: "denied:u1",
+            actor: .init(id: "u1", username: "a<b", name: "Eve <!channel>"),
+            target: .init(id: nil, username: "<https://evil.example|click> & <@U123>", name: nil),
+            reason: "see <https://evil.example|here>")
+        let text = NotificationPayload(hostile, origin: "https://h").sentence
+        #expect(text == "Eve &lt;!channel&gt; (a&lt;b) was refused acting as &lt;https://evil.example|click&gt; &amp; &lt;@U123&gt;"
+            + " — reason: see &lt;https://evil.example|here&gt;")
+    }
 }
