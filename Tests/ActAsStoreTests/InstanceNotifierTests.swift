@@ -11,11 +11,13 @@ import Glibc
 @Suite("Telling instances about a change")
 struct InstanceNotifierTests {
     @Test func aClosedAdminPortIsNotRunning() async throws {
+        // Bound but not listening: the kernel refuses connections to it, and while it stays bound
+        // no other test can take the port and no connection can be its own peer (a closed port in
+        // the ephemeral range once "answered" a full run that way: no refusal within 15 s).
         let socket = try LoopbackSocket(listening: false)
-        let port = socket.port
-        socket.close()
+        defer { socket.close() }
         // A refused connection answers at once; the long bound only covers a loaded test machine.
-        let outcome = await InstanceNotifier.call(record(port: port), change: 1, timeout: .seconds(15))
+        let outcome = await InstanceNotifier.call(record(port: socket.port), change: 1, timeout: .seconds(15))
         guard case .notRunning = outcome else {
             Issue.record("expected notRunning, got \(outcome)")
             return
