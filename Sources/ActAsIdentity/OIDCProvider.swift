@@ -63,6 +63,7 @@ public final class OIDCProvider: Sendable {
         var endpointsAt: Date?
         var keys: ProviderKeySet?
         var refetch = JWKSRefetchPolicy()
+        var logoutTokens = LogoutTokenReplay()
     }
 
     public init(settings: ActAsConfig.OIDC, roleOrder: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws {
@@ -244,8 +245,16 @@ public final class OIDCProvider: Sendable {
     }
 
     /// `POST /.actas/oidc/backchannel-logout`'s check of the logout token.
+    /// A token is accepted once: its `jti` is remembered until it could no longer pass anyway.
     public func verifyLogoutToken(_ token: String, now: Date = Date()) async -> Result<JSONObject, TokenVerifier.Failure> {
-        await verify(token, kind: .logoutToken, now: now)
+        let verified = await verify(token, kind: .logoutToken, now: now)
+        guard case .success(let claims) = verified, let jti = claims.string("jti"), let exp = claims.number("exp"),
+              let iat = claims.number("iat") else { return verified }
+        let until = Date(timeIntervalSince1970: min(exp, iat + LogoutTokenReplay.maxAge) + verifier.clockSkew)
+        guard state.withLock({ $0.logoutTokens.admit(jti: jti, until: until, now: now) }) else {
+            return .failure(.claim("jti \(jti.prefix(64)) was already used"))
+        }
+        return verified
     }
 
     /// The provider's sign-out page for this sign-in, when it has one.

@@ -89,10 +89,12 @@ public struct TokenVerifier: Sendable {
             guard let sub = claims.string("sub"), !sub.isEmpty else { return "no sub" }
             guard let sent = claims.string("nonce"), !nonce.isEmpty, sent == nonce else { return "nonce does not match" }
         case .logoutToken:
-            // exp is optional in Back-Channel Logout 1.0; when present it is honoured.
-            if let exp = claims["exp"] {
-                guard let exp = exp.number, exp > time - clockSkew else { return "expired" }
-            }
+            // Back-Channel Logout 1.0 §2.4 only recommends exp; it is required here, and iat
+            // bounded, so a seen jti need be remembered only for a while (LogoutTokenReplay).
+            guard let exp = claims.number("exp") else { return "no exp" }
+            if exp <= time - clockSkew { return "expired" }
+            if iat < time - LogoutTokenReplay.maxAge - clockSkew { return "issued too long ago (iat)" }
+            guard let jti = claims.string("jti"), !jti.isEmpty else { return "no jti" }
             if claims["nonce"] != nil { return "a logout token must not carry nonce" }
             guard let events = claims["events"]?.object, events[Self.backchannelLogoutEvent]?.object != nil else {
                 return "no back-channel logout event"

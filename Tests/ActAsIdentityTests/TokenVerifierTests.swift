@@ -117,8 +117,16 @@ struct TokenVerifierTests {
 
     @Test func logoutTokenRules() throws {
         let event = ["http://schemas.openid.net/event/backchannel-logout": [String: String]()]
-        let good = claims(["events": event, "sid": "s1"], removing: ["nonce", "exp"])
+        let good = claims(["events": event, "sid": "s1", "jti": "j1"], removing: ["nonce"])
         _ = try check(es256(good), kind: .logoutToken).get()
+        var noExp = good
+        noExp["exp"] = nil
+        var noJti = good
+        noJti["jti"] = nil
+        var emptyJti = good
+        emptyJti["jti"] = ""
+        var old = good
+        old["iat"] = Int(Self.now.timeIntervalSince1970) - 3600
         var withNonce = good
         withNonce["nonce"] = "n"
         var noEvent = good
@@ -126,9 +134,39 @@ struct TokenVerifierTests {
         var noSubject = good
         noSubject["sid"] = nil
         noSubject["sub"] = nil
-        for bad in [withNonce, noEvent, noSubject] {
+        for bad in [withNonce, noEvent, noSubject, noExp, noJti, emptyJti, old] {
             guard case .failure(.claim) = check(es256(bad), kind: .logoutToken) else { Issue.record("accepted \(bad)"); continue }
         }
+    }
+}
+
+struct LogoutTokenReplayTests {
+    let start = Date(timeIntervalSince1970: 1000)
+
+    func at(_ seconds: Double) -> Date { start.addingTimeInterval(seconds) }
+
+    @Test func aJtiIsAdmittedOnceUntilItsTimeIsUp() {
+        var replay = LogoutTokenReplay()
+        var answers: [Bool] = []
+        answers.append(replay.admit(jti: "a", until: at(60), now: start))
+        answers.append(replay.admit(jti: "a", until: at(60), now: at(59)))
+        answers.append(replay.admit(jti: "b", until: at(60), now: start))
+        // Forgotten once it could not pass anyway, and the memory shrinks.
+        answers.append(replay.admit(jti: "c", until: at(200), now: at(61)))
+        #expect(answers == [true, false, true, true])
+        #expect(replay.count == 1)
+    }
+
+    @Test func memoryIsBoundedDroppingTheSoonestToExpire() {
+        var replay = LogoutTokenReplay(capacity: 3)
+        var answers: [Bool] = []
+        for (index, jti) in ["a", "b", "c", "d"].enumerated() {
+            answers.append(replay.admit(jti: jti, until: at(Double(100 + index)), now: start))
+        }
+        #expect(replay.count == 3)
+        answers.append(replay.admit(jti: "d", until: at(500), now: start))
+        answers.append(replay.admit(jti: "a", until: at(500), now: start))
+        #expect(answers == [true, true, true, true, false, true])
     }
 }
 

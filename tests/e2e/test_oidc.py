@@ -6,6 +6,7 @@ JWKS rotation, foreign rd, suspended users, account conflicts, a provider that i
 back-channel logout with good and bad tokens."""
 import json
 import urllib.parse
+import uuid
 
 import pytest
 
@@ -298,7 +299,7 @@ def backchannel(proxy, browser, token):
 
 
 def logout_claims(provider, **extra):
-    claims = {"iss": provider.issuer, "aud": CLIENT_ID, "iat": now(), "jti": "j-" + str(now()),
+    claims = {"iss": provider.issuer, "aud": CLIENT_ID, "iat": now(), "exp": now() + 120, "jti": "j-" + uuid.uuid4().hex,
               "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
     claims.update(extra)
     return {k: v for k, v in claims.items() if v is not None}
@@ -325,6 +326,9 @@ BAD_LOGOUT = {
     "alg_none": lambda p: p.mint(logout_claims(p, sub="sub-alice"), sign="none"),
     "hs256": lambda p: p.mint(logout_claims(p, sub="sub-alice"), sign="hs256_public_key"),
     "garbage": lambda p: "not-a-jwt",
+    "no_exp": lambda p: p.mint(logout_claims(p, sub="sub-alice", exp=None)),
+    "no_jti": lambda p: p.mint(logout_claims(p, sub="sub-alice", jti=None)),
+    "old_iat": lambda p: p.mint(logout_claims(p, sub="sub-alice", iat=now() - 7200, exp=now() + 120)),
 }
 
 
@@ -336,6 +340,19 @@ def test_backchannel_logout_with_a_bad_token_is_400(oidc_proxy, provider, kind):
     reply = backchannel(proxy, Browser(proxy, provider), BAD_LOGOUT[kind](provider))
     refused(reply, "invalid_logout_token", 400)
     assert browser.me().status == 200
+
+
+def test_a_replayed_logout_token_is_400_and_ends_nothing(oidc_proxy, provider):
+    proxy = oidc_proxy()
+    first = Browser(proxy, provider)
+    assert first.sign_in().status == 303
+    token = provider.mint(logout_claims(provider, sub="sub-alice"))
+    assert backchannel(proxy, Browser(proxy, provider), token).status == 200
+    assert first.me().status == 401
+    second = Browser(proxy, provider)
+    assert second.sign_in().status == 303
+    refused(backchannel(proxy, Browser(proxy, provider), token), "invalid_logout_token", 400)
+    assert second.me().status == 200
 
 
 def test_backchannel_logout_ends_the_impersonation_of_that_sign_in(oidc_proxy, provider):
