@@ -61,7 +61,9 @@ public final class OIDCProvider: Sendable {
     struct Cache {
         var endpoints: ProviderEndpoints?
         var endpointsAt: Date?
-        var keys: ProviderKeySet?
+        var keys = KeySetCache()
+        /// The one JWKS fetch under way: concurrent callers await it rather than start another.
+        var keysFetch: Task<ProviderKeySet?, Never>?
         var refetch = JWKSRefetchPolicy()
         var logoutTokens = LogoutTokenReplay()
     }
@@ -223,28 +225,48 @@ public final class OIDCProvider: Sendable {
         }
     }
 
-    /// Verifies against the cached JWKS; an unknown `kid` refetches it, at most once a minute.
+    /// Verifies against the cached JWKS (fetched again after an hour); an unknown `kid`
+    /// refetches it, at most once a minute. A token that is not a JWS with an accepted
+    /// algorithm is refused before any call to the provider.
     public func verify(_ token: String, kind: TokenVerifier.Kind, now: Date = Date()) async -> Result<JSONObject, TokenVerifier.Failure> {
-        var keys = state.withLock { $0.keys }
+        guard let jws = CompactJWS(token) else { return .failure(.malformed) }
+        if case .failure(let failure) = TokenVerifier.header(of: jws) { return .failure(failure) }
+        var keys = state.withLock { $0.keys.fresh(now: now) }
         if keys == nil {
-            // The first fetch does not count toward the refetch limit.
-            keys = await fetchKeys()
+            // The first fetch (and the hourly one) does not count toward the refetch limit.
+            keys = await fetchKeys(now: now)
         }
         guard let current = keys else { return .failure(.keysUnavailable) }
         let first = verifier.verify(token, keys: current, kind: kind, now: now)
         guard case .failure(.unknownKey) = first else { return first }
-        guard state.withLock({ $0.refetch.allowRefetch(now: now) }), let fresh = await fetchKeys() else { return first }
+        guard state.withLock({ $0.refetch.allowRefetch(now: now) }), let fresh = await fetchKeys(now: now) else { return first }
         return verifier.verify(token, keys: fresh, kind: kind, now: now)
     }
 
-    private func fetchKeys() async -> ProviderKeySet? {
-        guard case .success(let endpoints) = await endpoints(), case .success(let data) = await get(endpoints.jwks),
-              let keys = ProviderKeySet.parse(data) else { return nil }
-        state.withLock { $0.keys = keys }
+    /// One fetch at a time; none for a while after one failed.
+    private func fetchKeys(now: Date) async -> ProviderKeySet? {
+        let fetch: Task<ProviderKeySet?, Never>? = state.withLock { cache in
+            if let running = cache.keysFetch { return running }
+            guard cache.keys.mayFetch(now: now) else { return nil }
+            let task = Task { await self.loadKeys(now: now) }
+            cache.keysFetch = task
+            return task
+        }
+        return await fetch?.value
+    }
+
+    private func loadKeys(now: Date) async -> ProviderKeySet? {
+        var keys: ProviderKeySet?
+        if case .success(let endpoints) = await endpoints(), case .success(let data) = await get(endpoints.jwks) {
+            keys = ProviderKeySet.parse(data)
+        }
+        state.withLock { cache in
+            cache.keys.record(keys, now: now)
+            cache.keysFetch = nil
+        }
         return keys
     }
 
-    /// `POST /.actas/oidc/backchannel-logout`'s check of the logout token.
     /// A token is accepted once: its `jti` is remembered until it could no longer pass anyway.
     public func verifyLogoutToken(_ token: String, now: Date = Date()) async -> Result<JSONObject, TokenVerifier.Failure> {
         let verified = await verify(token, kind: .logoutToken, now: now)

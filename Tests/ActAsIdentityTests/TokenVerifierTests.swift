@@ -191,3 +191,40 @@ struct JWKSRefetchPolicyTests {
         #expect(set.keys.map(\.kid) == ["a"])
     }
 }
+
+struct KeySetCacheTests {
+    let start = Date(timeIntervalSince1970: 1000)
+    let set = ProviderKeySet(keys: [])
+
+    @Test func keysAgeOutAfterAnHour() {
+        var cache = KeySetCache()
+        #expect(cache.fresh(now: start) == nil)
+        cache.record(set, now: start)
+        #expect(cache.fresh(now: start.addingTimeInterval(3599)) != nil)
+        #expect(cache.fresh(now: start.addingTimeInterval(3600)) == nil)
+    }
+
+    @Test func aFailedFetchPausesFetching() {
+        var cache = KeySetCache()
+        cache.record(nil, now: start)
+        #expect(!cache.mayFetch(now: start.addingTimeInterval(KeySetCache.failurePause - 1)))
+        #expect(cache.mayFetch(now: start.addingTimeInterval(KeySetCache.failurePause)))
+        cache.record(set, now: start.addingTimeInterval(10))
+        #expect(cache.mayFetch(now: start.addingTimeInterval(10)))
+    }
+}
+
+/// A token that is not a JWS with an accepted algorithm costs no call to the provider: the
+/// provider here cannot be reached, and the answer is about the token, not the keys.
+struct ProviderVerifyTests {
+    @Test func garbageIsRefusedBeforeAnyFetch() async {
+        let provider = try! OIDCProvider(
+            settings: ActAsConfig.OIDC(issuer: "https://127.0.0.1:1", clientID: "c", clientSecret: "s"), roleOrder: ["employee"])
+        let garbage = await provider.verify("not-a-jwt", kind: .logoutToken)
+        let none = await provider.verify(
+            Base64URL.encode(Data(#"{"alg":"none"}"#.utf8)) + "." + Base64URL.encode(Data("{}".utf8)) + ".", kind: .logoutToken)
+        await provider.shutdown()
+        #expect(garbage == .failure(.malformed))
+        #expect(none == .failure(.algorithm("none")))
+    }
+}

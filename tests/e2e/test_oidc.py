@@ -272,7 +272,8 @@ def test_jwks_unreachable_is_a_502_not_a_bad_token(oidc_proxy, provider):
     assert provider.call("POST", "/_control/jwks_down", {"down": True})[0] == 200
     refused(Browser(proxy, provider).sign_in(), "oidc_provider_unavailable", 502)
     assert provider.call("POST", "/_control/jwks_down", {"down": False})[0] == 200
-    assert Browser(proxy, provider).sign_in().status == 303
+    # A failed fetch pauses fetching for a few seconds; then sign-in works again by itself.
+    wait_for(lambda: Browser(proxy, provider).sign_in().status == 303, what="sign-in after the JWKS is back")
 
 
 # ---- sign-out -------------------------------------------------------------------------------
