@@ -183,7 +183,8 @@ extension Console {
         case .failure(let failure):
             events.record(AuditRecord(type: .requestDenied, requestID: request.requestID, clientIP: request.clientIP,
                                       reason: "invalid_logout_token", detail: failure.description))
-            return .json(400, ["error": "invalid_logout_token", "message": "The logout token is not valid: \(failure.description)."], headers: noStore)
+            // What exactly failed goes to the log only: the caller needs no oracle.
+            return .json(400, ["error": "invalid_logout_token", "message": "The logout token is not valid."], headers: noStore)
         case .success(let verified):
             claims = verified
         }

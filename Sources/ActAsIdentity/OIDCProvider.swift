@@ -121,6 +121,7 @@ public final class OIDCProvider: Sendable {
             }
         }
         let endpoints = Self.merge(overrides: overrides, discovery: document)
+        if let problem = Self.insecureDiscoveredEndpoint(endpoints, overrides: overrides) { return .failure(.unavailable(problem)) }
         guard !endpoints.authorization.isEmpty, !endpoints.token.isEmpty, !endpoints.jwks.isEmpty else {
             return .failure(.unavailable("the provider's discovery lacks authorization_endpoint, token_endpoint or jwks_uri"))
         }
@@ -139,6 +140,23 @@ public final class OIDCProvider: Sendable {
         return ProviderEndpoints(
             authorization: pick(overrides.authorization, "authorization_endpoint"), token: pick(overrides.token, "token_endpoint"),
             jwks: pick(overrides.jwks, "jwks_uri"), endSession: pick(overrides.endSession, "end_session_endpoint"))
+    }
+
+    /// An endpoint taken from discovery must be https like a configured one (the document
+    /// came over TLS, but must not send codes, secrets or browsers to plain http); nil when
+    /// all are.
+    public static func insecureDiscoveredEndpoint(_ endpoints: ProviderEndpoints, overrides: ProviderEndpoints) -> String? {
+        let pairs = [
+            ("authorization_endpoint", endpoints.authorization, overrides.authorization), ("token_endpoint", endpoints.token, overrides.token),
+            ("jwks_uri", endpoints.jwks, overrides.jwks), ("end_session_endpoint", endpoints.endSession, overrides.endSession),
+        ]
+        for (name, value, configured) in pairs where configured.isEmpty && !value.isEmpty {
+            guard let url = URLComponents(string: value), url.scheme?.lowercased() == "https", url.host?.isEmpty == false,
+                  url.fragment == nil else {
+                return "discovery gives \(name) \"\(value.prefix(200))\", which is not an https URL"
+            }
+        }
+        return nil
     }
 
     /// Origins a sign-out form may be redirected to (the provider's end-session page): CSP's

@@ -100,5 +100,13 @@ struct SignInFlowTests {
             overrides: ProviderEndpoints(authorization: "", token: "https://o/t", jwks: "", endSession: ""), discovery: discovery)
         #expect(merged == ProviderEndpoints(authorization: "https://d/a", token: "https://o/t", jwks: "https://d/k", endSession: ""))
         #expect(OIDCProvider.discoveryURL(issuer: "https://idp/realms/a/") == "https://idp/realms/a/.well-known/openid-configuration")
+        #expect(OIDCProvider.insecureDiscoveredEndpoint(merged, overrides: ProviderEndpoints(authorization: "", token: "", jwks: "", endSession: "")) == nil)
+        for bad in ["http://d/t", "HTTP://d/t", "javascript:alert(1)", "https:///t", "https://d/t#f", "//d/t"] {
+            let endpoints = ProviderEndpoints(authorization: "https://d/a", token: bad, jwks: "https://d/k", endSession: "")
+            let none = ProviderEndpoints(authorization: "", token: "", jwks: "", endSession: "")
+            #expect(OIDCProvider.insecureDiscoveredEndpoint(endpoints, overrides: none)?.contains("token_endpoint") == true, "\(bad)")
+        }
+        let plainEndSession = ProviderEndpoints(authorization: "https://d/a", token: "https://d/t", jwks: "https://d/k", endSession: "http://d/e")
+        #expect(OIDCProvider.insecureDiscoveredEndpoint(plainEndSession, overrides: ProviderEndpoints(authorization: "", token: "", jwks: "", endSession: ""))?.contains("end_session_endpoint") == true)
     }
 }
