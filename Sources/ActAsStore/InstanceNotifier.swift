@@ -99,15 +99,18 @@ public enum InstanceNotifier {
         let amount = TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
         let timer = loop.scheduleTask(in: amount) { finish(.failure(CallError.timedOut(timeout))) }
         do {
-            let channel = try await ClientBootstrap(group: loop)
+            let bootstrap = ClientBootstrap(group: loop)
                 .connectTimeout(amount)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(ResponseCollector(finish: finish))
                     }
                 }
-                .connect(host: host, port: port)
-                .get()
+            // An address literal (what instances record) is connected to directly: a host name
+            // goes through getaddrinfo on a shared Dispatch thread, which a busy process can keep
+            // waiting past the timeout (seen: no answer within 15 s from a refused port).
+            let literal = try? SocketAddress(ipAddress: host, port: port)
+            let channel = try await (literal.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: host, port: port)).get()
             promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
             try await channel.writeAndFlush(channel.allocator.buffer(string: request))
         } catch {
