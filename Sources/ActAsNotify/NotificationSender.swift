@@ -109,8 +109,11 @@ struct NotifyMetrics: Sendable {
     let oldestPendingSeconds: Gauge
 
     init(registry: PrometheusCollectorRegistry) {
-        pending = registry.makeGauge(name: "actas_notify_pending", labels: [], help: "Notifications in the outbox not yet delivered (all instances).")
-        failed = registry.makeCounter(name: "actas_notify_failed_total", labels: [], help: "Failed webhook delivery attempts by this instance.")
-        oldestPendingSeconds = registry.makeGauge(name: "actas_notify_oldest_pending_seconds", labels: [], help: "Age of the oldest undelivered notification.")
+        func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "actas", subsystem: "notify", metricName: metric, unitName: unit, helpText: help)
+        }
+        pending = registry.makeGauge(descriptor: name("pending", "", "Notifications in the outbox not yet delivered (all instances)."))
+        failed = registry.makeCounter(descriptor: name("failed", "total", "Failed webhook delivery attempts by this instance."))
+        oldestPendingSeconds = registry.makeGauge(descriptor: name("oldest_pending", "seconds", "Age of the oldest undelivered notification."))
     }
 }

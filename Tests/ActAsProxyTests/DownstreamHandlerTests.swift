@@ -56,7 +56,7 @@ struct HandlerHarness {
         let context = LoopContext(
             eventLoop: loop, settings: ProxySettings(config: loaded.config), poolShare: 1, metrics: ProxyMetrics(), services: services)
         let channel = EmbeddedChannel(handler: DownstreamHandler(loop: context), loop: loop)
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
         try body(HandlerHarness(channel: channel, folder: folder))
         _ = try? channel.finish()
         audit.writer.close()
