@@ -16,7 +16,8 @@ extension Console {
     public static let oidcCallbackPath = "/.actas/oidc/callback"
     public static let backchannelLogoutPath = "/.actas/oidc/backchannel-logout"
 
-    /// Set at start (and SIGHUP) from `[auth.oidc]`; nil when `"oidc"` is not in `auth.methods`.
+    /// Set once at start from `[auth.oidc]` (a change needs a restart, README "Signals"); nil
+    /// when `"oidc"` was not in `auth.methods` then.
     public var oidc: OIDCProvider? { oidcProvider.withLock { $0 } }
 
     public func use(oidc provider: OIDCProvider?) {
