@@ -98,23 +98,28 @@ public enum InstanceNotifier {
         }
         let amount = TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
         let timer = loop.scheduleTask(in: amount) { finish(.failure(CallError.timedOut(timeout))) }
-        do {
-            let bootstrap = ClientBootstrap(group: loop)
-                .connectTimeout(amount)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ResponseCollector(finish: finish))
-                    }
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(amount)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(finish: finish))
                 }
-            // An address literal (what instances record) is connected to directly: a host name
-            // goes through getaddrinfo on a shared Dispatch thread, which a busy process can keep
-            // waiting past the timeout (seen: no answer within 15 s from a refused port).
-            let literal = try? SocketAddress(ipAddress: host, port: port)
-            let channel = try await (literal.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: host, port: port)).get()
-            promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
-            try await channel.writeAndFlush(channel.allocator.buffer(string: request))
-        } catch {
-            finish(.failure(error))
+            }
+        // An address literal (what instances record) is connected to directly, without
+        // getaddrinfo on a shared Dispatch thread.
+        let literal = try? SocketAddress(ipAddress: host, port: port)
+        let connecting = literal.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: host, port: port)
+        // The outcome is decided on the event loop, beside the timer: had the connection's
+        // failure waited for this task to resume, a busy cooperative pool (seen in a loaded test
+        // run) could let the timer win and report a refused port as a silent one.
+        connecting.whenComplete { result in
+            switch result {
+            case .failure(let error):
+                finish(.failure(error))
+            case .success(let channel):
+                promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                channel.writeAndFlush(channel.allocator.buffer(string: request)).whenFailure { finish(.failure($0)) }
+            }
         }
         defer { timer.cancel() }
         return try await promise.futureResult.get()
