@@ -224,7 +224,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ActAsIdentityTests",
-            dependencies: ["ActAsIdentity", "ActAsConfig", "ActAsCrypto", .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")]
+            dependencies: ["ActAsIdentity", "ActAsConfig", "ActAsCore", "ActAsCrypto", .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto")]
         ),
         .testTarget(name: "ActAsConsoleTests", dependencies: ["ActAsConsole", "ActAsSessions", "ActAsPages", "ActAsCore", "ActAsConfig", "ActAsStore", "ActAsCrypto", "ActAsAudit"]),
     ]

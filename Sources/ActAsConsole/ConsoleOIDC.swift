@@ -112,10 +112,7 @@ extension Console {
         case .success(let result): signedIn = result
         }
         let identity = signedIn.identity
-        let claims = OIDCClaims(
-            issuer: identity.issuer, subject: identity.subject, providerSessionID: identity.sessionID, username: identity.username,
-            email: identity.email, emailVerified: identity.emailVerified, name: identity.name, role: identity.role,
-            groups: identity.groups, orgUnit: identity.orgUnit)
+        let claims = identity
         switch try await directory.signIn(oidc: claims, idToken: signedIn.idToken, clientIP: request.clientIP,
                                           ttl: settings.sessionTTL, now: request.now) {
         case .signedIn(let user, let cookieValue, _, _):

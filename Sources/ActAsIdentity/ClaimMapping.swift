@@ -2,21 +2,6 @@ import ActAsConfig
 import ActAsCore
 import Foundation
 
-/// What the directory takes from a verified ID token (SPEC §10.3).
-public struct MappedIdentity: Sendable, Equatable {
-    public var issuer: String
-    public var subject: String
-    /// The provider session (`sid`), for back-channel logout; "" when the provider sends none.
-    public var sessionID: String
-    public var username: String
-    public var email: String
-    public var emailVerified: Bool
-    public var name: String
-    public var role: String
-    public var groups: [String]
-    public var orgUnit: String
-}
-
 public enum ClaimMappingFailure: Error, Sendable, Equatable {
     /// No claim value maps to a role and `default_role` is "".
     case noRole
@@ -35,12 +20,12 @@ public struct ClaimMapping: Sendable {
         self.roleOrder = roleOrder
     }
 
-    public func map(_ claims: JSONObject) -> Result<MappedIdentity, ClaimMappingFailure> {
+    public func map(_ claims: JSONObject) -> Result<OIDCClaims, ClaimMappingFailure> {
         let username = (claims.string(settings.usernameClaim) ?? "").trimmingCharacters(in: .whitespaces)
         guard !username.isEmpty, !username.contains(where: { $0.isNewline || $0 == "\0" }) else { return .failure(.noUsername) }
         guard let role = role(for: claims.strings(settings.roleClaim)) else { return .failure(.noRole) }
-        return .success(MappedIdentity(
-            issuer: claims.string("iss") ?? "", subject: claims.string("sub") ?? "", sessionID: claims.string("sid") ?? "",
+        return .success(OIDCClaims(
+            issuer: claims.string("iss") ?? "", subject: claims.string("sub") ?? "", providerSessionID: claims.string("sid") ?? "",
             username: username, email: claims.string("email") ?? "", emailVerified: claims.bool("email_verified"),
             name: claims.string("name") ?? "", role: role, groups: groups(claims.strings(settings.groupsClaim)),
             orgUnit: settings.orgUnitClaim.isEmpty ? "" : (claims.string(settings.orgUnitClaim) ?? "")))

@@ -1,4 +1,5 @@
 import ActAsConfig
+import ActAsCore
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -205,7 +206,7 @@ public final class OIDCProvider: Sendable {
     }
 
     public struct SignedIn: Sendable {
-        public var identity: MappedIdentity
+        public var identity: OIDCClaims
         /// Kept server-side for `id_token_hint` at sign-out.
         public var idToken: String
     }

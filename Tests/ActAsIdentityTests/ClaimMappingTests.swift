@@ -1,4 +1,5 @@
 import ActAsConfig
+import ActAsCore
 import ActAsCrypto
 import Foundation
 import Testing
@@ -38,7 +39,7 @@ struct ClaimMappingTests {
              "name":"Alice","groups":["hr"],"ou":"acme/emea"}
             """)
         let identity = try mapping(orgUnitClaim: "ou").map(claims).get()
-        #expect(identity == MappedIdentity(issuer: "https://idp", subject: "s1", sessionID: "p1", username: "alice", email: "a@x",
+        #expect(identity == OIDCClaims(issuer: "https://idp", subject: "s1", providerSessionID: "p1", username: "alice", email: "a@x",
                                            emailVerified: true, name: "Alice", role: "hr_admin", groups: ["hr"], orgUnit: "acme/emea"))
     }
 
