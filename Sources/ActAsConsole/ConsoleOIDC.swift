@@ -96,7 +96,8 @@ extension Console {
         guard constantTimeEquals(Array(state.utf8), Array(flow.state.utf8)) else {
             return oidcRefused(request, .state("state does not match this browser's sign-in"), clear: clear)
         }
-        guard oidc.usedFlows.claim(flow, now: request.now) else {
+        // One use on every instance sharing the store, before the code goes anywhere.
+        guard try await directory.store.claimOnce(.signInFlow, key: flow.oneUseKey, until: flow.usableUntil, now: request.now) else {
             return oidcRefused(request, .state("this sign-in was already completed"), clear: clear)
         }
         if let error = request.queryValue("error") {
@@ -176,16 +177,23 @@ extension Console {
         guard let token = request.formValue("logout_token"), !token.isEmpty else {
             return .json(400, ["error": "invalid_logout_token", "message": "The form field logout_token is missing."], headers: noStore)
         }
-        let claims: JSONObject
+        let verified: VerifiedLogoutToken
         switch await oidc.verifyLogoutToken(token, now: request.now) {
         case .failure(let failure):
             events.record(AuditRecord(type: .requestDenied, requestID: request.requestID, clientIP: request.clientIP,
                                       reason: "invalid_logout_token", detail: failure.description))
             // What exactly failed goes to the log only: the caller needs no oracle.
             return .json(400, ["error": "invalid_logout_token", "message": "The logout token is not valid."], headers: noStore)
-        case .success(let verified):
-            claims = verified
+        case .success(let token):
+            verified = token
         }
+        // One use on every instance sharing the store.
+        guard try await directory.store.claimOnce(.logoutToken, key: verified.replayKey, until: verified.keepUntil, now: request.now) else {
+            events.record(AuditRecord(type: .requestDenied, requestID: request.requestID, clientIP: request.clientIP,
+                                      reason: "invalid_logout_token", detail: "its jti was already used"))
+            return .json(400, ["error": "invalid_logout_token", "message": "The logout token is not valid."], headers: noStore)
+        }
+        let claims = verified.claims
         let sid = claims.string("sid").flatMap { $0.isEmpty ? nil : $0 }
         let sub = claims.string("sub").flatMap { $0.isEmpty ? nil : $0 }
         let records = try await directory.store.oidcSignIns(issuer: oidc.settings.issuer, providerSessionID: sid, subject: sub)

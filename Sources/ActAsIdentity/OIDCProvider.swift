@@ -51,7 +51,6 @@ public final class OIDCProvider: Sendable {
     public let settings: ActAsConfig.OIDC
     public let mapping: ClaimMapping
     public let verifier: TokenVerifier
-    public let usedFlows = UsedFlows()
     private let client: HTTPClient
     private let state = Mutex(Cache())
     /// Per provider call (connect included).
@@ -66,7 +65,6 @@ public final class OIDCProvider: Sendable {
         /// The one JWKS fetch under way: concurrent callers await it rather than start another.
         var keysFetch: Task<ProviderKeySet?, Never>?
         var refetch = JWKSRefetchPolicy()
-        var logoutTokens = LogoutTokenReplay()
     }
 
     public init(settings: ActAsConfig.OIDC, roleOrder: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws {
@@ -286,16 +284,19 @@ public final class OIDCProvider: Sendable {
         return keys
     }
 
-    /// A token is accepted once: its `jti` is remembered until it could no longer pass anyway.
-    public func verifyLogoutToken(_ token: String, now: Date = Date()) async -> Result<JSONObject, TokenVerifier.Failure> {
-        let verified = await verify(token, kind: .logoutToken, now: now)
-        guard case .success(let claims) = verified, let jti = claims.string("jti"), let exp = claims.number("exp"),
-              let iat = claims.number("iat") else { return verified }
-        let until = Date(timeIntervalSince1970: min(exp, iat + LogoutTokenReplay.maxAge) + verifier.clockSkew)
-        guard state.withLock({ $0.logoutTokens.admit(jti: jti, until: until, now: now) }) else {
-            return .failure(.claim("jti \(jti.prefix(64)) was already used"))
+    /// A verified logout token, with the key and time the caller claims in the store so that it
+    /// is accepted once on every instance.
+    public func verifyLogoutToken(_ token: String, now: Date = Date()) async -> Result<VerifiedLogoutToken, TokenVerifier.Failure> {
+        switch await verify(token, kind: .logoutToken, now: now) {
+        case .failure(let failure): return .failure(failure)
+        case .success(let claims):
+            guard let jti = claims.string("jti"), !jti.isEmpty, let exp = claims.number("exp"), let iat = claims.number("iat") else {
+                return .failure(.claim("no jti, exp or iat"))
+            }
+            return .success(VerifiedLogoutToken(
+                claims: claims, replayKey: LogoutTokenReplay.key(issuer: settings.issuer, jti: jti),
+                keepUntil: LogoutTokenReplay.keepUntil(exp: exp, iat: iat, clockSkew: verifier.clockSkew)))
         }
-        return verified
     }
 
     /// The provider's sign-out page for this sign-in, when it has one.

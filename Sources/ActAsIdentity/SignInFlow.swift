@@ -1,13 +1,13 @@
 import ActAsCrypto
 import Crypto
 import Foundation
-import Synchronization
 
 /// One browser's OIDC sign-in in progress, carried by the `__Host-actas_oidc` cookie. The
 /// cookie holds a random secret, the return path and the start time, with a MAC keyed from
 /// the store's signing keys (so every instance accepts it); `state`, `nonce` and the PKCE
 /// verifier are derived from the secret, so a callback must come with the cookie of the
-/// browser that started it.
+/// browser that started it. One use on every instance: the callback claims `oneUseKey` in
+/// the store.
 public struct SignInFlow: Sendable, Equatable {
     public static let cookieName = "__Host-actas_oidc"
     /// SPEC §10.3: at most ten minutes.
@@ -46,6 +46,14 @@ public struct SignInFlow: Sendable, Equatable {
         now.timeIntervalSince(startedAt) > Self.lifetime || startedAt.timeIntervalSince(now) > 60
     }
 
+    /// The store key that makes this flow one use on every instance (SHA-256 of its `state`).
+    public var oneUseKey: String {
+        SHA256.hash(data: Data(state.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// After this, `expired` refuses the flow anyway, so its one-use claim may go.
+    public var usableUntil: Date { startedAt.addingTimeInterval(Self.lifetime + 1) }
+
     // MARK: the cookie
 
     /// `v1.<secret>.<started>.<rd base64url>.<mac>`
@@ -77,23 +85,5 @@ public struct SignInFlow: Sendable, Equatable {
 
     static func mac(_ body: String, key: SymmetricKey) -> String {
         Base64URL.encode(Data(HMAC<SHA256>.authenticationCode(for: Data(body.utf8), using: key)))
-    }
-}
-
-/// Flows already finished on this instance, so a cookie and `state` cannot be used twice
-/// (the cookie is also cleared by the callback's answer). Entries leave after the lifetime.
-public final class UsedFlows: Sendable {
-    private let used = Mutex<[String: Date]>([:])
-
-    public init() {}
-
-    /// True the first time for `flow`; false for a replay.
-    public func claim(_ flow: SignInFlow, now: Date) -> Bool {
-        used.withLock { used in
-            if used.count > 10_000 || Int.random(in: 0..<64) == 0 {
-                used = used.filter { now.timeIntervalSince($0.value) <= SignInFlow.lifetime + 60 }
-            }
-            return used.updateValue(flow.startedAt, forKey: flow.state) == nil
-        }
     }
 }

@@ -120,6 +120,10 @@ public final class AnnouncingStore: Store {
     }
     public func oidcIdentities() async throws -> [OIDCIdentityLink] { try await base.oidcIdentities() }
     public func saveOIDCIdentities(_ links: [OIDCIdentityLink]) async throws { try await base.saveOIDCIdentities(links) }
+    public func claimOnce(_ kind: OneUseKind, key: String, until: Date, now: Date) async throws -> Bool {
+        try await base.claimOnce(kind, key: key, until: until, now: now)
+    }
+    public func oneUseClaimCount() async throws -> Int { try await base.oneUseClaimCount() }
 
     public func enqueueNotification(_ notification: OutboxNotification) async throws { try await base.enqueueNotification(notification) }
     public func claimNotification(owner: String, now: Date, lease: TimeInterval) async throws -> OutboxNotification? {

@@ -40,11 +40,26 @@ extension Directory {
     }
 
     public func signIn(oidc claims: OIDCClaims, idToken: String, clientIP: String, ttl: TimeInterval, now: Date = Date()) async throws -> OIDCSignInResult {
-        let found: User?
+        var found: User?
         switch try await findOIDCUser(claims) {
         case .failure(.conflict(let why)): return .conflict(why)
         case .success(let user): found = user
         }
+        let result = try await signIn(oidc: claims, as: found, idToken: idToken, clientIP: clientIP, ttl: ttl, now: now)
+        // Two first sign-ins of one new user at once: the one that lost the race to create the
+        // user finds it linked to this subject now, and signs in to it.
+        guard found == nil, case .conflict = result,
+              try await store.oidcUserID(issuer: claims.issuer, subject: claims.subject) != nil else { return result }
+        switch try await findOIDCUser(claims) {
+        case .failure(.conflict(let why)): return .conflict(why)
+        case .success(let user): found = user
+        }
+        return try await signIn(oidc: claims, as: found, idToken: idToken, clientIP: clientIP, ttl: ttl, now: now)
+    }
+
+    /// One sign-in attempt as `found` (nil: a new user).
+    private func signIn(oidc claims: OIDCClaims, as found: User?, idToken: String, clientIP: String, ttl: TimeInterval,
+                        now: Date) async throws -> OIDCSignInResult {
         if let found, !found.status.maySignIn { return .notAllowed(user: found) }
         // Another user with this username (or, for a new user, this email) is someone else
         // until a verified email says otherwise.

@@ -40,6 +40,12 @@ extension SQLiteStore {
                 throw StoreError.conflict("\(record.issuer) subject \(record.subject) is linked to another user")
             }
             if linked == nil {
+                // A verified email must not hand an account that is another subject's to this one.
+                let other = try await tx.run("SELECT subject FROM oidc_identities WHERE issuer = ? AND user_id = ? AND subject <> ?",
+                                             [.text(record.issuer), .text(session.userID), .text(record.subject)])
+                if !other.isEmpty {
+                    throw StoreError.conflict("user \(session.userID) is linked to another \(record.issuer) subject")
+                }
                 try await tx.run("INSERT INTO oidc_identities (issuer, subject, user_id, created_at) VALUES (?, ?, ?, ?)", [
                     .text(record.issuer), .text(record.subject), .text(session.userID), .float(at.timeIntervalSince1970),
                 ])

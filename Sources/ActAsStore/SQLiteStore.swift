@@ -272,6 +272,7 @@ public final class SQLiteStore: Store {
         (7, notifyOutboxMigration),  // SPEC §10.5: the notification outbox (SQLiteStore+Notify.swift)
         (8, OIDCSchema.statements(dateType: "REAL")),  // SPEC §10.3: users by (issuer, sub), OIDC sign-ins
         (9, retiredPublicKeysMigration),  // SPEC §10.6: deleted keys' public halves (RetiredPublicKeys.swift)
+        (10, oneUseMigration),  // SPEC §10.3: one-use sign-in flows and logout tokens (SQLiteStore+OneUse.swift)
     ]
 
     public func migrate() async throws {

@@ -153,7 +153,8 @@ public protocol Store: Sendable {
     func users(email: String) async throws -> [User]
     /// As `recordSignIn`, in one transaction: creates the user or updates its fields from the
     /// claims (a rename included; `conflict` on a taken username), links `(issuer, sub)` to it
-    /// (`conflict` when linked to another) and keeps the record for sign-out and back-channel logout.
+    /// (`conflict` when linked to another, or when the user is linked to another subject of the
+    /// same issuer) and keeps the record for sign-out and back-channel logout.
     func recordOIDCSignIn(_ record: OIDCSignInRecord, user: User, session: SignInSession, at: Date) async throws -> User
     func oidcSignIn(sessionHash: String) async throws -> OIDCSignInRecord?
     /// The sign-ins of one provider session (`providerSessionID`) and/or subject; nil: any.
@@ -161,6 +162,10 @@ public protocol Store: Sendable {
     /// For `actas store migrate`.
     func oidcIdentities() async throws -> [OIDCIdentityLink]
     func saveOIDCIdentities(_ links: [OIDCIdentityLink]) async throws
+    /// True the first time `key` of `kind` is claimed, on any instance, until `until`; false for
+    /// a replay. Claims past their `until` are deleted (`now`) and may be made again.
+    func claimOnce(_ kind: OneUseKind, key: String, until: Date, now: Date) async throws -> Bool
+    func oneUseClaimCount() async throws -> Int
 
     // The notification outbox (SPEC §10.5): rows for state changes are written by the store
     // in the change's own transaction; `enqueueNotification` is for events that change nothing

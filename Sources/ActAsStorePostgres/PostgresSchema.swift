@@ -117,6 +117,7 @@ enum PostgresSchema {
         (7, PostgresStore.notifyOutboxMigration),  // the notification outbox (PostgresStore+Notify.swift)
         (8, PostgresStore.oidcMigration),  // users by (issuer, sub), OIDC sign-ins (PostgresStore+OIDC.swift)
         (9, PostgresStore.retiredPublicKeysMigration),  // deleted keys' public halves (PostgresStore+KeyArchive.swift)
+        (10, PostgresStore.oneUseMigration),  // one-use sign-in flows and logout tokens (PostgresStore+OneUse.swift)
     ]
 
     static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }

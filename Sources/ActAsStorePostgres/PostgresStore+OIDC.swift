@@ -40,6 +40,14 @@ extension PostgresStore {
                 throw StoreError.conflict("\(record.issuer) subject \(record.subject) is linked to another user")
             }
             if linked == nil {
+                // A verified email must not hand an account that is another subject's to this one.
+                let other = try await tx.run("""
+                    SELECT subject FROM oidc_identities
+                    WHERE issuer = \(record.issuer) AND user_id = \(session.userID) AND subject <> \(record.subject)
+                    """)
+                if !other.isEmpty {
+                    throw StoreError.conflict("user \(session.userID) is linked to another \(record.issuer) subject")
+                }
                 try await tx.run("""
                     INSERT INTO oidc_identities (issuer, subject, user_id, created_at)
                     VALUES (\(record.issuer), \(record.subject), \(session.userID), \(at.timeIntervalSince1970))

@@ -77,14 +77,16 @@ struct SignInFlowTests {
         #expect(flow.codeVerifier.count == 43 && flow.state != flow.nonce && flow.state != flow.codeVerifier)
     }
 
-    @Test func expiresAfterTenMinutesAndIsOneUse() {
+    @Test func expiresAfterTenMinutesAndHasAOneUseKey() {
         let start = Date(timeIntervalSince1970: 1000)
         let flow = SignInFlow.start(returnPath: "/", now: start)
         #expect(!flow.expired(now: start.addingTimeInterval(600)))
         #expect(flow.expired(now: start.addingTimeInterval(601)))
-        let used = UsedFlows()
-        #expect(used.claim(flow, now: start))
-        #expect(!used.claim(flow, now: start))
+        // The one-use claim lasts as long as the flow could pass, and is the same for a copy.
+        #expect(flow.usableUntil > start.addingTimeInterval(600) && flow.usableUntil <= start.addingTimeInterval(601))
+        let copy = SignInFlow(secret: flow.secret, returnPath: "/other", startedAt: flow.startedAt)
+        #expect(copy.oneUseKey == flow.oneUseKey && flow.oneUseKey.count == 64)
+        #expect(SignInFlow.start(returnPath: "/", now: start).oneUseKey != flow.oneUseKey)
     }
 
     @Test func authorizationURLCarriesEverything() {

@@ -141,32 +141,18 @@ struct TokenVerifierTests {
 }
 
 struct LogoutTokenReplayTests {
-    let start = Date(timeIntervalSince1970: 1000)
-
-    func at(_ seconds: Double) -> Date { start.addingTimeInterval(seconds) }
-
-    @Test func aJtiIsAdmittedOnceUntilItsTimeIsUp() {
-        var replay = LogoutTokenReplay()
-        var answers: [Bool] = []
-        answers.append(replay.admit(jti: "a", until: at(60), now: start))
-        answers.append(replay.admit(jti: "a", until: at(60), now: at(59)))
-        answers.append(replay.admit(jti: "b", until: at(60), now: start))
-        // Forgotten once it could not pass anyway, and the memory shrinks.
-        answers.append(replay.admit(jti: "c", until: at(200), now: at(61)))
-        #expect(answers == [true, false, true, true])
-        #expect(replay.count == 1)
+    @Test func keptUntilExpOrIatPlusMaxAgeWhicheverIsSooner() {
+        #expect(LogoutTokenReplay.keepUntil(exp: 1100, iat: 1000, clockSkew: 60) == Date(timeIntervalSince1970: 1160))
+        #expect(LogoutTokenReplay.keepUntil(exp: 5000, iat: 1000, clockSkew: 60) == Date(timeIntervalSince1970: 1000 + 600 + 60))
     }
 
-    @Test func memoryIsBoundedDroppingTheSoonestToExpire() {
-        var replay = LogoutTokenReplay(capacity: 3)
-        var answers: [Bool] = []
-        for (index, jti) in ["a", "b", "c", "d"].enumerated() {
-            answers.append(replay.admit(jti: jti, until: at(Double(100 + index)), now: start))
-        }
-        #expect(replay.count == 3)
-        answers.append(replay.admit(jti: "d", until: at(500), now: start))
-        answers.append(replay.admit(jti: "a", until: at(500), now: start))
-        #expect(answers == [true, true, true, true, false, true])
+    @Test func keyIsPerIssuerAndFixedLength() {
+        let key = LogoutTokenReplay.key(issuer: "https://a", jti: "j1")
+        #expect(key.count == 64 && key == LogoutTokenReplay.key(issuer: "https://a", jti: "j1"))
+        #expect(key != LogoutTokenReplay.key(issuer: "https://b", jti: "j1"))
+        // No ambiguity from where the issuer ends and the jti begins.
+        #expect(LogoutTokenReplay.key(issuer: "https://a", jti: "bc") != LogoutTokenReplay.key(issuer: "https://ab", jti: "c"))
+        #expect(LogoutTokenReplay.key(issuer: "x", jti: String(repeating: "j", count: 10_000)).count == 64)
     }
 }
 

@@ -69,6 +69,21 @@ struct OIDCStoreTests {
         }
     }
 
+    @Test(arguments: StoreKind.all) func aUserLinkedToOneSubjectIsNotLinkedToAnother(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let alice = makeUser("alice")
+            _ = try await store.recordOIDCSignIn(record("h1"), user: alice, session: session("h1", user: alice.id), at: t0)
+            // Another subject of the same issuer, matched to alice (e.g. by a verified email).
+            await #expect(throws: StoreError.self) {
+                _ = try await store.recordOIDCSignIn(record("h2", subject: "sub-2"), user: alice, session: session("h2", user: alice.id), at: t0)
+            }
+            #expect(try await store.oidcUserID(issuer: Self.issuer, subject: "sub-2") == nil)
+            #expect(try await store.session(idHash: "h2") == nil)
+            // The same subject again is fine.
+            _ = try await store.recordOIDCSignIn(record("h3"), user: alice, session: session("h3", user: alice.id), at: t0)
+        }
+    }
+
     @Test(arguments: StoreKind.all) func signInsByProviderSessionOrSubjectGoWithTheirSession(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let alice = makeUser("alice")
