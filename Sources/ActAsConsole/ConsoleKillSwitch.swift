@@ -22,7 +22,18 @@ extension Console {
         }
         var endedAt = session.endedAt ?? request.now
         var reason = session.endReason ?? .endedByTarget
-        if session.isOpen {
+        var revoked = false
+        if session.isOpen, request.formValue(TargetNotice.revokeField.name) == TargetNotice.revokeField.value {
+            // The notice's Revoke consent (SPEC §6, §7): the consent goes, and with it every
+            // session acting as them, as `consent_revoked`, before this answers.
+            if try await impersonations.revokeConsent(principal.user, context: context(request), now: request.now) != nil,
+               live.read({ $0.impersonations[id] == nil }) {
+                endedAt = request.now
+                reason = .consentRevoked
+                revoked = true
+            }
+        }
+        if session.isOpen, !revoked {
             if try await impersonations.endAndPersist(id, reason: .endedByTarget, context: context(request), now: request.now) {
                 endedAt = request.now
                 reason = .endedByTarget
@@ -35,32 +46,12 @@ extension Console {
     }
 }
 
-/// The notice the person acted as sees (SPEC §10.5): "NAME (username) is acting as you since
-/// HH:MM — reason: … — See what they do — End it now".
-public struct TargetNotice: Sendable, Equatable {
-    public var sessionID: String
-    public var actorName: String
-    public var actorUsername: String
-    public var startedAt: Date
-    public var reason: String
-
-    /// `HH:MM` in UTC: the proxy renders it without knowing the reader's time zone; the
-    /// `<time datetime>` around it carries the full instant.
-    public var since: String {
-        let fields = RFC3339.fields(seconds: Int64(startedAt.timeIntervalSince1970.rounded(.down)))
-        return String(format: "%02d:%02d", Int(fields.hour), Int(fields.minute))
-    }
-
+/// The console home's notice (Templates' `actingAsMe`); the type and the markup the proxy
+/// inserts into app pages live in ActAsPages.
+extension TargetNotice {
     /// The open impersonations of `userID`, oldest first.
     public static func notices(for userID: String, in tables: LiveState.Tables) -> [TargetNotice] {
-        tables.impersonations.values
-            .filter { $0.targetID == userID && $0.isOpen }
-            .sorted { $0.startedAt < $1.startedAt }
-            .map { session in
-                let actor = tables.users[session.actorID]
-                return TargetNotice(sessionID: session.id, actorName: actor?.displayName ?? session.actorID,
-                                    actorUsername: actor?.username ?? session.actorID, startedAt: session.startedAt, reason: session.reason)
-            }
+        tables.openImpersonations(targetID: userID).map { TargetNotice(session: $0, actor: tables.users[$0.actorID]) }
     }
 
     var context: [String: Any] {

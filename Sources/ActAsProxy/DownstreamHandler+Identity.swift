@@ -163,6 +163,17 @@ extension DownstreamHandler {
         return true
     }
 
+    /// SPEC §10.5: a page load of someone being acted as carries the notice; the upstream is
+    /// then asked only for encodings the rewriter can decode, as while impersonating.
+    func noteTargetNotice(_ head: RequestHead, _ identity: IdentityResult, target: RequestTarget, facts: inout HeaderRewriter.RequestFacts) {
+        guard let memo = identity?.memo, !memo.principal.actingAsMe.isEmpty else { return }
+        let notices = RequestPipeline.targetNotices(
+            memo.principal, impersonating: memo.impersonating, pageLoad: RequestPipeline.isPageLoad(head), now: Date())
+        guard !notices.isEmpty else { return }
+        facts.narrowAcceptEncoding = true
+        exchange.targetNotice = TargetNotice.markup(notices, csrfToken: memo.principal.session?.csrfToken ?? "", path: target.originForm)
+    }
+
     func deny(_ refusal: RequestRefusal, head: RequestHead, path: String, session: ImpersonationSession, principal: LiveState.Principal) {
         loop.console.events.record(AuditRecord(
             type: .requestDenied, requestID: exchange.requestID.string, clientIP: clientIPString, method: head.methodString, path: path,

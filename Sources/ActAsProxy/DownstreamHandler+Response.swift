@@ -190,6 +190,8 @@ extension DownstreamHandler {
             case .pass:
                 break
             }
+        } else if let notice = exchange.targetNotice {
+            startNoticeRewrite(head, notice: notice)
         }
         exchange.closeAfterResponse = !exchange.clientKeepAlive || downstreamFraming == .close || loop.draining
         var facts = HeaderRewriter.ResponseFacts(
@@ -216,6 +218,20 @@ extension DownstreamHandler {
                 name: name, requestID: exchange.requestID, clientIP: clientIPText, log: exchange.log?.fields, status: head.status))
         }
         if case .done = responseBody { finishResponse() }
+    }
+
+    /// SPEC §10.5: the target's HTML page gets the notice through the banner's rewriter. Nothing
+    /// is refused for want of a place: the target's own pages are not the impersonation's
+    /// safety boundary, so a page that cannot carry it (frameset, UTF-16) goes out as it is.
+    private func startNoticeRewrite(_ head: ResponseHead, notice: [UInt8]) {
+        let emptyBody: Bool
+        if case .done = responseBody { emptyBody = true } else if case .contentLength(0) = responseBody { emptyBody = true } else { emptyBody = false }
+        guard case .rewrite(let coding) = ResponseSanitizer.verdict(head, isHead: exchange.method == .head, emptyBody: emptyBody, navigation: false),
+              let rewriter = try? PageRewriter(banner: ByteBuffer(bytes: notice), coding: coding, maxInflated: settings.maxRewrittenPage,
+                                               refuseUndecorated: false)
+        else { return }
+        pageRewriter = rewriter
+        downstreamFraming = exchange.clientIsHTTP10 ? .close : .chunked
     }
 
     func startTunnel(_ head: ResponseHead, rest: ByteBuffer) {

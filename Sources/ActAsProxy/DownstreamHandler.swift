@@ -409,6 +409,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
                   let cookies = loop.identity.cookieJars.administratorCookies(signIn: signIn, fields: head.block.pairs, live: loop.identity.live) {
             facts.impersonationCookies = cookies ?? ""  // SPEC §7: not the app's values from an ended session
         }
+        noteTargetNotice(head, identity, target: target, facts: &facts)
         facts.identity = identity?.memo.forwarded.lines
         facts.filterCookies = credentials.hasActAsCookies
         facts.dropActAsToken = credentials.hasActAsToken

@@ -58,6 +58,9 @@ struct Exchange {
     var signIn: String?
     /// While impersonating a page load: what the banner shows, should the answer be HTML.
     var banner: BannerInfo?
+    /// While someone acts as the person loading a page: the notice it shows (SPEC §10.5), the
+    /// markup ready, should the answer be HTML.
+    var targetNotice: [UInt8]?
 
     /// The request log record, when it will be written (SPEC §8).
     var log: ExchangeLog?

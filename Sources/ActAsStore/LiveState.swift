@@ -21,6 +21,9 @@ public final class LiveState: Sendable {
         /// Open impersonation sessions by id, and by actor id.
         public var impersonations: [String: ImpersonationSession] = [:]
         public var openImpersonationByActor: [String: String] = [:]
+        /// Open sessions by target id (SPEC §10.5: the target's notice is looked up on every
+        /// request of every signed-in user, so it is an index, not a scan).
+        public var openImpersonationsByTarget: [String: Set<String>] = [:]
         /// Ended sessions whose administrator has not been told why yet, by actor id.
         public var pendingNotices: [String: ImpersonationSession] = [:]
         /// When each administrator last went straight on (a new session, exit, sign-out): a
@@ -43,6 +46,21 @@ public final class LiveState: Sendable {
                 return false
             }
             return true
+        }
+
+        mutating func indexTarget(_ session: ImpersonationSession, open: Bool) {
+            if open {
+                openImpersonationsByTarget[session.targetID, default: []].insert(session.id)
+            } else if var ids = openImpersonationsByTarget[session.targetID] {
+                ids.remove(session.id)
+                openImpersonationsByTarget[session.targetID] = ids.isEmpty ? nil : ids
+            }
+        }
+
+        /// The open sessions acting as `targetID`, oldest first.
+        public func openImpersonations(targetID: String) -> [ImpersonationSession] {
+            guard let ids = openImpersonationsByTarget[targetID] else { return [] }
+            return ids.compactMap { impersonations[$0] }.sorted { ($0.startedAt, $0.id) < ($1.startedAt, $1.id) }
         }
 
         /// The administrator's open session, whichever sign-in started it (one per
@@ -80,11 +98,26 @@ public final class LiveState: Sendable {
         public var targetConsent: Consent?
         /// An ended impersonation the administrator has not been told about yet.
         public var pendingNotice: ImpersonationSession?
+        /// Browser sessions only: the open impersonations of this user by others, with each
+        /// actor's current record, and the user's own consent (SPEC §10.5's notice).
+        public var actingAsMe: [ActingAsMe] = []
+        public var ownConsent: Consent?
 
         public init(user: User, session: SignInSession? = nil, token: APIToken? = nil) {
             self.user = user
             self.session = session
             self.token = token
+        }
+    }
+
+    /// An open impersonation of the principal, and who is acting.
+    public struct ActingAsMe: Sendable, Equatable {
+        public var session: ImpersonationSession
+        public var actor: User?
+
+        public init(session: ImpersonationSession, actor: User?) {
+            self.session = session
+            self.actor = actor
         }
     }
 
@@ -131,6 +164,12 @@ public final class LiveState: Sendable {
                 principal.targetConsent = tables.consents[impersonation.targetID]
             }
             principal.pendingNotice = tables.pendingNotice(actorID: user.id, signIn: sessionHash)
+            if tables.openImpersonationsByTarget[user.id] != nil {
+                principal.actingAsMe = tables.openImpersonations(targetID: user.id).map {
+                    ActingAsMe(session: $0, actor: tables.users[$0.actorID])
+                }
+                principal.ownConsent = tables.consents[user.id]
+            }
             return principal
         }
     }
@@ -160,6 +199,7 @@ public final class LiveState: Sendable {
         for session in snapshot.impersonations where session.isOpen {
             fresh.impersonations[session.id] = session
             fresh.openImpersonationByActor[session.actorID] = session.id
+            fresh.indexTarget(session, open: true)
         }
         let stale: Set<String> = mutate { tables in
             // One notice per administrator: the latest end, none beside an open session and
@@ -235,9 +275,11 @@ public final class LiveState: Sendable {
             if let previous, tables.openImpersonationByActor[previous.actorID] == impersonationID {
                 tables.openImpersonationByActor[previous.actorID] = nil
             }
+            if let previous { tables.indexTarget(previous, open: false) }
             if let session, session.isOpen {
                 tables.impersonations[impersonationID] = session
                 tables.openImpersonationByActor[session.actorID] = session.id
+                tables.indexTarget(session, open: true)
                 // A new session: a notice about an earlier one is no longer news (SPEC §7).
                 if tables.pendingNotices[session.actorID]?.id != session.id,
                    let stale = tables.dropNotice(actorID: session.actorID, at: session.startedAt) {
@@ -269,6 +311,7 @@ public final class LiveState: Sendable {
     public func end(impersonationID: String, at: Date, reason: EndReason) -> ImpersonationSession? {
         mutate { tables in
             guard var session = tables.impersonations.removeValue(forKey: impersonationID) else { return nil }
+            tables.indexTarget(session, open: false)
             if tables.openImpersonationByActor[session.actorID] == impersonationID {
                 tables.openImpersonationByActor[session.actorID] = nil
             }
