@@ -158,15 +158,25 @@ extension ConfigBuilder {
             clockSkew: duration("auth.oidc.clock_skew"), caFile: caFile.isEmpty ? nil : resolve(caFile))
     }
 
-    /// `[auth.mtls]` when `"mtls"` is in `auth.methods`; it needs `listen.client_ca`.
+    /// `[auth.mtls]` when `"mtls"` is in `auth.methods`; it needs `listen.client_ca`. The CA
+    /// file is checked whenever it is set: a TLS listener that cannot load it would not start.
     mutating func buildMTLS(enabled: Bool, clientCA: String) -> ActAsConfig.MTLS? {
+        if !clientCA.isEmpty {
+            let path = resolve(clientCA)
+            if let problem = Self.clientCAProblem(path: path) { fail("listen.client_ca", "\(path): \(problem)") }
+        }
         guard enabled else { return nil }
-        // Refused until client-certificate sign-in is built: accepting it would silently do nothing.
-        fail("auth.methods", "\"mtls\" sign-in is not built yet; use \"password\", \"oidc\" and \"token\"")
         if clientCA.isEmpty {
             fail("auth.methods", "\"mtls\" needs listen.client_ca (the CA that issues client certificates)", involving: "listen.client_ca")
         }
         return ActAsConfig.MTLS(usernameFrom: string("auth.mtls.username_from"))
+    }
+
+    /// Why the file cannot be the client CA: unreadable, or no PEM certificate in it.
+    static func clientCAProblem(path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path) else { return "cannot read the file" }
+        guard let text = String(data: data, encoding: .utf8) else { return "not a PEM file" }
+        return PEMCertificates.count(in: text) > 0 ? nil : "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file"
     }
 
     static func httpsURLProblem(_ text: String) -> String? {

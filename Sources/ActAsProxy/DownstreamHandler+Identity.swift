@@ -23,7 +23,26 @@ extension DownstreamHandler {
     /// Who is asking: from the connection's memo when nothing changed, else from the live
     /// state. An `actas_` bearer token that does not resolve is an error (401); a session
     /// cookie that does not resolve just means "not signed in".
+    ///
+    /// SPEC §10.3 mTLS: on a connection with a client certificate, only credentials of the
+    /// certificate's user count; the request otherwise acts through the session the connection
+    /// signed in (ClientCertificateHandler), or is not signed in. A stolen cookie or token is
+    /// then no use with someone else's certificate, and a stolen certificate cannot be steered
+    /// to another account by a cookie.
     func resolveIdentity(_ head: RequestHead, _ credentials: RequestCredentials, host: [UInt8]?, now: Date) throws -> IdentityResult {
+        guard let certificate = try? context.pipeline.syncOperations.handler(type: ClientCertificateHandler.self) else {
+            return try resolveCredentialIdentity(head, credentials, host: host, now: now)
+        }
+        let found = try? resolveCredentialIdentity(head, credentials, host: host, now: now)
+        if let found, let userID = certificate.certificateUserID, found.memo.principal.user.id == userID { return found }
+        guard let session = certificate.connectionSession else { return nil }
+        let identified = try? session.withUnsafeBytes { cookie in
+            try identify(credential: cookie, authentication: .session, head: head, host: host, now: now)
+        }
+        return identified?.memo.principal.user.id == certificate.certificateUserID ? identified : nil
+    }
+
+    func resolveCredentialIdentity(_ head: RequestHead, _ credentials: RequestCredentials, host: [UInt8]?, now: Date) throws -> IdentityResult {
         let authentication: ConsoleRequest.Authentication
         let range: Range<Int>
         if let token = credentials.bearerToken {
@@ -35,16 +54,25 @@ extension DownstreamHandler {
         } else {
             return nil
         }
+        return try head.block.withUnsafeBytes { raw in
+            try identify(credential: UnsafeRawBufferPointer(rebasing: raw[range]), authentication: authentication, head: head, host: host, now: now)
+        }
+    }
+
+    /// The principal a credential (cookie value or token) names, through the memo.
+    func identify(credential: UnsafeRawBufferPointer, authentication: ConsoleRequest.Authentication, head: RequestHead,
+                  host: [UInt8]?, now: Date) throws -> IdentityResult {
         let live = loop.identity.live
         let generation = live.generation
+        let whole = 0..<credential.count
         return try head.block.withUnsafeBytes { raw -> IdentityResult in
             let hostRange = host == nil ? head.hostIndex.map { head.block.fields[$0].valueRange } : nil
-            if let memo = identityMemo, memo.matches(raw, range, generation: generation, now: now),
+            if let memo = identityMemo, memo.matches(credential, whole, generation: generation, now: now),
                settings.assertionIssuer != nil || Self.sameHost(memo.issuerHost, raw, hostRange, host) {
                 return Identified(memo: memo, authentication: authentication)
             }
             identityMemo = nil
-            let hash = Secrets.hash(UnsafeRawBufferPointer(rebasing: raw[range]))
+            let hash = Secrets.hash(credential)
             var principal = authentication == .token ? live.principal(tokenHash: hash) : live.principal(sessionHash: hash, now: now)
             // SPEC §7: an impersonation that must end ends here, before anything is forwarded.
             if let current = principal, let session = current.impersonation,
@@ -65,7 +93,7 @@ extension DownstreamHandler {
                 expiresAt = min(expiresAt, session.expiresAt, principal.targetConsent?.expiresAt ?? .distantFuture)
             }
             let memo = IdentityMemo(
-                credential: Array(raw[range]), generation: generation, principal: principal, forwarded: forwarded,
+                credential: Array(credential), generation: generation, principal: principal, forwarded: forwarded,
                 issuerHost: issuerHost, expiresAt: expiresAt)
             identityMemo = memo
             return Identified(memo: memo, authentication: authentication)

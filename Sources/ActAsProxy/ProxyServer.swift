@@ -1,5 +1,6 @@
 import ActAsConfig
 import ActAsCore
+import ActAsCrypto
 import ActAsHTTP
 import ActAsPages
 import ActAsSessions
@@ -18,12 +19,16 @@ public struct ProxyServices: Sendable {
     let audit: AuditLog
     /// SPEC §10.2: `/readyz` and `store.grace` follow it.
     let storeHealth: StoreHealth
+    /// Where a client certificate's sign-in is written (SPEC §10.3 mTLS); nil: no mTLS sign-in.
+    let directory: Directory?
 
-    public init(live: LiveState, console: any ConsoleEndpoint, audit: AuditLog, storeHealth: StoreHealth = StoreHealth()) {
+    public init(live: LiveState, console: any ConsoleEndpoint, audit: AuditLog, storeHealth: StoreHealth = StoreHealth(),
+                directory: Directory? = nil) {
         self.identity = IdentityForwarding(live: live)
         self.console = console
         self.audit = audit
         self.storeHealth = storeHealth
+        self.directory = directory
     }
 }
 
@@ -54,7 +59,7 @@ public final class ProxyServer: Sendable {
         self.metrics = metrics
         self.services = services
         self.gate = ConnectionGate(limit: DescriptorBudget.effectiveMaxConnections(config))
-        let context = try TLSSetup.makeServerContext(config.listen)
+        let context = try TLSSetup.makeServerContext(config)
         self.state = NIOLockedValueBox(Mutable(config: config, tlsContext: context))
         let settings = ProxySettings(config: config)
         let eventLoops = Array(group.makeIterator())
@@ -70,6 +75,13 @@ public final class ProxyServer: Sendable {
             loops[ObjectIdentifier(eventLoop)] = bound
         }
         self.loops = loops
+    }
+
+    /// SPEC §10.3: client certificates sign people in when `"mtls"` is in `auth.methods`.
+    static func clientCertificateSettings(_ config: ActAsConfig, directory: Directory) -> ClientCertificateHandler.Settings? {
+        guard config.listen.clientCA != nil, let mtls = config.auth.mtls,
+              let rule = ClientCertificateIdentity.Rule(rawValue: mtls.usernameFrom) else { return nil }
+        return .init(directory: directory, rule: rule, sessionTTL: config.auth.sessionTTL.seconds)
     }
 
     /// `max_connections` split across event loops (each loop owns its own pool).
@@ -111,6 +123,7 @@ public final class ProxyServer: Sendable {
         let state = self.state
         let gate = self.gate
         let metrics = self.metrics
+        let directory = services.directory
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -124,13 +137,16 @@ public final class ProxyServer: Sendable {
                     return channel.eventLoop.makeFailedFuture(ConnectionRefused())
                 }
                 channel.closeFuture.whenComplete { _ in gate.release() }
-                let tlsContext = state.withLockedValue { $0.tlsContext }
+                let (tlsContext, certificates) = state.withLockedValue { state in
+                    (state.tlsContext, directory.flatMap { Self.clientCertificateSettings(state.config, directory: $0) })
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     guard let loop = loops[ObjectIdentifier(channel.eventLoop)]?.value else {
                         throw ChannelError.ioOnClosedChannel
                     }
                     let sync = channel.pipeline.syncOperations
                     try sync.addHandler(NIOSSLServerHandler(context: tlsContext))
+                    if let certificates { try sync.addHandler(ClientCertificateHandler(loop: loop, settings: certificates)) }
                     try sync.addHandler(DownstreamHandler(loop: loop))
                 }
             }
@@ -235,7 +251,7 @@ public final class ProxyServer: Sendable {
     /// Applies a new configuration to new connections and requests. Throws (and keeps the
     /// running configuration) when the new TLS material cannot be loaded.
     public func reload(_ config: ActAsConfig) throws -> [String] {
-        let context = try TLSSetup.makeServerContext(config.listen)
+        let context = try TLSSetup.makeServerContext(config)
         var notes: [String] = []
         let old = state.withLockedValue { state -> ActAsConfig in
             let old = state.config

@@ -14,8 +14,33 @@ public enum TLSSetup {
         public var description: String
     }
 
+    /// What the handshake asks of a client when `listen.client_ca` is set.
+    public enum ClientCertificates: Equatable, Sendable {
+        /// No `client_ca`: none asked for.
+        case notAsked
+        /// Asked for and verified when presented; a client without one still connects (to sign
+        /// in by password or OIDC). A presented certificate that does not verify fails the handshake.
+        case optional
+        /// The handshake fails without a certificate that verifies.
+        case required
+    }
+
+    /// `client_ca` without `"mtls"` is a gate in front of every other sign-in: the certificate
+    /// is required and verified, and signs no one in. With `"mtls"` and another interactive
+    /// method (`password`, `oidc`) it is optional, so people without one can use those. With
+    /// `"mtls"` as the only interactive method it is required, as Envoy's
+    /// `require_client_certificate` and Pomerium's `reject_connection` do: nothing a client
+    /// without a certificate sends reaches the HTTP parser, and it could not sign in anyway.
+    public static func clientCertificates(_ config: ActAsConfig) -> ClientCertificates {
+        guard config.listen.clientCA != nil else { return .notAsked }
+        guard config.auth.mtls != nil else { return .required }
+        let interactive = config.auth.methods.filter { $0 == "password" || $0 == "oidc" }
+        return interactive.isEmpty ? .required : .optional
+    }
+
     /// Builds the server context from the configured files; errors name the file.
-    public static func makeServerContext(_ listen: ActAsConfig.Listen) throws -> NIOSSLContext {
+    public static func makeServerContext(_ config: ActAsConfig) throws -> NIOSSLContext {
+        let listen = config.listen
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(listen.tlsCert)
@@ -36,9 +61,9 @@ public enum TLSSetup {
         tls.curves = [.x25519, .secp256r1, .secp384r1]
         tls.applicationProtocols = ["http/1.1"]
         if let clientCA = listen.clientCA {
-            // Mutual TLS: a client certificate signed by this CA is required.
+            // Only this CA: the system roots would let any public CA's certificate sign someone in.
             tls.trustRoots = .file(clientCA)
-            tls.certificateVerification = .noHostnameVerification
+            tls.certificateVerification = clientCertificates(config) == .required ? .noHostnameVerification : .optionalVerification
             tls.sendCANameList = true
         }
         do {

@@ -101,7 +101,7 @@ struct Serve: AsyncParsableCommand {
         let server: ProxyServer
         let metrics = ProxyMetrics()
         do {
-            server = try ProxyServer(config: config, group: group, metrics: metrics, services: ProxyServices(live: live, console: console, audit: events, storeHealth: health))
+            server = try ProxyServer(config: config, group: group, metrics: metrics, services: ProxyServices(live: live, console: console, audit: events, storeHealth: health, directory: directory))
             try await server.start()
         } catch {
             logger.error("cannot start: \(error)")

@@ -1,0 +1,356 @@
+"""Client-certificate (mTLS) sign-in end to end (SPEC §10.3 "mTLS:", §3 `listen.client_ca`,
+§4 sessions): certificates made here with `cryptography`, presented by Python's ssl over real
+TLS to the real binary, a real upstream process and a real SQLite file."""
+import datetime
+import hashlib
+import json
+import socket
+import ssl
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from conftest import (
+    ORIGIN, complete_lines, header_values, import_users, is_closed, login, me, read_response, request_bytes, run,
+    session_header, set_cookies, wait_for,
+)
+
+NOW = "2026-01-01T00:00:00Z"
+USERS = [
+    {"username": "alice", "email": "alice@example.com", "name": "Alice Andersen", "role": "employee",
+     "groups": ["sales"], "org_unit": "acme/emea/sales", "last_login": NOW},
+    {"username": "bob", "email": "bob@example.com", "role": "employee", "org_unit": "acme/emea", "last_login": NOW},
+    {"username": "admin", "email": "admin@example.com", "name": "Ada Admin", "role": "super_admin", "org_unit": "acme",
+     "last_login": NOW},
+    {"username": "emp", "email": "emp@example.com", "role": "employee", "org_unit": "acme/emea/sales", "last_login": NOW},
+    {"username": "sus", "email": "sus@example.com", "role": "employee", "org_unit": "acme", "last_login": NOW},
+    {"username": "gone", "email": "gone@example.com", "role": "employee", "org_unit": "acme", "last_login": NOW},
+    {"username": "alice@example.com", "role": "employee", "org_unit": "acme", "last_login": NOW},
+    {"username": "alice.devices.example.com", "role": "employee", "org_unit": "acme", "last_login": NOW},
+    {"username": "Carol.Smith", "role": "employee", "org_unit": "acme", "last_login": NOW},
+]
+REASON = "Ticket 4711: the report page is blank"
+
+
+# ---- certificates --------------------------------------------------------------------------
+
+class Authority:
+    """A CA that issues client certificates (PEM files under `directory`)."""
+
+    def __init__(self, directory, name):
+        self.directory = directory
+        self.name = name
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} client CA")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                     .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+                     .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                     .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                                  content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                                  key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+                     .sign(self.key, hashes.SHA256()))
+        self.path = directory / f"{name}-ca.crt"
+        self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue(self, label, cn=None, emails=(), dns=(), expired=False):
+        """A client certificate: (cert path, key path, lower-case hex SHA-256 of its DER)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        start, end = (now - datetime.timedelta(days=10), now - datetime.timedelta(days=1)) if expired else \
+            (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1))
+        attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Acme")]
+        if cn is not None:
+            attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+        builder = (x509.CertificateBuilder().subject_name(x509.Name(attributes)).issuer_name(self.cert.subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(start).not_valid_after(end)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+        names = [x509.RFC822Name(e) for e in emails] + [x509.DNSName(d) for d in dns]
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
+        cert_path = self.directory / f"{self.name}-{label}.crt"
+        key_path = self.directory / f"{self.name}-{label}.key"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        return cert_path, key_path, hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def connect(proxy, cert=None):
+    """A TLS connection to the proxy, presenting `cert` ((cert, key, sha) or None)."""
+    ctx = proxy.context()
+    if cert is not None:
+        ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+    raw = socket.create_connection(("127.0.0.1", proxy.https_port), timeout=10)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def exchange(sock, method, path, headers=(), body=b""):
+    sock.sendall(request_bytes(method, path, list(headers), body))
+    return read_response(sock, method)
+
+
+def audit(proxy):
+    return [json.loads(line) for line in complete_lines(proxy.dir / "logs" / "audit.jsonl")]
+
+
+def wait_events(proxy, kind, count=1, **fields):
+    found = []
+
+    def written():
+        found[:] = [e for e in audit(proxy) if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())]
+        return len(found) >= count
+    wait_for(written, timeout=5, what=f"{count} {kind} event(s) with {fields}")
+    return found
+
+
+def refused_at_handshake(proxy, cert):
+    """True when the server refuses the handshake (TLS 1.3 reports it at the first read)."""
+    try:
+        sock = connect(proxy, cert)
+    except (ssl.SSLError, ConnectionError):
+        return True
+    try:
+        sock.sendall(request_bytes("GET", "/app"))
+        return is_closed(sock)
+    except (ssl.SSLError, ConnectionError):
+        return True
+    finally:
+        sock.close()
+
+
+# ---- fixtures ------------------------------------------------------------------------------
+
+@pytest.fixture
+def site(make_proxy, upstream, tmp_path):
+    """A proxy with password, token and mtls sign-in; returns a factory of (proxy, upstream, ca)."""
+    ca = Authority(tmp_path, "acme")
+
+    def make(username_from="san_email_local", methods=("password", "token", "mtls"), **extra):
+        proxy = make_proxy({"listen.client_ca": str(ca.path), "auth.methods": list(methods),
+                            "auth.mtls.username_from": username_from, "auth.public_paths": ["/static/*"], **extra})
+        import_users(proxy, USERS)
+        return proxy, upstream, ca
+    return make
+
+
+# ---- signing in ----------------------------------------------------------------------------
+
+def test_certificate_signs_in_and_the_request_goes_on_as_that_user(site):
+    proxy, upstream, ca = site()
+    cert = ca.issue("alice", cn="Alice Andersen", emails=["alice@example.com"])
+    with connect(proxy, cert) as sock:
+        first = exchange(sock, "GET", "/app/report?x=1", [("Accept", "application/json")])
+        assert first.status == 200, first
+        record = upstream.requests()[-1]
+        assert record["target"] == "/app/report?x=1"
+        assert header_values(record, "X-Forwarded-User") == ["alice"]
+        assert header_values(record, "X-Forwarded-Email") == ["alice@example.com"]
+        assert header_values(record, "Cookie") == []
+        cookie, attributes = set_cookies(first)["__Host-actas_session"]
+        for attribute in ("Path=/", "Secure", "HttpOnly", "SameSite=Lax"):
+            assert attribute in attributes
+        assert "Domain" not in attributes
+        # Later requests on the connection reuse that session: no second sign-in.
+        second = exchange(sock, "GET", "/app/second")
+        assert second.status == 200, second
+        assert "__Host-actas_session" not in set_cookies(second)
+        assert header_values(upstream.requests()[-1], "X-Forwarded-User") == ["alice"]
+    # The cookie is an ordinary session: it works on a connection without a certificate.
+    with connect(proxy) as sock:
+        shown = exchange(sock, "GET", "/.actas/api/v1/me", [session_header(cookie)])
+        assert shown.status == 200, shown
+        assert json.loads(shown.body)["user"]["username"] == "alice"
+    logins = wait_events(proxy, "login", user="alice")
+    assert len(logins) == 1, logins
+    assert logins[0]["method"] == "mtls"
+    assert logins[0]["auth_method"] == "mtls"
+    assert logins[0]["cert_sha256"] == cert[2]
+
+
+def test_request_with_a_body_is_forwarded_whole_after_sign_in(site):
+    proxy, upstream, ca = site()
+    cert = ca.issue("alice-post", emails=["alice@example.com"])
+    with connect(proxy, cert) as sock:
+        response = exchange(sock, "POST", "/app/form", [("Content-Type", "text/plain")], b"hello " * 1000)
+        assert response.status == 200, response
+    record = upstream.requests()[-1]
+    assert record["method"] == "POST"
+    assert header_values(record, "X-Forwarded-User") == ["alice"]
+    assert header_values(record, "Content-Length") == ["6000"]
+
+
+@pytest.mark.parametrize("username, reason", [("nobody", "unknown_user"), ("sus", "user_suspended"), ("gone", "user_suspended")])
+def test_unknown_suspended_or_deleted_user_gets_403_and_nothing_goes_upstream(site, username, reason):
+    proxy, upstream, ca = site()
+    run(["users", "suspend", "sus", "--config", str(proxy.config_path)])
+    run(["users", "delete", "gone", "--config", str(proxy.config_path)])
+    cert = ca.issue(username, emails=[f"{username}@example.com"])
+    before = len(upstream.requests())
+    with connect(proxy, cert) as sock:
+        response = exchange(sock, "GET", "/app", [("Accept", "application/json")])
+        assert response.status == 403, response
+        assert json.loads(response.body)["error"] == reason
+        assert "__Host-actas_session" not in set_cookies(response)
+    with connect(proxy, cert) as sock:
+        page = exchange(sock, "GET", "/.actas/", [("Accept", "text/html")])
+        assert page.status == 403, page
+    assert len(upstream.requests()) == before
+    failed = wait_events(proxy, "login_failed", target=username)
+    assert failed[0]["reason"] == reason
+    assert failed[0]["auth_method"] == "mtls"
+    assert failed[0]["cert_sha256"] == cert[2]
+    assert not [e for e in audit(proxy) if e["type"] == "login"]
+
+
+def test_certificate_without_a_usable_name_gets_403(site):
+    proxy, upstream, ca = site("san_email_local")
+    cert = ca.issue("no-san", cn="alice")
+    with connect(proxy, cert) as sock:
+        response = exchange(sock, "GET", "/app", [("Accept", "application/json")])
+        assert response.status == 403, response
+        assert json.loads(response.body)["error"] == "no_username"
+    assert upstream.requests() == []
+
+
+def test_certificate_from_another_ca_or_expired_fails_the_handshake(site, tmp_path):
+    proxy, upstream, ca = site()
+    other = Authority(tmp_path, "other")
+    assert refused_at_handshake(proxy, other.issue("alice", emails=["alice@example.com"]))
+    assert refused_at_handshake(proxy, ca.issue("expired", emails=["alice@example.com"], expired=True))
+    assert upstream.requests() == []
+    assert not [e for e in audit(proxy) if e["type"] == "login"]
+
+
+def test_without_a_certificate_password_sign_in_still_works(site):
+    proxy, upstream, ca = site()
+    with connect(proxy) as sock:
+        redirect = exchange(sock, "GET", "/app", [("Accept", "text/html")])
+        assert redirect.status == 302, redirect
+        assert redirect.header("location").startswith("/.actas/login?rd=")
+    cookie = login(proxy, "bob")
+    with connect(proxy) as sock:
+        response = exchange(sock, "GET", "/app", [session_header(cookie)])
+        assert response.status == 200, response
+    assert header_values(upstream.requests()[-1], "X-Forwarded-User") == ["bob"]
+
+
+def test_mtls_as_the_only_method_refuses_a_connection_without_a_certificate(site):
+    proxy, upstream, ca = site(methods=("mtls",))
+    assert refused_at_handshake(proxy, None)
+    with connect(proxy, ca.issue("alice", emails=["alice@example.com"])) as sock:
+        response = exchange(sock, "GET", "/app")
+        assert response.status == 200, response
+    assert header_values(upstream.requests()[-1], "X-Forwarded-User") == ["alice"]
+
+
+@pytest.mark.parametrize("mode, names, username", [
+    ("cn", {"cn": "Carol.Smith", "emails": ["someone@example.com"]}, "Carol.Smith"),
+    ("san_email", {"cn": "bob", "emails": ["Alice@Example.COM", "bob@example.com"]}, "alice@example.com"),
+    ("san_email_local", {"cn": "bob", "dns": ["bob.example.com"], "emails": ["ALICE@example.com"]}, "alice"),
+    ("san_dns", {"cn": "bob", "emails": ["bob@example.com"], "dns": ["Alice.Devices.Example.com"]}, "alice.devices.example.com"),
+])
+def test_each_username_from_mode(site, mode, names, username):
+    proxy, upstream, ca = site(mode)
+    with connect(proxy, ca.issue(mode, **names)) as sock:
+        response = exchange(sock, "GET", "/app")
+        assert response.status == 200, response
+    assert header_values(upstream.requests()[-1], "X-Forwarded-User") == [username]
+
+
+def test_a_session_cookie_of_another_user_does_not_override_the_certificate(site):
+    proxy, upstream, ca = site()
+    bob = login(proxy, "bob")
+    cert = ca.issue("alice-cookie", emails=["alice@example.com"])
+    with connect(proxy, cert) as sock:
+        first = exchange(sock, "GET", "/app/one", [session_header(bob)])
+        assert first.status == 200, first
+        assert header_values(upstream.requests()[-1], "X-Forwarded-User") == ["alice"]
+        assert "__Host-actas_session" in set_cookies(first)
+        later = exchange(sock, "GET", "/app/two", [session_header(bob)])
+        assert later.status == 200, later
+        assert header_values(upstream.requests()[-1], "X-Forwarded-User") == ["alice"]
+    # A cookie of the certificate's own user is simply used: no second sign-in.
+    alice = login(proxy, "alice")
+    with connect(proxy, cert) as sock:
+        response = exchange(sock, "GET", "/app/three", [session_header(alice)])
+        assert response.status == 200, response
+        assert "__Host-actas_session" not in set_cookies(response)
+    assert len(wait_events(proxy, "login", user="alice", method="mtls")) == 1
+
+
+def test_sign_out_on_a_certificate_connection_is_not_a_loop(site):
+    proxy, upstream, ca = site()
+    cert = ca.issue("alice-out", emails=["alice@example.com"])
+    with connect(proxy, cert) as sock:
+        shown = exchange(sock, "GET", "/.actas/api/v1/me")
+        assert shown.status == 200, shown
+        csrf = json.loads(shown.body)["csrf_token"]
+        out = exchange(sock, "POST", "/.actas/logout", [("X-CSRF-Token", csrf), ("Origin", ORIGIN), ("Accept", "text/html")])
+        assert out.status == 303, out
+        # The connection's session is gone: the login page, not a new sign-in per request.
+        after = exchange(sock, "GET", "/app", [("Accept", "text/html")])
+        assert after.status == 302, after
+        assert after.header("location").startswith("/.actas/login")
+        page = exchange(sock, "GET", after.header("location"), [("Accept", "text/html")])
+        assert page.status == 200, page
+    assert len(wait_events(proxy, "login", user="alice")) == 1
+    # A new connection presents the certificate again: a new sign-in.
+    with connect(proxy, cert) as sock:
+        assert exchange(sock, "GET", "/app").status == 200
+    assert len(wait_events(proxy, "login", count=2, user="alice")) == 2
+
+
+def test_impersonation_started_from_a_certificate_session_follows_the_rules(site):
+    proxy, upstream, ca = site()
+    run(["consent", "grant", "emp", "--hours", "24", "--config", str(proxy.config_path)])
+    cert = ca.issue("admin", emails=["admin@example.com"])
+
+    with connect(proxy, cert) as sock:
+        shown = exchange(sock, "GET", "/.actas/api/v1/me")
+        assert shown.status == 200, shown
+        csrf = json.loads(shown.body)["csrf_token"]
+        cookie = set_cookies(shown)["__Host-actas_session"][0]
+
+        def start():
+            body = json.dumps({"target": "emp", "reason": REASON}).encode()
+            return exchange(sock, "POST", "/.actas/api/v1/impersonation", [
+                ("X-CSRF-Token", csrf), ("Origin", ORIGIN), ("Content-Type", "application/json"), ("Accept", "application/json")], body)
+        started = []
+        # The CLI's consent reaches the running server through the store's change feed.
+        wait_for(lambda: started.append(start()) or started[-1].status == 201, what="impersonation to start")
+        forwarded = exchange(sock, "GET", "/app/page", [("Accept", "application/json")])
+        assert forwarded.status == 200, forwarded
+        record = upstream.requests()[-1]
+        assert header_values(record, "X-Forwarded-User") == ["emp"]
+        hidden = exchange(sock, "GET", "/private/notes", [("Accept", "application/json")])
+        assert hidden.status == 403, hidden
+        assert json.loads(hidden.body)["error"] == "hidden_path"
+    # The impersonation belongs to the sign-in session: its cookie carries it elsewhere too.
+    assert me(proxy, cookie)["impersonation"]["target"]["username"] == "emp"
+    wait_for(lambda: [e for e in audit(proxy) if e["type"] == "request" and e.get("path") == "/app/page"], what="request record")
+    logged = [e for e in audit(proxy) if e["type"] == "request" and e.get("path") == "/app/page"]
+    assert logged[-1]["user"] == "emp" and logged[-1]["impersonator"] == "admin"
+
+
+def test_check_reports_mtls_and_refuses_a_bad_ca_file(make_proxy, tmp_path):
+    ca = Authority(tmp_path, "check")
+    proxy = make_proxy({"listen.client_ca": str(ca.path), "auth.methods": ["password", "mtls"]}, start=False)
+    assert run(["check", "--config", str(proxy.config_path)]).returncode == 0
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("this is not PEM\n")
+    proxy.write_config({"listen.client_ca": str(bad), "auth.methods": ["password", "mtls"]})
+    failed = run(["check", "--config", str(proxy.config_path)], check=False)
+    assert failed.returncode == 2, failed
+    text = failed.stdout + failed.stderr
+    assert "listen.client_ca" in text and str(bad) in text
+    proxy.write_config({"auth.methods": ["password", "mtls"]})
+    failed = run(["check", "--config", str(proxy.config_path)], check=False)
+    assert failed.returncode == 2 and "listen.client_ca" in failed.stdout + failed.stderr
