@@ -15,7 +15,8 @@ struct ActAs: AsyncParsableCommand {
             with identity headers the application trusts. Configuration: proxy.conf (TOML), see \
             the README. Every key can be overridden with ACTAS_<SECTION>_<KEY>. People sign in \
             with a password, through the company's identity provider ([auth.oidc], OIDC code flow \
-            with PKCE), or use API tokens (actas tokens create).
+            with PKCE), with a client certificate (listen.client_ca, [auth.mtls]), or use API \
+            tokens (actas tokens create).
             """,
         subcommands: [Serve.self, Check.self, Users.self, Tokens.self, ConsentCommand.self, Sessions.self, AuditCommand.self, Keys.self, Certs.self, Instances.self, StoreCommand.self, NotifyCommand.self]
     )
