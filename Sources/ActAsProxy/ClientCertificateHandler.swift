@@ -170,12 +170,15 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
 
     private func signedIn(_ result: Result<Directory.CertificateSignInResult, any Error>, context: ChannelHandlerContext,
                           username: String, wantsHTML: Bool) {
-        guard phase == .signingIn, context.channel.isActive else { return }
-        switch result {
-        case .success(.signedIn(let user, let cookieValue, _)):
+        if case .success(.signedIn(let user, _, _)) = result {
+            // Written even when the client left meanwhile: the session exists in the store.
             loop.console.events.record(AuditRecord(
                 type: .login, clientIP: clientIP, method: "mtls", user: user.username, authMethod: "mtls",
                 extra: [AuditField("cert_sha256", .string(certificate?.sha256 ?? ""))]))
+        }
+        guard phase == .signingIn, context.channel.isActive else { return }
+        switch result {
+        case .success(.signedIn(let user, let cookieValue, _)):
             certificateUserID = user.id
             connectionSession = Array(cookieValue.utf8)
             setCookie = "Set-Cookie: \(ActAsCookies.session)=\(cookieValue); Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=\(Int(settings.sessionTTL))\r\n"

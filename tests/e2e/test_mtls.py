@@ -17,6 +17,7 @@ from conftest import (
     ORIGIN, complete_lines, header_values, import_users, is_closed, login, me, read_response, request_bytes, run,
     session_header, set_cookies, wait_for,
 )
+from postgres_fixtures import pg_database, postgres_server  # noqa: F401 (fixtures)
 
 NOW = "2026-01-01T00:00:00Z"
 USERS = [
@@ -133,7 +134,9 @@ def site(make_proxy, upstream, tmp_path):
     """A proxy with password, token and mtls sign-in; returns a factory of (proxy, upstream, ca)."""
     ca = Authority(tmp_path, "acme")
 
-    def make(username_from="san_email_local", methods=("password", "token", "mtls"), **extra):
+    def make(username_from="san_email_local", methods=("password", "token", "mtls"), store_url=None, **extra):
+        if store_url:
+            extra["store.url"] = store_url
         proxy = make_proxy({"listen.client_ca": str(ca.path), "auth.methods": list(methods),
                             "auth.mtls.username_from": username_from, "auth.public_paths": ["/static/*"], **extra})
         import_users(proxy, USERS)
@@ -143,8 +146,13 @@ def site(make_proxy, upstream, tmp_path):
 
 # ---- signing in ----------------------------------------------------------------------------
 
-def test_certificate_signs_in_and_the_request_goes_on_as_that_user(site):
-    proxy, upstream, ca = site()
+def store_url(request, store):
+    return request.getfixturevalue("pg_database") if store == "postgres" else None
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_certificate_signs_in_and_the_request_goes_on_as_that_user(site, request, store):
+    proxy, upstream, ca = site(store_url=store_url(request, store))
     cert = ca.issue("alice", cn="Alice Andersen", emails=["alice@example.com"])
     with connect(proxy, cert) as sock:
         first = exchange(sock, "GET", "/app/report?x=1", [("Accept", "application/json")])
@@ -187,9 +195,10 @@ def test_request_with_a_body_is_forwarded_whole_after_sign_in(site):
     assert header_values(record, "Content-Length") == ["6000"]
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
 @pytest.mark.parametrize("username, reason", [("nobody", "unknown_user"), ("sus", "user_suspended"), ("gone", "user_suspended")])
-def test_unknown_suspended_or_deleted_user_gets_403_and_nothing_goes_upstream(site, username, reason):
-    proxy, upstream, ca = site()
+def test_unknown_suspended_or_deleted_user_gets_403_and_nothing_goes_upstream(site, request, store, username, reason):
+    proxy, upstream, ca = site(store_url=store_url(request, store))
     run(["users", "suspend", "sus", "--config", str(proxy.config_path)])
     run(["users", "delete", "gone", "--config", str(proxy.config_path)])
     cert = ca.issue(username, emails=[f"{username}@example.com"])
