@@ -83,9 +83,13 @@ public struct ProviderKeySet: Sendable {
     }
 
     /// The keys a token with this `kid` may be checked against: the same `kid` only. A token
-    /// without `kid` matches only keys without one — never "the first key".
+    /// without `kid` matches keys without one, or the set's only key: OpenID Connect Core
+    /// §10.1 requires a `kid` only when the set holds several keys (oidc-provider-mock, for
+    /// one, sends none). Never "the first key" of several.
     public func candidates(kid: String?, algorithm: SigningAlgorithm) -> [ProviderKey] {
-        keys.filter { $0.kid == kid && $0.fits(algorithm) }
+        let same = keys.filter { $0.kid == kid && $0.fits(algorithm) }
+        if kid == nil, same.isEmpty, keys.count == 1, keys[0].fits(algorithm) { return keys }
+        return same
     }
 
     public func knows(kid: String?) -> Bool { keys.contains { $0.kid == kid } }

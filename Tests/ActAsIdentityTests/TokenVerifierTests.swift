@@ -80,6 +80,15 @@ struct TokenVerifierTests {
         #expect(check(es256(claims(), kid: nil)) == .failure(.unknownKey(nil)))
     }
 
+    @Test func noKidUsesTheOnlyKeyOfASetOfOne() {
+        let only = ProviderKeySet(keys: [ProviderKey(kid: "ec", alg: "ES256", material: .p256(ec.publicKey))])
+        #expect((try? verifier.verify(es256(claims(), kid: nil), keys: only, kind: .idToken(nonce: "n1"), now: Self.now).get()) != nil)
+        // Not when the only key cannot check that algorithm, nor when the token names another kid.
+        let rsaOnly = ProviderKeySet(keys: [ProviderKey(kid: "rsa", alg: nil, material: .rsa(rsa.publicKey))])
+        #expect(verifier.verify(es256(claims(), kid: nil), keys: rsaOnly, kind: .idToken(nonce: "n1"), now: Self.now) == .failure(.unknownKey(nil)))
+        #expect(verifier.verify(es256(claims(), kid: "other"), keys: only, kind: .idToken(nonce: "n1"), now: Self.now) == .failure(.unknownKey("other")))
+    }
+
     @Test func badSignatureIsRefused() {
         var token = es256(claims())
         token.removeLast(2)
