@@ -39,6 +39,8 @@ public final class Console: ConsoleEndpoint {
     public let events: any AuditSink
     public let limiter: LoginRateLimiter
     public let impersonations: Impersonations
+    /// `GET /.actas/sessions/{id}/live` (ConsoleLive.swift).
+    public let liveFeed: SessionLiveFeed
     public var warnBeforeEnd: TimeInterval { settings.warnBeforeEnd }
 
     public static let prefix = ConsoleRoutes.prefix
@@ -50,6 +52,7 @@ public final class Console: ConsoleEndpoint {
         self.live = live
         self.events = events
         self.impersonations = Impersonations(store: directory.store, live: live, policy: ImpersonationPolicy(config: config), events: events)
+        self.liveFeed = SessionLiveFeed(store: directory.store, live: live)
         self.limiter = LoginRateLimiter(
             maxPerAccount: config.auth.maxFailedLogins, maxPerAddress: config.auth.maxFailedLoginsPerIP,
             window: config.auth.failedLoginWindow.seconds)
@@ -92,6 +95,7 @@ public final class Console: ConsoleEndpoint {
         case (_, "/.actas"): return .redirect(308, to: Self.prefix)
         case ("GET", "/.actas/console.css"): return .asset("text/css; charset=utf-8", Templates.css)
         case ("GET", Banner.jsPath): return .asset("text/javascript; charset=utf-8", Banner.bannerJS)
+        case ("GET", Self.liveScriptPath): return .asset("text/javascript; charset=utf-8", Self.liveScript)
         case ("GET", Banner.cssPath): return .asset("text/css; charset=utf-8", Banner.bannerCSS)
         case ("GET", "/.actas/login"): return loginPage(request)
         case (_, Self.oidcStartPath), (_, Self.oidcCallbackPath), (_, Self.backchannelLogoutPath):
@@ -132,6 +136,10 @@ public final class Console: ConsoleEndpoint {
         if segments.count == 3, segments.first == "sessions", segments.last == "end" {
             let id = String(segments[segments.startIndex + 1])
             return method == "POST" ? try await endByTarget(request, principal, id: id) : methodNotAllowed(request, allow: "POST")
+        }
+        if segments.count == 3, segments.first == "sessions", segments.last == "live" {
+            let id = String(segments[segments.startIndex + 1])
+            return method == "GET" ? try await sessionLive(request, principal, id: id) : methodNotAllowed(request, allow: "GET, HEAD")
         }
         if method == "GET", segments.count == 2, segments.first == "sessions", let id = segments.last, !id.isEmpty {
             return try await sessionPage(request, principal, id: String(id))

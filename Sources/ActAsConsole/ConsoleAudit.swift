@@ -94,6 +94,12 @@ extension Console {
             "page": window.page, "pages": window.pages, "paged": window.pages > 1,
             "anyShown": !shown.isEmpty, "anyHidden": shown.count < records.count,
         ]
+        // SPEC §10.5: an open session's last page adds each new record as it is logged.
+        if session.isOpen, window.page >= window.pages {
+            let after = lines.map(\.seq).max() ?? 0
+            context["liveSource"] = "/.actas/sessions/\(FormCoding.encode(session.id))/live?after=\(after)"
+        }
+        context["liveTable"] = !rows.isEmpty || context["liveSource"] != nil
         if window.page > 1 { context["previous"] = "?" + view.query(page: window.page - 1) }
         if window.page < window.pages { context["next"] = "?" + view.query(page: window.page + 1) }
         return .html(200, Templates.page(title: "Session \(session.id)", "session", context, signedIn: signedInContext(principal)))

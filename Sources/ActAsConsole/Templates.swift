@@ -270,8 +270,9 @@ enum Templates {
                 <button type="submit" class="secondary">Apply</button>
               </form>
               <p class="muted" role="status">{{#anyShown}}Showing {{first}}&#x2013;{{last}} of {{shownCount}} entries{{/anyShown}}{{^anyShown}}Nothing to show{{/anyShown}}{{#anyHidden}}; {{hiddenCount}} hidden by the filter{{/anyHidden}}.</p>
-              {{#hasRows}}
-              <table class="log">
+              {{#liveSource}}<p class="muted" id="live-status" data-live-src="{{liveSource}}" aria-live="polite">New requests appear here as they are made.</p>{{/liveSource}}
+              {{#liveTable}}
+              <table class="log"{{^hasRows}} hidden{{/hasRows}}>
                 <colgroup><col class="c-time"><col class="c-request"><col class="c-status"><col class="c-query"><col class="c-body"></colgroup>
                 <thead><tr><th scope="col">Time</th><th scope="col">Request</th><th scope="col">Status</th><th scope="col">Parameters</th><th scope="col">Body</th></tr></thead>
                 <tbody>
@@ -286,7 +287,7 @@ enum Templates {
                 {{/rows}}
                 </tbody>
               </table>
-              {{/hasRows}}
+              {{/liveTable}}
               {{#paged}}
               <nav class="pager" aria-label="Pages of the log">
                 {{#previous}}<a href="{{previous}}" rel="prev">&#x2190; Previous page</a>{{/previous}}
@@ -294,8 +295,9 @@ enum Templates {
                 {{#next}}<a href="{{next}}" rel="next">Next page &#x2192;</a>{{/next}}
               </nav>
               {{/paged}}
-              {{^hasRows}}<p class="muted">No requests recorded.</p>{{/hasRows}}
+              {{^hasRows}}<p class="muted" id="no-rows">No requests recorded.</p>{{/hasRows}}
             </section>
+            {{#liveSource}}<script src="/.actas/session-live.js" defer></script>{{/liveSource}}
 
             """,
         "ended": """

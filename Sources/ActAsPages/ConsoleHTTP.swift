@@ -108,11 +108,16 @@ public struct ConsoleResponse: Sendable {
     /// Full header lines are written by the proxy; names here as they should appear.
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
+    /// A streamed answer (Server-Sent Events): the proxy writes `headers`, then each piece as it
+    /// comes (chunked), and closes the connection when the stream finishes. Cancelling the
+    /// iteration (the client left, the connection was cut) is how the console hears of it.
+    public var stream: AsyncStream<[UInt8]>?
 
-    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = [], stream: AsyncStream<[UInt8]>? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.stream = stream
     }
 
     public func header(_ name: String) -> String? {
@@ -137,6 +142,15 @@ public struct ConsoleResponse: Sendable {
     package static func json(_ status: Int, _ object: Any, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return ConsoleResponse(status: status, headers: [("Content-Type", "application/json")] + securityHeaders + headers, body: Array(data) + [0x0A])
+    }
+
+    /// `text/event-stream` (SPEC §10.5): not cached, not buffered by proxies in between.
+    package static func eventStream(_ stream: AsyncStream<[UInt8]>) -> ConsoleResponse {
+        ConsoleResponse(
+            status: 200,
+            headers: [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no"),
+                      ("X-Content-Type-Options", "nosniff")],
+            stream: stream)
     }
 
     package static func redirect(_ status: Int, to location: String, headers: [(name: String, value: String)] = []) -> ConsoleResponse {

@@ -95,6 +95,10 @@ extension DownstreamHandler {
             pendingOut.writeStaticString("\r\n")
         }
         if let restored = loop.identity.cookieJars.takeRestoration(signIn: exchange.signIn, live: loop.identity.live) { pendingOut.writeString(restored) }
+        if let stream = response.stream {
+            startConsoleStream(stream)
+            return
+        }
         pendingOut.writeStaticString("Content-Length: ")
         HeaderRewriter.writeDecimal(Int64(response.body.count), into: &pendingOut)
         pendingOut.writeStaticString("\r\nX-Request-Id: ")
@@ -105,6 +109,51 @@ extension DownstreamHandler {
         pendingOut.writeStaticString("\r\n")
         if exchange.method != .head { pendingOut.writeBytes(response.body) }
         exchange.log?.fields.bytesOut = Int64(response.body.count)
+        completeExchange()
+    }
+
+    // MARK: streamed answers (Server-Sent Events)
+
+    /// The rest of a streamed answer's head, then its pieces as they come, one chunk each; the
+    /// connection closes after it (a stream has no natural end the client waits for).
+    func startConsoleStream(_ stream: AsyncStream<[UInt8]>) {
+        exchange.closeAfterResponse = true
+        pendingOut.writeStaticString("Transfer-Encoding: chunked\r\nX-Request-Id: ")
+        exchange.requestID.write(into: &pendingOut)
+        pendingOut.writeStaticString("\r\n")
+        pendingOut.writeBytes(settings.hstsLine)
+        pendingOut.writeStaticString("Connection: close\r\n\r\n")
+        guard exchange.method != .head else {
+            pendingOut.writeStaticString("0\r\n\r\n")
+            completeExchange()
+            return
+        }
+        flushDownstream()
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let id = exchangeID
+        let pump = Task {
+            for await piece in stream {
+                bound.eventLoop.execute { bound.value.consoleStreamed(piece, exchange: id) }
+            }
+            bound.eventLoop.execute { bound.value.consoleStreamEnded(exchange: id) }
+        }
+        // The client left or the proxy cut the connection: the console stops producing.
+        context.channel.closeFuture.whenComplete { _ in pump.cancel() }
+    }
+
+    func consoleStreamed(_ piece: [UInt8], exchange id: UInt64) {
+        guard id == exchangeID, state == .console, !piece.isEmpty else { return }
+        pendingOut.writeString(String(piece.count, radix: 16))
+        pendingOut.writeStaticString("\r\n")
+        pendingOut.writeBytes(piece)
+        pendingOut.writeStaticString("\r\n")
+        exchange.log?.fields.bytesOut += Int64(piece.count)
+        flushDownstream()
+    }
+
+    func consoleStreamEnded(exchange id: UInt64) {
+        guard id == exchangeID, state == .console else { return }
+        pendingOut.writeStaticString("0\r\n\r\n")
         completeExchange()
     }
 }

@@ -35,10 +35,30 @@ public final class AuditLog: AuditSink {
         func set(_ value: Bool) { ok.store(value, ordering: .relaxed) }
     }
 
+    /// Others who want each durable session line as it is written (the live watch).
+    private let sessionLineObservers: SessionLineObservers
+
+    final class SessionLineObservers: Sendable {
+        private let observers = Mutex<[@Sendable ([AuditSessionLine]) -> Void]>([])
+        func add(_ observer: @escaping @Sendable ([AuditSessionLine]) -> Void) { observers.withLock { $0.append(observer) } }
+        func deliver(_ lines: [AuditSessionLine]) {
+            for observer in observers.withLock({ $0 }) { observer(lines) }
+        }
+    }
+
     public init(configuration: AuditWriterConfiguration, report: @escaping @Sendable (String) -> Void) throws(AuditError) {
         let health = Health()
         self.health = health
         self.report = report
+        let observers = SessionLineObservers()
+        self.sessionLineObservers = observers
+        var configuration = configuration
+        if let copy = configuration.onSessionLines {
+            configuration.onSessionLines = { lines in
+                copy(lines)
+                observers.deliver(lines)
+            }
+        }
         writer = try AuditWriter(configuration: configuration) { error in
             switch error.kind {
             case .recovered: health.set(true)
@@ -47,6 +67,12 @@ public final class AuditLog: AuditSink {
             }
             report("\(error)")
         }
+    }
+
+    /// `observer` gets every durable line of an impersonation session, on the log's sync
+    /// thread (it must not block). Only when the log copies session lines (a store is attached).
+    public func observeSessionLines(_ observer: @escaping @Sendable ([AuditSessionLine]) -> Void) {
+        sessionLineObservers.add(observer)
     }
 
     /// False from a write failure until writing works again.

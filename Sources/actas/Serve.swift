@@ -74,6 +74,8 @@ struct Serve: AsyncParsableCommand {
         let copying = Task { await copier.run(into: store) }
         let copyingCheckpoints = Task { await checkpointCopier.run(into: store) }
         let console = Console(config: config, directory: directory, live: live, events: events)
+        // SPEC §10.5: this instance's session records reach live viewers as soon as they are durable.
+        events.observeSessionLines { console.liveFeed.publish($0) }
         do {
             try console.configureOIDC(config)
         } catch {
@@ -121,7 +123,9 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
 
-        let service = ProxyService(server: server, audit: events, configPath: options.path, hangups: hangups, logger: logger)
+        var service = ProxyService(server: server, audit: events, configPath: options.path, hangups: hangups, logger: logger)
+        // Live streams never finish by themselves: ended first, so the drain does not wait on them.
+        service.beforeDrain = { console.liveFeed.close() }
         // PostgreSQL: other instances' changes ring the feed reader at once (LISTEN/NOTIFY).
         let listener = (opened as? PostgresStore).map {
             ChangeListener(store: $0, applicationName: "actas listen \(instanceID)", logger: logger)
@@ -214,6 +218,7 @@ struct ProxyService: Service {
     let configPath: String
     let hangups: UnixSignalsSequence
     let logger: Logger
+    var beforeDrain: @Sendable () -> Void = {}
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
@@ -226,6 +231,7 @@ struct ProxyService: Service {
             group.cancelAll()
         }
         logger.info("draining (stopped accepting connections)")
+        beforeDrain()
         await server.drain()
     }
 

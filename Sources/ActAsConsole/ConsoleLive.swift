@@ -1,0 +1,156 @@
+import ActAsCore
+import ActAsPages
+import ActAsSessions
+import ActAsStore
+import Foundation
+
+/// `GET /.actas/sessions/{id}/live` (SPEC §10.5): the session's request records as the log
+/// writes them, as Server-Sent Events; `id:` is the record's seq, so a browser's
+/// `Last-Event-ID` (or the page's `?after=`) resumes where it left off.
+extension Console {
+    static let liveScriptPath = "/.actas/session-live.js"
+    /// How long a browser waits before reconnecting after the stream is cut.
+    static let liveRetryMilliseconds = 2000
+
+    func sessionLive(_ request: ConsoleRequest, _ principal: LiveState.Principal, id: String) async throws -> ConsoleResponse {
+        guard let session = try await directory.store.impersonation(id: id), mayRead(session, principal.user) else {
+            return problem(request, status: 404, code: "not_found", message: "There is no session \(id) you may see.")
+        }
+        let resume = LiveResume(lastEventID: request.header("last-event-id"), after: request.queryValue("after"))
+        // Subscribed before the store is read: a record lands in the read, in the feed, or both
+        // (then it is sent once), never in neither.
+        let subscription = session.isOpen ? liveFeed.watch(sessionID: id) : nil
+        var existing: [Int64: String] = [:]
+        for line in try await directory.store.sessionAudit(sessionID: id) where SessionLiveFeed.isRequestRecord(line.line) {
+            existing[line.seq] = line.line
+        }
+        for record in subscription?.known ?? [] where SessionLiveFeed.isRequestRecord(record.line) { existing[record.seq] = record.line }
+        let plan = resume.plan(existing: existing)
+        let endedReason = session.endReason
+        let (out, continuation) = AsyncStream.makeStream(of: [UInt8].self)
+        let pump = Task {
+            continuation.yield(Array(ServerSentEvent.retry(milliseconds: Self.liveRetryMilliseconds).utf8))
+            var sent = plan.skip
+            for record in plan.replay {
+                sent.insert(record.seq)
+                continuation.yield(Self.frame(record))
+            }
+            guard let subscription else {
+                continuation.yield(Self.endFrame(sessionID: id, reason: endedReason))
+                continuation.finish()
+                return
+            }
+            for await item in subscription.items {
+                switch item {
+                case .record(let record):
+                    guard sent.insert(record.seq).inserted else { continue }
+                    continuation.yield(Self.frame(record))
+                case .heartbeat:
+                    continuation.yield(Array(ServerSentEvent.comment("keep-alive").utf8))
+                case .ended(let reason):
+                    continuation.yield(Self.endFrame(sessionID: id, reason: reason))
+                }
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in pump.cancel() }
+        return .eventStream(out)
+    }
+
+    /// The session page's live rows: every value goes in as text (`textContent`), never as
+    /// markup — records carry attacker-chosen paths, queries and bodies.
+    static let liveScript = #"""
+        (function () {
+          "use strict";
+          var status = document.getElementById("live-status");
+          if (!status || !window.EventSource) return;
+          var table = document.querySelector("table.log");
+          var body = table && table.tBodies[0];
+          if (!body) return;
+          function cell(row, text, code) {
+            var td = row.insertCell(-1);
+            if (text === "") return td;
+            var inner = document.createElement(code ? "code" : "span");
+            inner.textContent = text;
+            td.appendChild(inner);
+            return td;
+          }
+          function compact(value) {
+            if (value === undefined || value === null) return "";
+            var text = JSON.stringify(value);
+            return text === "{}" || text === "[]" ? "" : text;
+          }
+          var source = new EventSource(status.getAttribute("data-live-src"));
+          source.onopen = function () { document.documentElement.dataset.live = "open"; };
+          source.onmessage = function (event) {
+            var record;
+            try { record = JSON.parse(event.data); } catch (e) { return; }
+            var row = body.insertRow(-1);
+            var when = row.insertCell(-1), time = document.createElement("time");
+            time.dateTime = String(record.ts || "");
+            time.textContent = String(record.ts || "");
+            when.appendChild(time);
+            cell(row, String(record.method || "") + " " + String(record.path || ""), true);
+            cell(row, record.status === undefined ? "" : String(record.status), false);
+            cell(row, compact(record.query), true);
+            cell(row, compact(record.request_body), true);
+            table.hidden = false;
+            var none = document.getElementById("no-rows");
+            if (none) none.hidden = true;
+          };
+          source.addEventListener("end", function () {
+            source.close();
+            document.documentElement.dataset.live = "ended";
+            status.textContent = "This session has ended. Reload the page for the final record.";
+          });
+        })();
+        """#
+
+    static func frame(_ record: LiveRecord) -> [UInt8] {
+        Array(ServerSentEvent.frame(id: String(record.seq), data: record.line).utf8)
+    }
+
+    static func endFrame(sessionID: String, reason: EndReason?) -> [UInt8] {
+        Array(ServerSentEvent.frame(event: "end", data: ConsoleJSON.text(LiveEnd(sessionID: sessionID, endReason: reason?.rawValue))).utf8)
+    }
+}
+
+/// Where a (re)connecting viewer starts: after `Last-Event-ID` (or the page's `?after=`, the
+/// last record it rendered), with everything newer replayed; without either, from now on.
+struct LiveResume: Equatable {
+    var after: Int64?
+
+    init(lastEventID: String?, after: String?) {
+        let text = (lastEventID ?? after)?.trimmingCharacters(in: .whitespaces)
+        self.after = text.flatMap { Int64($0) }.flatMap { $0 >= 0 ? $0 : nil }
+    }
+
+    struct Plan: Equatable {
+        var replay: [LiveRecord]
+        /// Seqs not to send again when the feed brings them.
+        var skip: Set<Int64>
+    }
+
+    func plan(existing: [Int64: String]) -> Plan {
+        guard let after else { return Plan(replay: [], skip: Set(existing.keys)) }
+        let replay = existing.filter { $0.key > after }.sorted { $0.key < $1.key }.map { LiveRecord(seq: $0.key, line: $0.value) }
+        return Plan(replay: replay, skip: Set(existing.keys.filter { $0 <= after }))
+    }
+}
+
+/// The `end` event's data.
+struct LiveEnd: Codable, Equatable {
+    var sessionID: String
+    var endReason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case sessionID = "session_id"
+        case endReason = "end_reason"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(sessionID, forKey: .sessionID)
+        try container.encode(endReason, forKey: .endReason)  // null, not absent, when unknown
+    }
+}
