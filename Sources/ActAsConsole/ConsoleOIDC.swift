@@ -16,8 +16,8 @@ extension Console {
     public static let oidcCallbackPath = "/.actas/oidc/callback"
     public static let backchannelLogoutPath = "/.actas/oidc/backchannel-logout"
 
-    /// Set once at start from `[auth.oidc]` (a change needs a restart, README "Signals"); nil
-    /// when `"oidc"` was not in `auth.methods` then.
+    /// From `[auth.oidc]` at start and at each SIGHUP (`prepareOIDCReload`); nil when `"oidc"`
+    /// is not in `auth.methods`.
     public var oidc: OIDCProvider? { oidcProvider.withLock { $0 } }
 
     public func use(oidc provider: OIDCProvider?) {
@@ -29,6 +29,52 @@ extension Console {
     public func configureOIDC(_ config: ActAsConfig) throws {
         guard let settings = config.auth.oidc else { return }
         use(oidc: try OIDCProvider(settings: settings, roleOrder: config.roles.order))
+    }
+
+    /// A reload's provider client, built before anything of the reload is applied.
+    public struct PreparedOIDC: Sendable {
+        let provider: OIDCProvider?
+        let changed: Bool
+    }
+
+    /// SIGHUP, first step: the provider client for the new `[auth.oidc]`. Throws (and changes
+    /// nothing) when its roots cannot be loaded; unchanged settings keep the running client
+    /// and its cached discovery and keys.
+    public func prepareOIDCReload(_ config: ActAsConfig) throws -> PreparedOIDC {
+        let running = oidc
+        let unchanged = running.map { $0.settings == config.auth.oidc && $0.mapping.roleOrder == config.roles.order }
+            ?? (config.auth.oidc == nil)
+        if unchanged { return PreparedOIDC(provider: running, changed: false) }
+        do {
+            let provider = try config.auth.oidc.map { try OIDCProvider(settings: $0, roleOrder: config.roles.order) }
+            return PreparedOIDC(provider: provider, changed: true)
+        } catch {
+            throw OIDCRootsError(caFile: config.auth.oidc?.caFile, underlying: "\(error)")
+        }
+    }
+
+    /// SIGHUP, last step: uses the prepared client when the rest of the reload was applied, else
+    /// drops it. The client no longer used is shut down once calls under way are past their
+    /// deadline (sign-ins in flight finish with the settings they started with).
+    public func finishOIDCReload(_ prepared: PreparedOIDC, applied: Bool) {
+        guard prepared.changed else { return }
+        let unused = applied ? oidcProvider.withLock { running in
+            defer { running = prepared.provider }
+            return running
+        } : prepared.provider
+        guard let unused else { return }
+        Task {
+            try? await Task.sleep(for: OIDCProvider.retirement)
+            await unused.shutdown()
+        }
+    }
+
+    public struct OIDCRootsError: Error, CustomStringConvertible {
+        public let caFile: String?
+        public let underlying: String
+        public var description: String {
+            "auth.oidc: cannot load the provider's trusted roots (ca_file \(caFile ?? "unset") or SSL_CERT_FILE): \(underlying)"
+        }
     }
 
     /// The console's OIDC routes, or nil when the path is not one of them.

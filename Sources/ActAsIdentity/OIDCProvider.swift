@@ -55,6 +55,9 @@ public final class OIDCProvider: Sendable {
     private let state = Mutex(Cache())
     /// Per provider call (connect included).
     static let deadline: TimeAmount = .seconds(10)
+    /// How long a client replaced by a reload stays up: a sign-in makes at most a few calls in
+    /// a row (discovery, token, keys), each within `deadline`.
+    public static let retirement: Duration = .seconds(60)
     static let discoveryLifetime: TimeInterval = 3600
     static let maxBody = 1 << 20
 

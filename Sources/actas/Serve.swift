@@ -126,6 +126,7 @@ struct Serve: AsyncParsableCommand {
         var service = ProxyService(server: server, audit: events, configPath: options.path, hangups: hangups, logger: logger)
         // Live streams never finish by themselves: ended first, so the drain does not wait on them.
         service.beforeDrain = { console.liveFeed.close() }
+        service.console = console
         // PostgreSQL: other instances' changes ring the feed reader at once (LISTEN/NOTIFY).
         let listener = (opened as? PostgresStore).map {
             ChangeListener(store: $0, applicationName: "actas listen \(instanceID)", logger: logger)
@@ -219,6 +220,8 @@ struct ProxyService: Service {
     let hangups: UnixSignalsSequence
     let logger: Logger
     var beforeDrain: @Sendable () -> Void = {}
+    /// Reloads `[auth.oidc]` with the rest (its provider client is built first: a bad one fails the reload).
+    var console: Console?
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
@@ -242,7 +245,15 @@ struct ProxyService: Service {
         case .success(let loaded):
             for warning in loaded.warnings { logger.warning("\(warning)") }
             do {
-                let notes = try server.reload(loaded.config)
+                let oidc = try console?.prepareOIDCReload(loaded.config)
+                let notes: [String]
+                do {
+                    notes = try server.reload(loaded.config)
+                } catch {
+                    if let oidc { console?.finishOIDCReload(oidc, applied: false) }
+                    throw error
+                }
+                if let oidc { console?.finishOIDCReload(oidc, applied: true) }
                 for note in notes { logger.warning("\(note)") }
                 logger.info("reloaded \(configPath)")
             } catch {
