@@ -25,6 +25,7 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
 
     struct Settings: Sendable {
         var directory: Directory
+        var sessions: CertificateSessions
         var rule: ClientCertificateIdentity.Rule
         var sessionTTL: TimeInterval
     }
@@ -132,7 +133,30 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
             certificateUserID = own
             return pass(context: context)
         }
+        if let (cookie, userID) = earlierSession(certificate.sha256, username: username) {
+            adopt(cookie, userID: userID)
+            return pass(context: context)
+        }
         signIn(context: context, head: head, username: username)
+    }
+
+    /// The live session this certificate signed in on an earlier connection, and its user's id.
+    private func earlierSession(_ sha256: String, username: String) -> ([UInt8], String)? {
+        guard let cookie = settings.sessions.cookie(for: sha256) else { return nil }
+        let principal = cookie.withUnsafeBytes { loop.identity.live.principal(sessionHash: Secrets.hash($0), now: Date()) }
+        guard let principal, principal.user.username == username else {
+            settings.sessions.forget(sha256)  // signed out, expired, or the user renamed
+            return nil
+        }
+        return (cookie, principal.user.id)
+    }
+
+    /// This connection acts through the session `cookie`, and its first answer sets it.
+    private func adopt(_ cookie: [UInt8], userID: String) {
+        certificateUserID = userID
+        connectionSession = cookie
+        let value = String(decoding: cookie, as: UTF8.self)
+        setCookie = "Set-Cookie: \(ActAsCookies.session)=\(value); Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=\(Int(settings.sessionTTL))\r\n"
     }
 
     /// The id of the certificate's user when the request already carries a live session (or
@@ -179,9 +203,9 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
         guard phase == .signingIn, context.channel.isActive else { return }
         switch result {
         case .success(.signedIn(let user, let cookieValue, _)):
-            certificateUserID = user.id
-            connectionSession = Array(cookieValue.utf8)
-            setCookie = "Set-Cookie: \(ActAsCookies.session)=\(cookieValue); Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=\(Int(settings.sessionTTL))\r\n"
+            let cookie = Array(cookieValue.utf8)
+            if let certificate { settings.sessions.remember(cookie, for: certificate.sha256) }
+            adopt(cookie, userID: user.id)
             pass(context: context)
         case .success(.unknownUser):
             refuse(context: context, wantsHTML: wantsHTML, reason: "unknown_user", username: username,

@@ -53,6 +53,8 @@ public final class ProxyServer: Sendable {
     private let services: ProxyServices
     /// `limits.max_connections` (capped by the file descriptors), for https and http together.
     private let gate: ConnectionGate
+    /// Sessions signed in by client certificates, reused by their later connections.
+    private let certificateSessions = CertificateSessions()
 
     public init(config: ActAsConfig, group: any EventLoopGroup, metrics: ProxyMetrics, services: ProxyServices) throws {
         self.group = group
@@ -78,10 +80,10 @@ public final class ProxyServer: Sendable {
     }
 
     /// SPEC §10.3: client certificates sign people in when `"mtls"` is in `auth.methods`.
-    static func clientCertificateSettings(_ config: ActAsConfig, directory: Directory) -> ClientCertificateHandler.Settings? {
+    static func clientCertificateSettings(_ config: ActAsConfig, directory: Directory, sessions: CertificateSessions) -> ClientCertificateHandler.Settings? {
         guard config.listen.clientCA != nil, let mtls = config.auth.mtls,
               let rule = ClientCertificateIdentity.Rule(rawValue: mtls.usernameFrom) else { return nil }
-        return .init(directory: directory, rule: rule, sessionTTL: config.auth.sessionTTL.seconds)
+        return .init(directory: directory, sessions: sessions, rule: rule, sessionTTL: config.auth.sessionTTL.seconds)
     }
 
     /// `max_connections` split across event loops (each loop owns its own pool).
@@ -124,6 +126,7 @@ public final class ProxyServer: Sendable {
         let gate = self.gate
         let metrics = self.metrics
         let directory = services.directory
+        let certificateSessions = self.certificateSessions
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -138,7 +141,9 @@ public final class ProxyServer: Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in gate.release() }
                 let (tlsContext, certificates) = state.withLockedValue { state in
-                    (state.tlsContext, directory.flatMap { Self.clientCertificateSettings(state.config, directory: $0) })
+                    (state.tlsContext, directory.flatMap {
+                        Self.clientCertificateSettings(state.config, directory: $0, sessions: certificateSessions)
+                    })
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     guard let loop = loops[ObjectIdentifier(channel.eventLoop)]?.value else {

@@ -183,6 +183,27 @@ def test_certificate_signs_in_and_the_request_goes_on_as_that_user(site, request
     assert logins[0]["cert_sha256"] == cert[2]
 
 
+def test_later_connections_with_the_certificate_reuse_its_session(site):
+    """A script with `curl --cert` keeps no cookies: one sign-in, not one per connection."""
+    proxy, upstream, ca = site()
+    cert = ca.issue("alice-script", emails=["alice@example.com"])
+    cookies = []
+    for _ in range(3):
+        with connect(proxy, cert) as sock:
+            response = exchange(sock, "GET", "/app/script")
+            assert response.status == 200, response
+            cookies.append(set_cookies(response)["__Host-actas_session"][0])
+    assert len(set(cookies)) == 1
+    assert [header_values(r, "X-Forwarded-User") for r in upstream.requests()] == [["alice"]] * 3
+    # Another certificate of the same user is another sign-in.
+    laptop = ca.issue("alice-laptop", emails=["alice@example.com"])
+    with connect(proxy, laptop) as sock:
+        other = exchange(sock, "GET", "/app/laptop")
+        assert set_cookies(other)["__Host-actas_session"][0] != cookies[0]
+    logins = wait_events(proxy, "login", count=2, user="alice")
+    assert sorted(e["cert_sha256"] for e in logins) == sorted([cert[2], laptop[2]])
+
+
 def test_request_with_a_body_is_forwarded_whole_after_sign_in(site):
     proxy, upstream, ca = site()
     cert = ca.issue("alice-post", emails=["alice@example.com"])
