@@ -1,6 +1,7 @@
 """End-to-end fixtures: the real `actas` binary, real TLS, a real recording upstream process."""
 import json
 import os
+import random
 import signal
 import socket
 import ssl
@@ -17,10 +18,53 @@ HERE = Path(__file__).resolve().parent
 ACTAS = Path(os.environ.get("ACTAS_BIN", ROOT / ".build" / "debug" / "actas"))
 
 
+# Ports for the servers a test starts, below the kernel's ephemeral range (32768-60999 by
+# default), so no outgoing connection can take one between its choice and its bind; each
+# pytest-xdist worker walks its own slice, from a random point, so parallel workers (and a run
+# beside another) do not hand out the same port.
+PORT_SLICE = 1500
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")[2:]
+_port_base = 12000 + (int(_worker) % 12 if _worker.isdigit() else 12) * PORT_SLICE
+_port_next = random.randrange(PORT_SLICE)
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    global _port_next
+    for _ in range(PORT_SLICE):
+        port = _port_base + _port_next % PORT_SLICE
+        _port_next += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {_port_base}-{_port_base + PORT_SLICE - 1}")
+
+
+# Tests that stop the shared PostgreSQL cluster, or measure the proxy's memory or a deadline,
+# must not run beside other tests: scripts/test runs them after the parallel phase, one at a time.
+SERIAL = {
+    "test_postgres_outage.py": None,  # the whole file
+    "test_postgres_instances.py": {"test_a_database_restart_the_feed_resumes_and_misses_nothing"},
+    "test_banner.py": {"test_big_html_page_streams_with_bounded_memory"},
+    "test_connection_limits.py": {"test_memory_is_not_kept_after_handshake_floods"},
+    "test_forwarding.py": {"test_slow_client_does_not_make_the_proxy_buffer_the_response"},
+    "test_response_hardening.py": {"test_gzip_bomb_is_cut_with_bounded_memory"},
+    "test_impersonation.py": {"test_websocket_is_closed_with_1008_within_a_second_of_the_end"},
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "serial: run alone, after the parallel phase (scripts/test)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = SERIAL.get(item.path.name, ())
+        if names is None or getattr(item, "originalname", item.name) in names:
+            item.add_marker(pytest.mark.serial)
 
 
 def complete_lines(path):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ACTAS, clean_env, header_values, login, me, request_bytes, run
+from conftest import ACTAS, clean_env, header_values, login, me, request_bytes, run, wait_for
 from test_impersonation import Admin, config, setup_site
 
 BEARER = "Authorization"
@@ -44,7 +44,16 @@ def two_sites(make_proxy):
     first = make_proxy(config())
     setup_site(first)
     second = make_proxy(config(**{"store.url": f"sqlite:{first.dir / 'data' / 'actas.db'}"}))
+    # `/readyz` answers before an instance writes its row: the tests need both rows, as a
+    # command run a moment later would see them.
+    wait_for(lambda: has_row(first, first) and has_row(first, second), what="both instances' rows in the store")
     return first, second
+
+
+def has_row(first, proxy):
+    with sqlite3.connect(store_path(first), timeout=10) as db:
+        return db.execute("SELECT 1 FROM instances WHERE admin_address = ?",
+                          (f"127.0.0.1:{proxy.admin_port}",)).fetchone() is not None
 
 
 # With the old 200 ms poll a single round passed by luck about a third of the time; the fix
