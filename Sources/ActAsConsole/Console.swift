@@ -331,7 +331,7 @@ public final class Console: ConsoleEndpoint {
             let target = request.query.isEmpty ? request.path : request.path + "?" + request.query
             return .redirect(302, to: "/.actas/login?rd=\(FormCoding.encode(target))")
         }
-        return .json(401, ["error": "unauthenticated", "message": "Sign in first, or send an API token (Authorization: Bearer actas_…)."])
+        return .json(401, ErrorJSON(error: "unauthenticated", message: "Sign in first, or send an API token (Authorization: Bearer actas_…)."))
     }
 
     func methodNotAllowed(_ request: ConsoleRequest, allow: String) -> ConsoleResponse {
@@ -343,9 +343,12 @@ public final class Console: ConsoleEndpoint {
     /// An error in the form the asker understands: JSON for the API and scripts, a page for people.
     func problem(_ request: ConsoleRequest, status: Int, code: String, message: String, extra: [String: Any] = [:]) -> ConsoleResponse {
         if request.path.hasPrefix("/.actas/api/") || !request.wantsHTML {
-            var object: [String: Any] = ["error": code, "message": message]
-            for (key, value) in extra { object[key] = value }
-            return .json(status, object)
+            guard extra.isEmpty else {
+                var object: [String: Any] = ["error": code, "message": message]
+                for (key, value) in extra { object[key] = value }
+                return .json(status, object)
+            }
+            return .json(status, ErrorJSON(error: code, message: message))
         }
         let context: [String: Any] = [
             "heading": Self.heading(status), "message": message, "requestID": request.requestID,

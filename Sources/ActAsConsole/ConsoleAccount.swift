@@ -75,22 +75,22 @@ extension Console {
             struct Body: Decodable { let hours: Int }
             guard let hours = try? JSONDecoder().decode(Body.self, from: Data(request.body)).hours else {
                 let invalid = InvalidInput.hours(maximum: impersonations.policy.rules.consentMaxHours)
-                return .json(400, ["error": invalid.code, "message": invalid.sentence])
+                return .json(400, ErrorJSON(error: invalid.code, message: invalid.sentence))
             }
             switch try await impersonations.grantConsent(principal.user, hours: hours, context: context(request), now: request.now) {
             case .success(let consent):
                 return .json(200, consentObject(consent, now: request.now))
             case .failure(let failure):
-                return .json(failure.httpStatus, ["error": failure.code, "message": failure.sentence])
+                return .json(failure.httpStatus, ErrorJSON(error: failure.code, message: failure.sentence))
             }
         }
         let revoked = try await impersonations.revokeConsent(principal.user, context: context(request), now: request.now)
         return .json(200, consentObject(revoked, now: request.now))
     }
 
-    func consentObject(_ consent: Consent?, now: Date) -> [String: Any] {
-        guard let consent, consent.isActive(at: now) else { return ["active": false, "expires_at": NSNull()] }
-        return ["active": true, "expires_at": Self.timestamp(consent.expiresAt)]
+    func consentObject(_ consent: Consent?, now: Date) -> ConsentJSON {
+        guard let consent, consent.isActive(at: now) else { return ConsentJSON(active: false, expiresAt: nil) }
+        return ConsentJSON(active: true, expiresAt: Self.timestamp(consent.expiresAt))
     }
 
     /// Cookie-authenticated API calls need the CSRF token and a same-origin request; tokens don't.
@@ -99,34 +99,23 @@ extension Console {
         return csrfValid(request, session: session) ? nil : csrfRefused(request)
     }
 
-    func me(_ principal: LiveState.Principal, now: Date) -> [String: Any] {
+    func me(_ principal: LiveState.Principal, now: Date) -> MeJSON {
         let user = principal.user
         let consent = live.read { $0.consents[user.id] }
-        var impersonation: Any = NSNull()
-        if let open = live.read({ $0.openImpersonation(actorID: user.id, signIn: principal.session?.idHash) }) {
-            impersonation = impersonationObject(open)
-        }
-        return [
-            "user": [
-                "id": user.id, "username": user.username, "email": user.email, "name": user.name, "role": user.role,
-                "groups": user.groups, "org_unit": user.orgUnit,
-            ] as [String: Any],
-            "impersonation": impersonation,
-            "consent": consentObject(consent, now: now),
-            "csrf_token": principal.session.map { $0.csrfToken as Any } ?? NSNull(),
-        ]
+        let open = live.read { $0.openImpersonation(actorID: user.id, signIn: principal.session?.idHash) }
+        return MeJSON(
+            user: UserJSON(id: user.id, username: user.username, email: user.email, name: user.name, role: user.role,
+                           groups: user.groups, orgUnit: user.orgUnit),
+            impersonation: open.map(impersonationObject), consent: consentObject(consent, now: now),
+            csrfToken: principal.session?.csrfToken)
     }
 
     /// SPEC §4: `{"id", "target": {id, username, name}, "mode", "started_at", "expires_at"}`.
-    func impersonationObject(_ session: ImpersonationSession) -> [String: Any] {
+    func impersonationObject(_ session: ImpersonationSession) -> ImpersonationJSON {
         let target = live.read { $0.users[session.targetID] }
-        return [
-            "id": session.id,
-            "target": ["id": session.targetID, "username": target?.username ?? "", "name": target?.name ?? ""] as [String: Any],
-            "mode": session.mode.rawValue,
-            "started_at": Self.timestamp(session.startedAt),
-            "expires_at": Self.timestamp(session.expiresAt),
-        ]
+        return ImpersonationJSON(
+            id: session.id, target: PersonJSON(id: session.targetID, username: target?.username ?? "", name: target?.name ?? ""),
+            mode: session.mode.rawValue, startedAt: Self.timestamp(session.startedAt), expiresAt: Self.timestamp(session.expiresAt))
     }
 
     static func describe(interval: TimeInterval) -> String {

@@ -19,33 +19,29 @@ extension Console {
         return (asTarget + asActor).sorted { $0.startedAt > $1.startedAt }
     }
 
-    func sessionObject(_ session: ImpersonationSession) -> [String: Any] {
+    func sessionObject(_ session: ImpersonationSession) -> SessionJSON {
         let (actor, target) = live.read { ($0.users[session.actorID], $0.users[session.targetID]) }
-        func person(_ id: String, _ user: User?) -> [String: Any] {
-            ["id": id, "username": user?.username ?? "", "name": user?.name ?? ""]
+        func person(_ id: String, _ user: User?) -> PersonJSON {
+            PersonJSON(id: id, username: user?.username ?? "", name: user?.name ?? "")
         }
-        return [
-            "id": session.id, "actor": person(session.actorID, actor), "target": person(session.targetID, target),
-            "reason": session.reason, "mode": session.mode.rawValue,
-            "started_at": Self.timestamp(session.startedAt), "expires_at": Self.timestamp(session.expiresAt),
-            "ended_at": session.endedAt.map { Self.timestamp($0) as Any } ?? NSNull(),
-            "end_reason": session.endReason.map { $0.rawValue as Any } ?? NSNull(),
-        ]
+        return SessionJSON(
+            id: session.id, actor: person(session.actorID, actor), target: person(session.targetID, target),
+            reason: session.reason, mode: session.mode.rawValue,
+            startedAt: Self.timestamp(session.startedAt), expiresAt: Self.timestamp(session.expiresAt),
+            endedAt: session.endedAt.map(Self.timestamp), endReason: session.endReason?.rawValue)
     }
 
     func sessionsAPI(_ request: ConsoleRequest, _ principal: LiveState.Principal) async throws -> ConsoleResponse {
         let sessions = try await visibleSessions(principal.user)
-        return .json(200, ["sessions": sessions.map(sessionObject)])
+        return .json(200, SessionsJSON(sessions: sessions.map(sessionObject)))
     }
 
     func sessionEventsAPI(_ request: ConsoleRequest, _ principal: LiveState.Principal, id: String) async throws -> ConsoleResponse {
         guard let session = try await directory.store.impersonation(id: id), mayRead(session, principal.user) else {
-            return .json(404, ["error": "not_found", "message": "There is no session \(id) you may see."])
+            return .json(404, ErrorJSON(error: "not_found", message: "There is no session \(id) you may see."))
         }
-        let events = try await directory.store.sessionAudit(sessionID: id).compactMap { line in
-            (try? JSONSerialization.jsonObject(with: Data(line.line.utf8))) as? [String: Any]
-        }
-        return .json(200, ["session": sessionObject(session), "events": events])
+        let lines = try await directory.store.sessionAudit(sessionID: id).map(\.line)
+        return .json(200, SessionEventsJSON(session: sessionObject(session), events: lines))
     }
 
     func sessionsPage(_ request: ConsoleRequest, _ principal: LiveState.Principal) async throws -> ConsoleResponse {

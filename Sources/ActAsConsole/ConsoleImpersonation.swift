@@ -41,13 +41,12 @@ extension Console {
     func usersAPI(_ request: ConsoleRequest, _ principal: LiveState.Principal) -> ConsoleResponse {
         guard mayImpersonate(principal.user) else { return notPermitted(request) }
         let rows = impersonations.rows(for: principal.user, query: request.queryValue("q") ?? "", now: request.now)
-        return .json(200, ["users": rows.map { row -> [String: Any] in
-            [
-                "id": row.user.id, "username": row.user.username, "name": row.user.name, "email": row.user.email,
-                "role": row.user.role, "groups": row.user.groups, "org_unit": row.user.orgUnit, "status": row.user.status.rawValue,
-                "impersonable": row.refusal == nil, "reason": row.refusal.map { $0.code as Any } ?? NSNull(),
-            ]
-        }])
+        return .json(200, UsersJSON(users: rows.map { row in
+            UserRowJSON(
+                id: row.user.id, username: row.user.username, name: row.user.name, email: row.user.email,
+                role: row.user.role, groups: row.user.groups, orgUnit: row.user.orgUnit, status: row.user.status.rawValue,
+                impersonable: row.refusal == nil, reason: row.refusal?.code)
+        }))
     }
 
     // MARK: confirm and start
@@ -113,10 +112,10 @@ extension Console {
         let body = request.jsonBody ?? [:]
         // A duration or mode of the wrong JSON type is invalid, not "not given".
         if let duration = body["duration"], !(duration is String) {
-            return .json(400, ["error": InvalidInput.duration.code, "message": InvalidInput.duration.sentence])
+            return .json(400, ErrorJSON(error: InvalidInput.duration.code, message: InvalidInput.duration.sentence))
         }
         if let mode = body["mode"], !(mode is String), !(mode is NSNull) {
-            return .json(400, ["error": InvalidInput.mode.code, "message": InvalidInput.mode.sentence])
+            return .json(400, ErrorJSON(error: InvalidInput.mode.code, message: InvalidInput.mode.sentence))
         }
         let csrfOK = principal.session.map { csrfValid(request, session: $0) } ?? true
         let start = Impersonations.StartRequest(
@@ -126,7 +125,7 @@ extension Console {
         case .success(let session):
             return .json(201, impersonationObject(session))
         case .failure(let failure):
-            return .json(failure.httpStatus, ["error": failure.code, "message": failure.sentence])
+            return .json(failure.httpStatus, ErrorJSON(error: failure.code, message: failure.sentence))
         }
     }
 
@@ -146,13 +145,13 @@ extension Console {
         if let refusal = apiCSRF(request, principal) { return refusal }
         let duration = request.jsonBody?["duration"]
         if duration != nil, !(duration is String) {
-            return .json(400, ["error": InvalidInput.duration.code, "message": InvalidInput.duration.sentence])
+            return .json(400, ErrorJSON(error: InvalidInput.duration.code, message: InvalidInput.duration.sentence))
         }
         switch try await impersonations.extend(by: principal, duration: duration as? String, context: context(request), now: request.now) {
         case .success(let session):
             return .json(200, impersonationObject(session))
         case .failure(let failure):
-            return .json(failure.httpStatus, ["error": failure.code, "message": failure.sentence])
+            return .json(failure.httpStatus, ErrorJSON(error: failure.code, message: failure.sentence))
         }
     }
 
@@ -173,12 +172,12 @@ extension Console {
         guard principal.token == nil, let open = live.read({ $0.openImpersonation(actorID: principal.user.id, signIn: signIn) }) else {
             if principal.token == nil { await impersonations.dropNotice(of: principal.user, signIn: signIn, now: request.now) }
             let failure = principal.token == nil ? Impersonations.Failure.notImpersonating : .interactiveOnly
-            return .json(failure.httpStatus, ["error": failure.code, "message": failure.sentence])
+            return .json(failure.httpStatus, ErrorJSON(error: failure.code, message: failure.sentence))
         }
         _ = try await impersonations.endAndPersist(open.id, reason: .exit, context: context(request), now: request.now)
         var object = impersonationObject(open)
-        object["ended_at"] = Self.timestamp(request.now)
-        object["end_reason"] = EndReason.exit.rawValue
+        object.endedAt = Self.timestamp(request.now)
+        object.endReason = EndReason.exit.rawValue
         return .json(200, object)
     }
 

@@ -25,3 +25,233 @@ extension ConsoleResponse {
         ConsoleResponse(status: status, headers: [("Content-Type", "application/json")] + securityHeaders + headers, body: ConsoleJSON.data(value) + [0x0A])
     }
 }
+
+// MARK: the shapes (SPEC §4)
+
+/// `{"error": "<code>", "message": "<sentence>"}`.
+struct ErrorJSON: Encodable, Equatable {
+    var error: String
+    var message: String
+}
+
+/// `{id, username, name}`: who is meant, as the API names people in sessions.
+struct PersonJSON: Encodable, Equatable {
+    var id: String
+    var username: String
+    var name: String
+}
+
+/// `/me`'s `user`: always the person who signed in.
+struct UserJSON: Encodable, Equatable {
+    var id: String
+    var username: String
+    var email: String
+    var name: String
+    var role: String
+    var groups: [String]
+    var orgUnit: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, username, email, name, role, groups
+        case orgUnit = "org_unit"
+    }
+}
+
+/// `{"active", "expires_at"}`; `expires_at` is null when there is no active consent.
+struct ConsentJSON: Encodable, Equatable {
+    var active: Bool
+    var expiresAt: String?
+
+    enum CodingKeys: String, CodingKey {
+        case active
+        case expiresAt = "expires_at"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(active, forKey: .active)
+        try container.encode(expiresAt, forKey: .expiresAt)
+    }
+}
+
+/// `/me`'s `impersonation` and the start/extend answer; the exit answer adds `ended_at` and
+/// `end_reason` (absent otherwise).
+struct ImpersonationJSON: Encodable, Equatable {
+    var id: String
+    var target: PersonJSON
+    var mode: String
+    var startedAt: String
+    var expiresAt: String
+    var endedAt: String?
+    var endReason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, target, mode
+        case startedAt = "started_at"
+        case expiresAt = "expires_at"
+        case endedAt = "ended_at"
+        case endReason = "end_reason"
+    }
+}
+
+/// `GET /.actas/api/v1/me`: `impersonation` and `csrf_token` are null when there is none.
+struct MeJSON: Encodable, Equatable {
+    var user: UserJSON
+    var impersonation: ImpersonationJSON?
+    var consent: ConsentJSON
+    var csrfToken: String?
+
+    enum CodingKeys: String, CodingKey {
+        case user, impersonation, consent
+        case csrfToken = "csrf_token"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(user, forKey: .user)
+        try container.encode(impersonation, forKey: .impersonation)
+        try container.encode(consent, forKey: .consent)
+        try container.encode(csrfToken, forKey: .csrfToken)
+    }
+}
+
+/// A row of `GET /.actas/api/v1/users`: `reason` is the refusal code, null when impersonable.
+struct UserRowJSON: Encodable, Equatable {
+    var id: String
+    var username: String
+    var name: String
+    var email: String
+    var role: String
+    var groups: [String]
+    var orgUnit: String
+    var status: String
+    var impersonable: Bool
+    var reason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, username, name, email, role, groups, status, impersonable, reason
+        case orgUnit = "org_unit"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(username, forKey: .username)
+        try container.encode(name, forKey: .name)
+        try container.encode(email, forKey: .email)
+        try container.encode(role, forKey: .role)
+        try container.encode(groups, forKey: .groups)
+        try container.encode(orgUnit, forKey: .orgUnit)
+        try container.encode(status, forKey: .status)
+        try container.encode(impersonable, forKey: .impersonable)
+        try container.encode(reason, forKey: .reason)
+    }
+}
+
+struct UsersJSON: Encodable, Equatable {
+    var users: [UserRowJSON]
+}
+
+/// A session in the audit API: `ended_at` and `end_reason` null while it runs.
+struct SessionJSON: Encodable, Equatable {
+    var id: String
+    var actor: PersonJSON
+    var target: PersonJSON
+    var reason: String
+    var mode: String
+    var startedAt: String
+    var expiresAt: String
+    var endedAt: String?
+    var endReason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, actor, target, reason, mode
+        case startedAt = "started_at"
+        case expiresAt = "expires_at"
+        case endedAt = "ended_at"
+        case endReason = "end_reason"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(actor, forKey: .actor)
+        try container.encode(target, forKey: .target)
+        try container.encode(reason, forKey: .reason)
+        try container.encode(mode, forKey: .mode)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encode(expiresAt, forKey: .expiresAt)
+        try container.encode(endedAt, forKey: .endedAt)
+        try container.encode(endReason, forKey: .endReason)
+    }
+}
+
+struct SessionsJSON: Encodable, Equatable {
+    var sessions: [SessionJSON]
+}
+
+/// `GET /.actas/api/v1/sessions/{id}/events`: the session, and its records exactly as the log
+/// wrote them (already redacted; the same lines the live stream sends), spliced in unchanged.
+struct SessionEventsJSON: Encodable {
+    var session: SessionJSON
+    /// Log lines, each one JSON object.
+    var events: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case events, session
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(events.compactMap(LogLine.init), forKey: .events)
+        try container.encode(session, forKey: .session)
+    }
+}
+
+/// A log line as a JSON value: encoded as the object it is (a line that is not one is left out
+/// by `SessionEventsJSON`).
+struct LogLine: Encodable {
+    let value: JSONValue
+
+    init?(_ line: String) {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(line.utf8)), case .object = value else { return nil }
+        self.value = value
+    }
+
+    func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+}
+
+/// Any JSON value, typed: integers stay integers, other numbers doubles.
+indirect enum JSONValue: Codable, Equatable {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .integer(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+}

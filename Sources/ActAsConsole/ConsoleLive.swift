@@ -16,6 +16,11 @@ extension Console {
         guard let session = try await directory.store.impersonation(id: id), mayRead(session, principal.user) else {
             return problem(request, status: 404, code: "not_found", message: "There is no session \(id) you may see.")
         }
+        guard request.method != "HEAD" else {
+            let (empty, done) = AsyncStream.makeStream(of: [UInt8].self)
+            done.finish()
+            return .eventStream(empty)
+        }
         let resume = LiveResume(lastEventID: request.header("last-event-id"), after: request.queryValue("after"))
         // Subscribed before the store is read: a record lands in the read, in the feed, or both
         // (then it is sent once), never in neither.

@@ -124,8 +124,7 @@ extension DownstreamHandler {
         pendingOut.writeBytes(settings.hstsLine)
         pendingOut.writeStaticString("Connection: close\r\n\r\n")
         guard exchange.method != .head else {
-            pendingOut.writeStaticString("0\r\n\r\n")
-            completeExchange()
+            completeExchange()  // the head only; the console does not produce for HEAD
             return
         }
         flushDownstream()

@@ -1,6 +1,7 @@
 import ActAsCore
 import ActAsSessions
 import Foundation
+import ActAsPages
 import Testing
 @testable import ActAsConsole
 
@@ -66,5 +67,55 @@ struct LiveRecordTests {
     @Test func theEndEventCarriesTheSessionAndWhy() {
         #expect(ConsoleJSON.text(LiveEnd(sessionID: "imp_1", endReason: EndReason.exit.rawValue)) == #"{"end_reason":"exit","session_id":"imp_1"}"#)
         #expect(ConsoleJSON.text(LiveEnd(sessionID: "imp_1", endReason: nil)) == #"{"end_reason":null,"session_id":"imp_1"}"#)
+    }
+}
+
+@Suite("Console JSON shapes")
+struct ConsoleJSONShapeTests {
+    private func object(_ response: ConsoleResponse) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+    }
+
+    @Test func anErrorIsCodeAndMessage() throws {
+        let response = ConsoleResponse.json(404, ErrorJSON(error: "not_found", message: "There is no session x you may see."))
+        #expect(response.header("content-type") == "application/json")
+        #expect(String(decoding: response.body, as: UTF8.self) == #"{"error":"not_found","message":"There is no session x you may see."}"# + "\n")
+    }
+
+    @Test func meCarriesNullsWhereSPECSaysNull() throws {
+        let me = MeJSON(user: UserJSON(id: "u1", username: "emp", email: "e@x", name: "Emma", role: "employee", groups: ["sales"], orgUnit: "acme"),
+                        impersonation: nil, consent: ConsentJSON(active: false, expiresAt: nil), csrfToken: nil)
+        let json = try object(.json(200, me))
+        #expect(json["impersonation"] is NSNull)
+        #expect(json["csrf_token"] is NSNull)
+        #expect((json["consent"] as? [String: Any])?["expires_at"] is NSNull)
+        #expect(Set(((json["user"] as? [String: Any]) ?? [:]).keys) == ["id", "username", "email", "name", "role", "groups", "org_unit"])
+    }
+
+    @Test func impersonationHasEndMembersOnlyWhenEnded() throws {
+        var value = ImpersonationJSON(id: "imp_1", target: PersonJSON(id: "u1", username: "emp", name: "Emma"), mode: "read-only",
+                                      startedAt: "2026-12-07T10:00:00Z", expiresAt: "2026-12-07T11:00:00Z")
+        #expect(Set(try object(.json(201, value)).keys) == ["id", "target", "mode", "started_at", "expires_at"])
+        value.endedAt = "2026-12-07T10:30:00Z"
+        value.endReason = "exit"
+        #expect(Set(try object(.json(200, value)).keys) == ["id", "target", "mode", "started_at", "expires_at", "ended_at", "end_reason"])
+    }
+
+    @Test func aSessionsEventsAreTheLogLinesAsObjects() throws {
+        let session = SessionJSON(id: "imp_1", actor: PersonJSON(id: "a", username: "admin", name: "Ada"), target: PersonJSON(id: "u", username: "emp", name: "Emma"),
+                                  reason: "r", mode: "read-write", startedAt: "s", expiresAt: "e", endedAt: nil, endReason: nil)
+        let line = #"{"ts":"2026-12-07T10:00:00.000Z","seq":7,"type":"request","duration_ms":3.25,"query":{"token":"[REDACTED]"},"user":"emp"}"#
+        let json = try object(.json(200, SessionEventsJSON(session: session, events: [line, "not json"])))
+        let events = try #require(json["events"] as? [[String: Any]])
+        #expect(events.count == 1)
+        #expect(events[0]["seq"] as? Int == 7 && events[0]["duration_ms"] as? Double == 3.25)
+        #expect((events[0]["query"] as? [String: String]) == ["token": "[REDACTED]"])
+        #expect((json["session"] as? [String: Any])?["end_reason"] is NSNull)
+    }
+
+    @Test func aUserRowSaysWhyNot() throws {
+        let row = UserRowJSON(id: "u", username: "emp", name: "", email: "", role: "employee", groups: [], orgUnit: "", status: "active",
+                              impersonable: true, reason: nil)
+        #expect(try object(.json(200, UsersJSON(users: [row])))["users"].flatMap { ($0 as? [[String: Any]])?.first?["reason"] } is NSNull)
     }
 }

@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from conftest import session_header, wait_for
+from conftest import is_closed, read_response, session_header, wait_for
 from postgres_fixtures import pg_pair, pg_site_database, pg_site_template, postgres_server  # noqa: F401
 from test_impersonation import Admin, config, setup_site
 
@@ -293,3 +293,14 @@ def test_the_session_page_adds_a_row_for_a_request_made_after_it_was_opened(acti
         screenshot(driver, "live-session-row")
     finally:
         driver.quit()
+
+
+def test_head_answers_the_stream_head_without_a_body(acting):
+    proxy, admin, session = acting
+    name, value = session_header(admin.cookie)
+    with proxy.connect() as sock:
+        sock.sendall(f"HEAD {live_path(session)} HTTP/1.1\r\nHost: localhost\r\n{name}: {value}\r\n\r\n".encode())
+        response = read_response(sock, "HEAD")
+        assert response.status == 200
+        assert response.header("content-type").startswith("text/event-stream")
+        assert is_closed(sock), "nothing follows the head"
