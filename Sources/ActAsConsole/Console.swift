@@ -341,13 +341,8 @@ public final class Console: ConsoleEndpoint {
     }
 
     /// An error in the form the asker understands: JSON for the API and scripts, a page for people.
-    func problem(_ request: ConsoleRequest, status: Int, code: String, message: String, extra: [String: Any] = [:]) -> ConsoleResponse {
+    func problem(_ request: ConsoleRequest, status: Int, code: String, message: String) -> ConsoleResponse {
         if request.path.hasPrefix("/.actas/api/") || !request.wantsHTML {
-            guard extra.isEmpty else {
-                var object: [String: Any] = ["error": code, "message": message]
-                for (key, value) in extra { object[key] = value }
-                return .json(status, object)
-            }
             return .json(status, ErrorJSON(error: code, message: message))
         }
         let context: [String: Any] = [

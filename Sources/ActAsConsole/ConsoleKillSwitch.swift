@@ -42,7 +42,7 @@ extension Console {
         if request.formValue("csrf_token") != nil || request.formValue("rd") != nil {
             return .redirect(303, to: ReturnPath.sanitise(request.formValue("rd") ?? "/.actas/"))
         }
-        return .json(200, ["id": session.id, "ended_at": Self.timestamp(endedAt), "end_reason": reason.rawValue])
+        return .json(200, SessionEndJSON(id: session.id, endedAt: Self.timestamp(endedAt), endReason: reason.rawValue))
     }
 }
 
@@ -57,5 +57,16 @@ extension TargetNotice {
     var context: [String: Any] {
         ["id": sessionID, "actor": actorName, "actorUsername": actorUsername, "since": since,
          "sinceISO": RFC3339.string(from: startedAt), "reason": reason]
+    }
+}
+
+/// `{"id", "ended_at", "end_reason"}`: the answer to `POST /.actas/sessions/{id}/end`.
+struct SessionEndJSON: Encodable, Equatable {
+    var id: String
+    var endedAt: String
+    var endReason: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, endedAt = "ended_at", endReason = "end_reason"
     }
 }

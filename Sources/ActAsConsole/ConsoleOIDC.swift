@@ -187,7 +187,7 @@ extension Console {
         if request.wantsHTML {
             return loginPage(request, error: failure.message, status: failure.status, extraHeaders: headers)
         }
-        return .json(failure.status, OIDCErrorJSON(error: failure.code, message: failure.message), headers: headers)
+        return .json(failure.status, ErrorJSON(error: failure.code, message: failure.message), headers: headers)
     }
 
     // MARK: sign-out
@@ -217,11 +217,11 @@ extension Console {
 
     func backchannelLogout(_ request: ConsoleRequest) async throws -> ConsoleResponse {
         guard let oidc else {
-            return .json(404, OIDCErrorJSON(error: "not_found", message: "Sign-in with an identity provider is not enabled here."))
+            return .json(404, ErrorJSON(error: "not_found", message: "Sign-in with an identity provider is not enabled here."))
         }
         let noStore: [(name: String, value: String)] = [("Cache-Control", "no-store")]
         guard let token = request.formValue("logout_token"), !token.isEmpty else {
-            return .json(400, OIDCErrorJSON(error: "invalid_logout_token", message: "The form field logout_token is missing."), headers: noStore)
+            return .json(400, ErrorJSON(error: "invalid_logout_token", message: "The form field logout_token is missing."), headers: noStore)
         }
         let verified: VerifiedLogoutToken
         switch await oidc.verifyLogoutToken(token, now: request.now) {
@@ -229,7 +229,7 @@ extension Console {
             events.record(AuditRecord(type: .requestDenied, requestID: request.requestID, clientIP: request.clientIP,
                                       reason: "invalid_logout_token", detail: failure.description))
             // What exactly failed goes to the log only: the caller needs no oracle.
-            return .json(400, OIDCErrorJSON(error: "invalid_logout_token", message: "The logout token is not valid."), headers: noStore)
+            return .json(400, ErrorJSON(error: "invalid_logout_token", message: "The logout token is not valid."), headers: noStore)
         case .success(let token):
             verified = token
         }
@@ -237,7 +237,7 @@ extension Console {
         guard try await directory.store.claimOnce(.logoutToken, key: verified.replayKey, until: verified.keepUntil, now: request.now) else {
             events.record(AuditRecord(type: .requestDenied, requestID: request.requestID, clientIP: request.clientIP,
                                       reason: "invalid_logout_token", detail: "its jti was already used"))
-            return .json(400, OIDCErrorJSON(error: "invalid_logout_token", message: "The logout token is not valid."), headers: noStore)
+            return .json(400, ErrorJSON(error: "invalid_logout_token", message: "The logout token is not valid."), headers: noStore)
         }
         let claims = verified.claims
         let sid = claims.string("sid").flatMap { $0.isEmpty ? nil : $0 }
@@ -256,13 +256,6 @@ extension Console {
         }
         return .json(200, BackchannelLogoutJSON(ended: records.count), headers: noStore)
     }
-}
-
-/// `{"error": "<code>", "message": "<sentence>"}` (SPEC §4). The console's shared `ErrorJSON`
-/// was not committed yet when this was; it has the same shape and should replace this one.
-struct OIDCErrorJSON: Encodable, Equatable {
-    var error: String
-    var message: String
 }
 
 /// `POST /.actas/oidc/backchannel-logout`'s answer: how many sign-in sessions it ended.

@@ -139,11 +139,6 @@ public struct ConsoleResponse: Sendable {
         ConsoleResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8")] + securityHeaders + headers, body: Array(page.utf8))
     }
 
-    package static func json(_ status: Int, _ object: Any, headers: [(name: String, value: String)] = []) -> ConsoleResponse {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return ConsoleResponse(status: status, headers: [("Content-Type", "application/json")] + securityHeaders + headers, body: Array(data) + [0x0A])
-    }
-
     /// `text/event-stream` (SPEC §10.5): not cached, not buffered by proxies in between.
     package static func eventStream(_ stream: AsyncStream<[UInt8]>) -> ConsoleResponse {
         ConsoleResponse(
