@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import ORIGIN, Proxy, Upstream, me, request_bytes, session_header, set_cookies
+from conftest import ORIGIN, Proxy, Upstream, me, request_bytes, session_header, set_cookies, wait_for
 from test_impersonation import Admin, acting_on_a_shared_site, config, setup_site
 
 MARKER = b"<actas-banner"
@@ -284,6 +284,12 @@ def long_session(tmp_path_factory):
         send("POST", "/orders", [("Content-Type", "application/json"), ("Origin", ORIGIN)],
              json.dumps({"title": long_title, "password": "hunter2"}).encode())
     admin.api("DELETE", "/.actas/api/v1/impersonation")
+    # The store's copy of a session's records follows the log by up to ~0.2 s (gathered for
+    # 100 ms, then one transaction); the pages read that copy.
+    def ended_is_copied():
+        _, events = admin.api("GET", f"/.actas/api/v1/sessions/{body['id']}/events")
+        return any(e.get("type") == "impersonation_ended" for e in events["events"])
+    wait_for(ended_is_copied, what="the session's end in the store's copy")
     yield proxy, admin, body["id"], long_title
     proxy.stop()
     upstream.stop()
