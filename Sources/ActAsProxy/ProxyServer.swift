@@ -42,6 +42,9 @@ public final class ProxyServer: Sendable {
         var channels: [any Channel] = []
         var adminChannel: (any Channel)?
         var draining = false
+        /// Until `markReady()`: `/readyz` is 503 while the process still records itself in the
+        /// store (a CLI change made before then could not reach it, SPEC §10.1).
+        var ready = false
     }
 
     private let group: any EventLoopGroup
@@ -100,6 +103,9 @@ public final class ProxyServer: Sendable {
     }
 
     public var isDraining: Bool { state.withLockedValue { $0.draining } }
+
+    /// The process is wholly up (recorded in the store): `/readyz` may answer 200.
+    public func markReady() { state.withLockedValue { $0.ready = true } }
 
     // MARK: start
 
@@ -221,7 +227,8 @@ public final class ProxyServer: Sendable {
                         if head.target == "/sync" || head.target.hasPrefix("/sync?") {
                             return AdminSync.reply(head, target: changeFeed.withLockedValue { $0 }, on: loop)
                         }
-                        return .now(Self.admin(head, metrics: metrics, draining: state.withLockedValue { $0.draining },
+                        let (draining, ready) = state.withLockedValue { ($0.draining, $0.ready) }
+                        return .now(Self.admin(head, metrics: metrics, draining: draining, ready: ready,
                                                storeReachable: storeHealth.isReachable))
                     }))
                 }
@@ -230,7 +237,7 @@ public final class ProxyServer: Sendable {
             .get()
     }
 
-    static func admin(_ head: RequestHead, metrics: ProxyMetrics, draining: Bool, storeReachable: Bool = true) -> SmallHTTPHandler.Response {
+    static func admin(_ head: RequestHead, metrics: ProxyMetrics, draining: Bool, ready: Bool = true, storeReachable: Bool = true) -> SmallHTTPHandler.Response {
         guard head.method == .get || head.method == .head else {
             return .init(status: 405, reason: "Method Not Allowed", contentType: "text/plain", body: "GET only\n", headers: "Allow: GET, HEAD\r\n")
         }
@@ -241,6 +248,8 @@ public final class ProxyServer: Sendable {
         case "/readyz":
             return draining
                 ? .init(status: 503, reason: "Service Unavailable", contentType: "text/plain", body: "draining\n")
+                : !ready
+                ? .init(status: 503, reason: "Service Unavailable", contentType: "text/plain", body: "starting\n")
                 : !storeReachable
                 ? .init(status: 503, reason: "Service Unavailable", contentType: "text/plain", body: "store unavailable\n")
                 : .init(status: 200, reason: "OK", contentType: "text/plain", body: "ready\n")

@@ -122,6 +122,7 @@ struct Serve: AsyncParsableCommand {
             logger.error("cannot record this instance in the store: \(error)")
             throw ExitCode(1)
         }
+        server.markReady()
 
         var service = ProxyService(server: server, audit: events, configPath: options.path, hangups: hangups, logger: logger)
         // Live streams never finish by themselves: ended first, so the drain does not wait on them.
