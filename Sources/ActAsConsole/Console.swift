@@ -52,7 +52,8 @@ public final class Console: ConsoleEndpoint {
         self.live = live
         self.events = events
         self.impersonations = Impersonations(store: directory.store, live: live, policy: ImpersonationPolicy(config: config), events: events)
-        self.liveFeed = SessionLiveFeed(store: directory.store, live: live)
+        self.liveFeed = SessionLiveFeed(store: directory.store, live: live, instance: InstanceRecord.resolveID(
+            configured: config.listen.instanceID, hostName: ProcessInfo.processInfo.hostName, adminPort: config.listen.admin?.port))
         self.limiter = LoginRateLimiter(
             maxPerAccount: config.auth.maxFailedLogins, maxPerAddress: config.auth.maxFailedLoginsPerIP,
             window: config.auth.failedLoginWindow.seconds)

@@ -92,8 +92,8 @@ extension Console {
         ]
         // SPEC §10.5: an open session's last page adds each new record as it is logged.
         if session.isOpen, window.page >= window.pages {
-            let after = lines.map(\.seq).max() ?? 0
-            context["liveSource"] = "/.actas/sessions/\(FormCoding.encode(session.id))/live?after=\(after)"
+            let after = LiveResume.mark(of: lines)
+            context["liveSource"] = "/.actas/sessions/\(FormCoding.encode(session.id))/live?after=\(FormCoding.encode(after))"
         }
         context["liveTable"] = !rows.isEmpty || context["liveSource"] != nil
         if window.page > 1 { context["previous"] = "?" + view.query(page: window.page - 1) }

@@ -5,8 +5,9 @@ import ActAsStore
 import Foundation
 
 /// `GET /.actas/sessions/{id}/live` (SPEC §10.5): the session's request records as the log
-/// writes them, as Server-Sent Events; `id:` is the record's seq, so a browser's
-/// `Last-Event-ID` (or the page's `?after=`) resumes where it left off.
+/// writes them, as Server-Sent Events. Each instance numbers its own log, so `id:` is not a
+/// seq but how far the stream got in every instance's log (`LiveResume.mark`), and a browser's
+/// `Last-Event-ID` (or the page's `?after=`) resumes exactly there, on any instance.
 extension Console {
     static let liveScriptPath = "/.actas/session-live.js"
     /// How long a browser waits before reconnecting after the stream is cut.
@@ -25,20 +26,21 @@ extension Console {
         // Subscribed before the store is read: a record lands in the read, in the feed, or both
         // (then it is sent once), never in neither.
         let subscription = session.isOpen ? liveFeed.watch(sessionID: id) : nil
-        var existing: [Int64: String] = [:]
+        var existing: [LiveRecordKey: String] = [:]
         for line in try await directory.store.sessionAudit(sessionID: id) where SessionLiveFeed.isRequestRecord(line.line) {
-            existing[line.seq] = line.line
+            existing[LiveRecordKey(instance: line.instance, seq: line.seq)] = line.line
         }
-        for record in subscription?.known ?? [] where SessionLiveFeed.isRequestRecord(record.line) { existing[record.seq] = record.line }
+        for record in subscription?.known ?? [] where SessionLiveFeed.isRequestRecord(record.line) { existing[record.key] = record.line }
         let plan = resume.plan(existing: existing)
         let endedReason = session.endReason
         let (out, continuation) = AsyncStream.makeStream(of: [UInt8].self)
         let pump = Task {
             continuation.yield(Array(ServerSentEvent.retry(milliseconds: Self.liveRetryMilliseconds).utf8))
             var sent = plan.skip
+            var marks = plan.marks
             for record in plan.replay {
-                sent.insert(record.seq)
-                continuation.yield(Self.frame(record))
+                sent.insert(record.key)
+                continuation.yield(Self.frame(record, marks: &marks))
             }
             guard let subscription else {
                 continuation.yield(Self.endFrame(sessionID: id, reason: endedReason))
@@ -48,8 +50,8 @@ extension Console {
             for await item in subscription.items {
                 switch item {
                 case .record(let record):
-                    guard sent.insert(record.seq).inserted else { continue }
-                    continuation.yield(Self.frame(record))
+                    guard sent.insert(record.key).inserted else { continue }
+                    continuation.yield(Self.frame(record, marks: &marks))
                 case .heartbeat:
                     continuation.yield(Array(ServerSentEvent.comment("keep-alive").utf8))
                 case .ended(let reason):
@@ -111,35 +113,13 @@ extension Console {
         })();
         """#
 
-    static func frame(_ record: LiveRecord) -> [UInt8] {
-        Array(ServerSentEvent.frame(id: String(record.seq), data: record.line).utf8)
+    static func frame(_ record: LiveRecord, marks: inout [String: Int64]) -> [UInt8] {
+        marks[record.key.instance] = max(marks[record.key.instance] ?? -1, record.key.seq)
+        return Array(ServerSentEvent.frame(id: LiveResume.mark(marks), data: record.line).utf8)
     }
 
     static func endFrame(sessionID: String, reason: EndReason?) -> [UInt8] {
         Array(ServerSentEvent.frame(event: "end", data: ConsoleJSON.text(LiveEnd(sessionID: sessionID, endReason: reason?.rawValue))).utf8)
-    }
-}
-
-/// Where a (re)connecting viewer starts: after `Last-Event-ID` (or the page's `?after=`, the
-/// last record it rendered), with everything newer replayed; without either, from now on.
-struct LiveResume: Equatable {
-    var after: Int64?
-
-    init(lastEventID: String?, after: String?) {
-        let text = (lastEventID ?? after)?.trimmingCharacters(in: .whitespaces)
-        self.after = text.flatMap { Int64($0) }.flatMap { $0 >= 0 ? $0 : nil }
-    }
-
-    struct Plan: Equatable {
-        var replay: [LiveRecord]
-        /// Seqs not to send again when the feed brings them.
-        var skip: Set<Int64>
-    }
-
-    func plan(existing: [Int64: String]) -> Plan {
-        guard let after else { return Plan(replay: [], skip: Set(existing.keys)) }
-        let replay = existing.filter { $0.key > after }.sorted { $0.key < $1.key }.map { LiveRecord(seq: $0.key, line: $0.value) }
-        return Plan(replay: replay, skip: Set(existing.keys.filter { $0 <= after }))
     }
 }
 

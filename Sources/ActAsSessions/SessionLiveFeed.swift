@@ -4,13 +4,29 @@ import ActAsStore
 import Foundation
 import Synchronization
 
+/// A record's identity within a session: each instance numbers its own log (SPEC §10.2), so
+/// a seq alone is ambiguous when two instances serve one session.
+public struct LiveRecordKey: Sendable, Hashable, Comparable {
+    public var instance: String
+    public var seq: Int64
+
+    public init(instance: String, seq: Int64) {
+        self.instance = instance
+        self.seq = seq
+    }
+
+    public static func < (a: LiveRecordKey, b: LiveRecordKey) -> Bool {
+        (a.instance, a.seq) < (b.instance, b.seq)
+    }
+}
+
 /// One request record of a session, exactly the line the log wrote (redacted, hash included).
 public struct LiveRecord: Sendable, Equatable {
-    public var seq: Int64
+    public var key: LiveRecordKey
     public var line: String
 
-    public init(seq: Int64, line: String) {
-        self.seq = seq
+    public init(key: LiveRecordKey, line: String) {
+        self.key = key
         self.line = line
     }
 }
@@ -35,14 +51,16 @@ public enum SessionLiveItem: Sendable, Equatable {
 public final class SessionLiveFeed: Sendable {
     public let pollEvery: Duration
     public let heartbeatEvery: Duration
+    /// This instance's `listen.instance_id`: `publish` gets its own log's lines.
+    public let instance: String
     private let store: any Store
     private let live: LiveState
 
     private struct Watch {
         var subscribers: [UInt64: AsyncStream<SessionLiveItem>.Continuation] = [:]
-        /// Every record seen while watched, by seq; nil for a session line that is not a
-        /// request record (so it is parsed once).
-        var seen: [Int64: String?] = [:]
+        /// Every record seen while watched, by instance and seq; nil for a session line that is
+        /// not a request record (so it is parsed once).
+        var seen: [LiveRecordKey: String?] = [:]
         var poller: Task<Void, Never>?
     }
 
@@ -61,8 +79,9 @@ public final class SessionLiveFeed: Sendable {
 
     private let state = Mutex(State())
 
-    public init(store: any Store, live: LiveState, pollEvery: Duration = .seconds(1), heartbeatEvery: Duration = .seconds(15)) {
+    public init(store: any Store, live: LiveState, instance: String, pollEvery: Duration = .seconds(1), heartbeatEvery: Duration = .seconds(15)) {
         self.store = store
+        self.instance = instance
         self.live = live
         self.pollEvery = pollEvery
         self.heartbeatEvery = heartbeatEvery
@@ -88,9 +107,10 @@ public final class SessionLiveFeed: Sendable {
                 watch.poller = Task { [weak self] in await self?.poll(sessionID: sessionID) }
             }
             state.watches[sessionID] = watch
-            var known = watch.seen.compactMap { seq, line in line.map { LiveRecord(seq: seq, line: $0) } }
-            known += state.recent.filter { $0.sessionID == sessionID && watch.seen[Int64($0.seq)] == nil }
-                .map { LiveRecord(seq: Int64($0.seq), line: $0.line) }
+            var known = watch.seen.compactMap { key, line in line.map { LiveRecord(key: key, line: $0) } }
+            known += state.recent.filter { $0.sessionID == sessionID }
+                .map { LiveRecord(key: key(of: $0), line: $0.line) }
+                .filter { watch.seen[$0.key] == nil }
             return (id, known)
         }
         guard let (id, known) = outcome else {
@@ -110,7 +130,7 @@ public final class SessionLiveFeed: Sendable {
             if state.recent.count > Self.recentCapacity { state.recent.removeFirst(state.recent.count - Self.recentCapacity) }
             guard !state.watches.isEmpty else { return }
             for line in lines where state.watches[line.sessionID] != nil {
-                Self.deliver(&state, sessionID: line.sessionID, seq: Int64(line.seq), line: line.line)
+                Self.deliver(&state, sessionID: line.sessionID, key: key(of: line), line: line.line)
             }
         }
     }
@@ -135,6 +155,11 @@ public final class SessionLiveFeed: Sendable {
         return type == "request" || type == "request_denied"
     }
 
+    /// This instance's own log's lines.
+    private func key(of line: AuditSessionLine) -> LiveRecordKey {
+        LiveRecordKey(instance: instance, seq: Int64(line.seq))
+    }
+
     // MARK: inside
 
     private func unsubscribe(sessionID: String, id: UInt64) {
@@ -151,18 +176,18 @@ public final class SessionLiveFeed: Sendable {
         poller?.cancel()
     }
 
-    private func deliver(sessionID: String, seq: Int64, line: String) {
-        state.withLock { state in Self.deliver(&state, sessionID: sessionID, seq: seq, line: line) }
+    private func deliver(sessionID: String, key: LiveRecordKey, line: String) {
+        state.withLock { state in Self.deliver(&state, sessionID: sessionID, key: key, line: line) }
     }
 
-    private static func deliver(_ state: inout State, sessionID: String, seq: Int64, line: String) {
-        guard var watch = state.watches[sessionID], watch.seen[seq] == nil else { return }
+    private static func deliver(_ state: inout State, sessionID: String, key: LiveRecordKey, line: String) {
+        guard var watch = state.watches[sessionID], watch.seen[key] == nil else { return }
         let record = isRequestRecord(line) ? line : nil
-        watch.seen[seq] = .some(record)
+        watch.seen[key] = .some(record)
         state.watches[sessionID] = watch
         // Yielding never blocks and never runs a termination handler: safe under the lock.
         if let record {
-            for continuation in watch.subscribers.values { continuation.yield(.record(LiveRecord(seq: seq, line: record))) }
+            for continuation in watch.subscribers.values { continuation.yield(.record(LiveRecord(key: key, line: record))) }
         }
     }
 
@@ -188,7 +213,7 @@ public final class SessionLiveFeed: Sendable {
             try? await Task.sleep(for: pollEvery)
             if Task.isCancelled { return }
             if let lines = try? await store.sessionAudit(sessionID: sessionID) {
-                for line in lines { deliver(sessionID: sessionID, seq: line.seq, line: line.line) }
+                for line in lines { deliver(sessionID: sessionID, key: LiveRecordKey(instance: line.instance, seq: line.seq), line: line.line) }
             }
             if clock.now - lastHeartbeat >= heartbeatEvery {
                 lastHeartbeat = clock.now

@@ -273,6 +273,7 @@ public final class SQLiteStore: Store {
         (8, OIDCSchema.statements(dateType: "REAL")),  // SPEC §10.3: users by (issuer, sub), OIDC sign-ins
         (9, retiredPublicKeysMigration),  // SPEC §10.6: deleted keys' public halves (RetiredPublicKeys.swift)
         (10, oneUseMigration),  // SPEC §10.3: one-use sign-in flows and logout tokens (SQLiteStore+OneUse.swift)
+        (11, sessionAuditByInstanceMigration),  // session records keyed by instance too (SQLiteStore+SessionAudit.swift)
     ]
 
     public func migrate() async throws {
@@ -608,30 +609,6 @@ public final class SQLiteStore: Store {
         try await write { tx in
             try await tx.run("UPDATE impersonations SET notice_pending = 0 WHERE id = ?", [.text(id)])
             try await tx.changed(.impersonation, id)
-        }
-    }
-
-    public func appendSessionAudit(_ lines: [SessionAuditLine]) async throws {
-        guard !lines.isEmpty else { return }
-        try await write { tx in
-            // One statement per 250 lines, not per line: each statement is a hop to the store's
-            // thread and back (per line, a quarter of the proxy's CPU under impersonated load).
-            for start in stride(from: 0, to: lines.count, by: 250) {
-                let part = lines[start..<min(start + 250, lines.count)]
-                // A record the log wrote twice (same seq) is the same line: keep one.
-                let values = Array(repeating: "(?, ?, ?, ?)", count: part.count).joined(separator: ", ")
-                try await tx.run("INSERT OR IGNORE INTO session_audit (session_id, seq, ts, line) VALUES \(values)", part.flatMap { line in
-                    [SQLiteData.text(line.sessionID), .integer(Int(line.seq)), .float(line.timestamp.timeIntervalSince1970), .text(line.line)]
-                })
-            }
-        }
-    }
-
-    public func sessionAudit(sessionID: String) async throws -> [SessionAuditLine] {
-        try await query("SELECT * FROM session_audit WHERE session_id = ? ORDER BY seq", [.text(sessionID)]).map { row in
-            SessionAuditLine(
-                sessionID: row.column("session_id")?.string ?? "", seq: Int64(row.column("seq")?.integer ?? 0),
-                timestamp: Self.readDate(row, "ts") ?? Date(timeIntervalSince1970: 0), line: row.column("line")?.string ?? "")
         }
     }
 

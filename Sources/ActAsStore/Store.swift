@@ -183,14 +183,20 @@ public protocol Store: Sendable {
 
 /// A request-log line that belongs to an impersonation session, kept in the store exactly as
 /// written to the log (so the copy verifies against the file's hash).
+/// Keyed by (session, instance, seq): each instance numbers its own log (SPEC §10.2), so two
+/// instances serving one session write the same seqs.
 public struct SessionAuditLine: Sendable, Equatable {
     public var sessionID: String
+    /// `listen.instance_id` of the instance whose log wrote the line ("" for rows copied before
+    /// migration 11 whose line names none).
+    public var instance: String
     public var seq: Int64
     public var timestamp: Date
     public var line: String
 
-    public init(sessionID: String, seq: Int64, timestamp: Date, line: String) {
+    public init(sessionID: String, instance: String, seq: Int64, timestamp: Date, line: String) {
         self.sessionID = sessionID
+        self.instance = instance
         self.seq = seq
         self.timestamp = timestamp
         self.line = line

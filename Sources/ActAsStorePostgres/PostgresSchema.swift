@@ -118,6 +118,13 @@ enum PostgresSchema {
         (8, PostgresStore.oidcMigration),  // users by (issuer, sub), OIDC sign-ins (PostgresStore+OIDC.swift)
         (9, PostgresStore.retiredPublicKeysMigration),  // deleted keys' public halves (PostgresStore+KeyArchive.swift)
         (10, PostgresStore.oneUseMigration),  // one-use sign-in flows and logout tokens (PostgresStore+OneUse.swift)
+        (11, [
+            // Session records keyed by instance too: each instance numbers its own log (SPEC §10.2).
+            "ALTER TABLE session_audit ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
+            "UPDATE session_audit SET instance = COALESCE(line::jsonb ->> 'instance', '')",
+            "ALTER TABLE session_audit ALTER COLUMN instance DROP DEFAULT",
+            "ALTER TABLE session_audit DROP CONSTRAINT session_audit_pkey, ADD PRIMARY KEY (session_id, instance, seq)",
+        ]),
     ]
 
     static var latestVersion: Int { migrations.map(\.version).max() ?? 0 }

@@ -495,21 +495,22 @@ public final class PostgresStore: Store {
             // One statement per 1000 lines (arrays bound as parameters), not a round trip per line.
             for start in stride(from: 0, to: lines.count, by: 1000) {
                 let part = lines[start..<min(start + 1000, lines.count)]
-                let ids = part.map(\.sessionID), seqs = part.map(\.seq), texts = part.map(\.line)
+                let ids = part.map(\.sessionID), instances = part.map(\.instance), seqs = part.map(\.seq), texts = part.map(\.line)
                 let times = part.map(\.timestamp.timeIntervalSince1970)
-                // A record the log wrote twice (same seq) is the same line: keep one.
+                // A record the log wrote twice (same instance and seq) is the same line: keep one.
                 try await tx.run("""
-                    INSERT INTO session_audit (session_id, seq, ts, line)
-                    SELECT * FROM unnest(\(ids)::text[], \(seqs)::bigint[], \(times)::double precision[], \(texts)::text[])
-                    ON CONFLICT (session_id, seq) DO NOTHING
+                    INSERT INTO session_audit (session_id, instance, seq, ts, line)
+                    SELECT * FROM unnest(\(ids)::text[], \(instances)::text[], \(seqs)::bigint[], \(times)::double precision[], \(texts)::text[])
+                    ON CONFLICT (session_id, instance, seq) DO NOTHING
                     """)
             }
         }
     }
 
+    /// Time order, ties by instance then seq: as `SQLiteStore.sessionAudit`.
     public func sessionAudit(sessionID: String) async throws -> [SessionAuditLine] {
-        try await query("SELECT * FROM session_audit WHERE session_id = \(sessionID) ORDER BY seq").map { row in
-            SessionAuditLine(sessionID: row.string("session_id") ?? "", seq: row.int("seq") ?? 0,
+        try await query("SELECT * FROM session_audit WHERE session_id = \(sessionID) ORDER BY ts, instance, seq").map { row in
+            SessionAuditLine(sessionID: row.string("session_id") ?? "", instance: row.string("instance") ?? "", seq: row.int("seq") ?? 0,
                              timestamp: row.date("ts") ?? Date(timeIntervalSince1970: 0), line: row.string("line") ?? "")
         }
     }

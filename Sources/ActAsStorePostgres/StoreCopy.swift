@@ -131,8 +131,8 @@ extension PostgresStore {
         }
         for line in contents.sessionAudit {
             try await tx.run("""
-                INSERT INTO session_audit (session_id, seq, ts, line)
-                VALUES (\(line.sessionID), \(line.seq), \(line.timestamp.timeIntervalSince1970), \(line.line))
+                INSERT INTO session_audit (session_id, instance, seq, ts, line)
+                VALUES (\(line.sessionID), \(line.instance), \(line.seq), \(line.timestamp.timeIntervalSince1970), \(line.line))
                 """)
         }
     }

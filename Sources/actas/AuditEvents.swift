@@ -35,9 +35,12 @@ enum AuditEvents {
 /// `AuditSessionLineBatches.gatherFor`, whatever the request rate.
 final class SessionAuditCopier: Sendable {
     private let batches = AuditSessionLineBatches()
+    /// This instance's `listen.instance_id`: the store keys session records by it too.
+    private let instance: String
     private let logger: Logger
 
-    init(logger: Logger) {
+    init(instance: String, logger: Logger) {
+        self.instance = instance
         self.logger = logger
     }
 
@@ -52,7 +55,7 @@ final class SessionAuditCopier: Sendable {
     func run(into store: any Store) async {
         await batches.run { lines in
             let copies = lines.map {
-                SessionAuditLine(sessionID: $0.sessionID, seq: Int64($0.seq),
+                SessionAuditLine(sessionID: $0.sessionID, instance: instance, seq: Int64($0.seq),
                                  timestamp: Date(timeIntervalSince1970: Double($0.timestamp.millisecondsSinceEpoch) / 1000), line: $0.line)
             }
             var attempt = 0

@@ -67,7 +67,7 @@ struct Serve: AsyncParsableCommand {
         let health = StoreHealth(grace: .milliseconds(config.store.grace.milliseconds))
         let live = LiveState()
         let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
-        let copier = SessionAuditCopier(logger: logger)
+        let copier = SessionAuditCopier(instance: instanceID, logger: logger)
         let checkpointCopier = CheckpointCopier(logger: logger)
         let events = try AuditEvents.open(config, copier: copier, checkpoints: CheckpointCopier.settings(
             config, instanceID: instanceID, live: live, copier: checkpointCopier), logger: logger)

@@ -1,5 +1,6 @@
 import ActAsCore
 import ActAsSessions
+import ActAsStore
 import Foundation
 import ActAsPages
 import Testing
@@ -32,27 +33,59 @@ struct ServerSentEventTests {
 
 @Suite("Live stream resume")
 struct LiveResumeTests {
-    let existing: [Int64: String] = [3: "c", 1: "a", 2: "b"]
+    static func key(_ instance: String, _ seq: Int64) -> LiveRecordKey { LiveRecordKey(instance: instance, seq: seq) }
+    // Two instances serving one session: both have a seq 1 and 2.
+    let existing: [LiveRecordKey: String] = [key("a", 3): "a3", key("a", 1): "a1", key("b", 1): "b1", key("a", 2): "a2", key("b", 2): "b2"]
 
     @Test func withoutAResumePointNothingIsReplayedAndEverythingKnownIsSkipped() {
         let plan = LiveResume(lastEventID: nil, after: nil).plan(existing: existing)
         #expect(plan.replay.isEmpty)
-        #expect(plan.skip == [1, 2, 3])
+        #expect(plan.skip == Set(existing.keys))
+        #expect(plan.marks == ["a": 3, "b": 2])
     }
 
-    @Test func lastEventIDReplaysNewerInOrder() {
-        let plan = LiveResume(lastEventID: "1", after: "3").plan(existing: existing)
-        #expect(plan.replay.map(\.seq) == [2, 3])
-        #expect(plan.skip == [1])
+    @Test func aMarkReplaysWhatEachInstanceLacksInLogOrder() {
+        let plan = LiveResume(lastEventID: "a:1,b:1", after: "a:3,b:2").plan(existing: existing)
+        #expect(plan.replay.map(\.line) == ["a2", "a3", "b2"])
+        #expect(plan.skip == [Self.key("a", 1), Self.key("b", 1)])
     }
 
-    @Test(arguments: ["x", "-1", "", " 12a"])
-    func aMalformedResumePointIsIgnored(value: String) {
-        #expect(LiveResume(lastEventID: value, after: nil).after == nil)
+    @Test func anInstanceTheMarkDoesNotNameIsReplayedWhole() {
+        #expect(LiveResume(lastEventID: "a:2", after: nil).plan(existing: existing).replay.map(\.line) == ["a3", "b1", "b2"])
     }
 
-    @Test func theQueryIsUsedWithoutTheHeader() {
-        #expect(LiveResume(lastEventID: nil, after: "0").plan(existing: existing).replay.map(\.seq) == [1, 2, 3])
+    // Gaps are worse than duplicates: an id that is not a mark replays everything.
+    @Test(arguments: ["x", "-1", "7", " 12a", "a:-1", "a:1,", "a:x"])
+    func aMalformedOrSeqOnlyIdReplaysEverything(value: String) {
+        #expect(LiveResume(lastEventID: value, after: nil).plan(existing: existing).replay.count == existing.count)
+    }
+
+    @Test func anEmptyHeaderMeansFromNow() {
+        #expect(LiveResume(lastEventID: " ", after: nil).marks == nil)
+    }
+
+    @Test func theQueryIsUsedWithoutTheHeaderAndAnEmptyOneReplaysEverything() {
+        #expect(LiveResume(lastEventID: nil, after: "a:2").plan(existing: existing).replay.map(\.line) == ["a3", "b1", "b2"])
+        #expect(LiveResume(lastEventID: nil, after: "").plan(existing: existing).replay.count == existing.count)
+    }
+
+    @Test(arguments: ["node-a", "host:8443", "a,b", "ü%x", ""])
+    func aMarkRoundTripsAnyInstanceName(instance: String) {
+        let marks = [instance: Int64(41), "z": 0]
+        #expect(LiveResume.parse(LiveResume.mark(marks)) == marks)
+    }
+
+    @Test func theMarkOfRecordsIsTheHighestSeqPerInstance() {
+        let lines = [("b", 4), ("a", 9), ("b", 5), ("a", 2)].map { instance, seq in
+            SessionAuditLine(sessionID: "s", instance: instance, seq: Int64(seq), timestamp: Date(), line: "{}")
+        }
+        #expect(LiveResume.mark(of: lines) == "a:9,b:5")
+    }
+
+    @Test func eachFrameCarriesTheMarkSoFar() {
+        var marks = ["a": Int64(3)]
+        let frame = Console.frame(LiveRecord(key: Self.key("b", 1), line: "{}"), marks: &marks)
+        #expect(String(decoding: frame, as: UTF8.self) == "id: a:3,b:1\ndata: {}\n\n")
     }
 }
 

@@ -9,13 +9,13 @@ struct SessionAuditBatchTests {
     @Test(arguments: StoreKind.all) func manyLinesAtOnceKeepEveryLineOnceInOrder(kind: StoreKind) async throws {
         try await withStore(kind) { store in
             let lines = (1...2001).map { seq in
-                SessionAuditLine(sessionID: seq % 2 == 0 ? "imp_a" : "imp_b", seq: Int64(seq), timestamp: t0 + Double(seq),
+                SessionAuditLine(sessionID: seq % 2 == 0 ? "imp_a" : "imp_b", instance: "node-a", seq: Int64(seq), timestamp: t0 + Double(seq),
                                  line: "{\"seq\":\(seq),\"note\":\"it's \\\"quoted\\\"\"}")
             }
             try await store.appendSessionAudit(lines)
             // The same records again (a retried copy) and one new one: nothing doubles.
             try await store.appendSessionAudit(Array(lines[1990...]) + [
-                SessionAuditLine(sessionID: "imp_a", seq: 2002, timestamp: t0 + 2002, line: "{\"seq\":2002}")])
+                SessionAuditLine(sessionID: "imp_a", instance: "node-a", seq: 2002, timestamp: t0 + 2002, line: "{\"seq\":2002}")])
             let a = try await store.sessionAudit(sessionID: "imp_a")
             let b = try await store.sessionAudit(sessionID: "imp_b")
             #expect(a.map(\.seq) == Array(stride(from: 2, through: 2002, by: 2)))

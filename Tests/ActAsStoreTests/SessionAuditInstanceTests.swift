@@ -1,0 +1,74 @@
+import ActAsCore
+import Foundation
+import SQLiteNIO
+import Testing
+@testable import ActAsStore
+
+@Suite("Store: session records of several instances")
+struct SessionAuditInstanceTests {
+    static func line(_ instance: String, _ seq: Int64, _ path: String) -> String {
+        #"{"seq":\#(seq),"type":"request","instance":"\#(instance)","path":"\#(path)"}"#
+    }
+
+    static func record(_ session: String, _ instance: String, _ seq: Int64, at time: Date, _ path: String) -> SessionAuditLine {
+        SessionAuditLine(sessionID: session, instance: instance, seq: seq, timestamp: time, line: line(instance, seq, path))
+    }
+
+    // Each instance numbers its own log (SPEC §10.2): one session served by two instances
+    // has two records with seq 1.
+    @Test(arguments: StoreKind.all) func sameSeqFromTwoInstancesKeepsBoth(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let a1 = Self.record("imp_x", "node-a", 1, at: t0 + 1, "/a1")
+            let b1 = Self.record("imp_x", "node-b", 1, at: t0 + 2, "/b1")
+            let a2 = Self.record("imp_x", "node-a", 2, at: t0 + 3, "/a2")
+            try await store.appendSessionAudit([a1, a2])
+            try await store.appendSessionAudit([b1, a1])  // a retried copy of a1 stays one row
+            let lines = try await store.sessionAudit(sessionID: "imp_x")
+            #expect(lines == [a1, b1, a2])
+        }
+    }
+
+    // Same time: instance, then seq, so every read gives the same order.
+    @Test(arguments: StoreKind.all) func sameTimeOrdersByInstanceThenSeq(kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let lines = [("node-b", 2), ("node-a", 2), ("node-b", 1), ("node-a", 1)].map { instance, seq in
+                Self.record("imp_y", instance, Int64(seq), at: t0, "/")
+            }
+            try await store.appendSessionAudit(lines)
+            let read = try await store.sessionAudit(sessionID: "imp_y")
+            #expect(read.map { "\($0.instance):\($0.seq)" } == ["node-a:1", "node-a:2", "node-b:1", "node-b:2"])
+        }
+    }
+
+    // A version-10 database (session_audit keyed by session and seq) with a row: migration 11
+    // keeps the row and gives it the instance its line names.
+    @Test func migrationElevenKeepsOldRowsWithTheirInstance() async throws {
+        let path = freshDatabasePath()
+        defer { removeDatabase(path) }
+        let old = try await SQLiteStore.open(path: path)
+        try await old.write { tx in
+            try await tx.run("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+            for migration in SQLiteStore.migrations where migration.version <= 10 {
+                for statement in migration.statements { try await tx.run(statement) }
+                try await tx.run("INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)", [.integer(migration.version)])
+            }
+            try await tx.run("INSERT INTO session_audit (session_id, seq, ts, line) VALUES (?, ?, ?, ?)",
+                             [.text("imp_old"), .integer(7), .float(t0.timeIntervalSince1970), .text(Self.line("node-a", 7, "/old"))])
+            try await tx.run("INSERT INTO session_audit (session_id, seq, ts, line) VALUES (?, ?, ?, ?)",
+                             [.text("imp_old"), .integer(8), .float(t0.timeIntervalSince1970 + 1), .text("damaged")])
+        }
+        await old.close()
+
+        let store = try await SQLiteStore.open(path: path)
+        try await store.migrate()
+        let before = try await store.sessionAudit(sessionID: "imp_old")
+        #expect(before.map(\.instance) == ["node-a", ""])
+        #expect(before.map(\.seq) == [7, 8])
+        #expect(before.first?.line == Self.line("node-a", 7, "/old"))
+        // The new key: another instance's seq 7 is kept beside the old row.
+        let other = Self.record("imp_old", "node-b", 7, at: t0 + 2, "/new")
+        try await store.appendSessionAudit([other])
+        #expect(try await store.sessionAudit(sessionID: "imp_old").map(\.instance) == ["node-a", "", "node-b"])
+        await store.close()
+    }
+}
