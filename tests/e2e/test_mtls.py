@@ -146,13 +146,16 @@ def site(make_proxy, upstream, tmp_path):
 
 # ---- signing in ----------------------------------------------------------------------------
 
-def store_url(request, store):
+@pytest.fixture
+def pg_url(request, store):
+    """The PostgreSQL database for `store == "postgres"`. Listed before `site` in a test's
+    arguments, so the proxies stop before the database is dropped (teardown is in reverse)."""
     return request.getfixturevalue("pg_database") if store == "postgres" else None
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
-def test_certificate_signs_in_and_the_request_goes_on_as_that_user(site, request, store):
-    proxy, upstream, ca = site(store_url=store_url(request, store))
+def test_certificate_signs_in_and_the_request_goes_on_as_that_user(pg_url, site, store):
+    proxy, upstream, ca = site(store_url=pg_url)
     cert = ca.issue("alice", cn="Alice Andersen", emails=["alice@example.com"])
     with connect(proxy, cert) as sock:
         first = exchange(sock, "GET", "/app/report?x=1", [("Accept", "application/json")])
@@ -218,8 +221,8 @@ def test_request_with_a_body_is_forwarded_whole_after_sign_in(site):
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 @pytest.mark.parametrize("username, reason", [("nobody", "unknown_user"), ("sus", "user_suspended"), ("gone", "user_suspended")])
-def test_unknown_suspended_or_deleted_user_gets_403_and_nothing_goes_upstream(site, request, store, username, reason):
-    proxy, upstream, ca = site(store_url=store_url(request, store))
+def test_unknown_suspended_or_deleted_user_gets_403_and_nothing_goes_upstream(pg_url, site, store, username, reason):
+    proxy, upstream, ca = site(store_url=pg_url)
     run(["users", "suspend", "sus", "--config", str(proxy.config_path)])
     run(["users", "delete", "gone", "--config", str(proxy.config_path)])
     cert = ca.issue(username, emails=[f"{username}@example.com"])

@@ -14,10 +14,23 @@ from test_oidc import backchannel, logout_claims, refused
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def two_instances(request, oidc_proxy):
+def shared_store(request):
+    """None for SQLite, else a PostgreSQL database's URL. Set up before `oidc_proxy`, so the
+    proxies stop before the database is dropped (teardown is in reverse)."""
+    return request.getfixturevalue("pg_database") if request.param == "postgres" else None
+
+
+@pytest.fixture
+def pg_url(request, store):
+    """The same for tests parametrized by `store` (listed before `oidc_proxy`)."""
+    return request.getfixturevalue("pg_database") if store == "postgres" else None
+
+
+@pytest.fixture
+def two_instances(shared_store, oidc_proxy):
     """Two `actas serve` sharing one store: one SQLite file, or one PostgreSQL database."""
-    if request.param == "postgres":
-        url = request.getfixturevalue("pg_database")
+    if shared_store:
+        url = shared_store
         first = oidc_proxy(**{"store.url": url})
         return first, oidc_proxy(**{"store.url": url})
     first = oidc_proxy()
@@ -78,8 +91,8 @@ def callbacks_at_once(browsers, callbacks):
 
 
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
-def test_first_sign_ins_of_one_new_user_at_once_all_succeed(store, oidc_proxy, provider, request):
-    url = request.getfixturevalue("pg_database") if store == "postgres" else None
+def test_first_sign_ins_of_one_new_user_at_once_all_succeed(store, pg_url, oidc_proxy, provider):
+    url = pg_url
     proxy = oidc_proxy(**({"store.url": url} if url else {}))
     for round_ in range(4):
         username = f"newcomer{round_}"
