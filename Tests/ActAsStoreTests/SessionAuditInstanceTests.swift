@@ -1,5 +1,6 @@
 import ActAsCore
 import Foundation
+import PostgresNIO
 import SQLiteNIO
 import Testing
 @testable import ActAsStore
@@ -70,5 +71,47 @@ struct SessionAuditInstanceTests {
         try await store.appendSessionAudit([other])
         #expect(try await store.sessionAudit(sessionID: "imp_old").map(\.instance) == ["node-a", "", "node-b"])
         await store.close()
+    }
+
+    // PostgreSQL: a migrated database whose session_audit is put back as version 10 had it
+    // (only migration 11 touches it), with a row; migrating again keeps the row.
+    @Test func postgresMigrationElevenKeepsOldRowsWithTheirInstance() async throws {
+        guard StoreKind.all.contains(.postgres) else { return }
+        let database = try await TestDatabase.create(.postgres)
+        do {
+            try await Self.migrateFromVersionTen(database)
+        } catch {
+            await database.drop()
+            throw error
+        }
+        await database.drop()
+    }
+
+    static func migrateFromVersionTen(_ database: TestDatabase) async throws {
+        let fresh = try await database.open()
+        try await fresh.migrate()
+        await fresh.close()
+        let oldLine = line("node-a", 7, "/old")
+        try await TestDatabase.onServer(database.endpoint!) { connection in
+            for sql in [
+                "DROP TABLE session_audit",
+                """
+                CREATE TABLE session_audit (session_id TEXT NOT NULL, seq BIGINT NOT NULL, ts DOUBLE PRECISION NOT NULL,
+                                            line TEXT NOT NULL, PRIMARY KEY (session_id, seq))
+                """,
+                "DELETE FROM schema_migrations WHERE version = 11",
+            ] {
+                try await connection.query(PostgresQuery(unsafeSQL: sql), logger: testLogger)
+            }
+            try await connection.query("INSERT INTO session_audit (session_id, seq, ts, line) VALUES ('imp_old', 7, \(t0.timeIntervalSince1970), \(oldLine))",
+                                       logger: testLogger)
+        }
+        let store = try await database.open()
+        try await store.migrate()
+        let other = record("imp_old", "node-b", 7, at: t0 + 2, "/new")
+        try await store.appendSessionAudit([other])
+        let lines = try await store.sessionAudit(sessionID: "imp_old")
+        await store.close()
+        #expect(lines == [SessionAuditLine(sessionID: "imp_old", instance: "node-a", seq: 7, timestamp: t0, line: oldLine), other])
     }
 }
