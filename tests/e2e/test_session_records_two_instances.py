@@ -65,6 +65,12 @@ def test_every_request_of_both_instances_is_in_the_sessions_records(pg_pair):
     for person in (admin, emp):  # the actor on one instance, the target on the other
         shown = listed(person)
         assert sorted(shown) == sorted(paths), "each request exactly once"
+    # The session's page (the target's view of what was done as them) lists every request.
+    page = emp.browse(f"/.actas/sessions/{session}")
+    assert page.status == 200, page
+    html = page.body.decode()
+    for path in paths:
+        assert html.count(f"{path}<") == 1, path
 
 
 def test_the_live_stream_replays_both_instances_records_and_resumes_without_loss(pg_pair):
