@@ -46,6 +46,8 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
     private var readHeld = false
     private var certificate: ClientCertificateIdentity?
     private var clientIP = "unknown"
+    /// When the first request's first bytes arrived (its `request` record's duration).
+    private var firstBytesAt: NIODeadline?
 
     /// The certificate's user, once known (its sign-in, or a session of its own it came with).
     private(set) var certificateUserID: String?
@@ -95,6 +97,7 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
             held.writeBuffer(&buffer)
         case .firstHead:
             var buffer = unwrapInboundIn(data)
+            if firstBytesAt == nil { firstBytesAt = .now() }
             held.writeBuffer(&buffer)
             firstHeadProgress(context: context)
         }
@@ -229,9 +232,11 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     /// SPEC §10.3: 403, a `login_failed` event, and the connection closes (its certificate
-    /// will not do better on the next request).
+    /// will not do better on the next request). SPEC §8: the refused request has its `request`
+    /// record too, from its request line (nothing reached the upstream).
     private func refuse(context: ChannelHandlerContext, wantsHTML: Bool, reason: String, username: String?, message: String) {
         phase = .refused
+        var log = ExchangeLog(refused: held)
         held.clear()
         let requestID = loop.nextRequestID()
         loop.console.events.record(AuditRecord(
@@ -240,6 +245,10 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
         let answer = ErrorResponse.make(
             status: 403, code: reason, message: message, requestID: requestID, html: wantsHTML, close: true,
             hstsLine: loop.settings.hstsLine, allocator: context.channel.allocator)
+        log.fields.bytesOut = Int64(answer.readableBytes)
+        let duration = firstBytesAt.map { (NIODeadline.now() - $0).nanoseconds } ?? 0
+        loop.console.events.record(log.record(requestID: requestID, clientIP: clientIP, status: 403, duration: duration,
+                                              detail: "client certificate refused: \(reason)"))
         context.writeAndFlush(wrapOutboundOut(answer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 

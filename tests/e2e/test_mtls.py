@@ -241,6 +241,11 @@ def test_unknown_suspended_or_deleted_user_gets_403_and_nothing_goes_upstream(pg
     assert failed[0]["auth_method"] == "mtls"
     assert failed[0]["cert_sha256"] == cert[2]
     assert not [e for e in audit(proxy) if e["type"] == "login"]
+    # SPEC §8, every request: both refused requests have their request record, with no user.
+    refused = wait_events(proxy, "request", count=2, status=403)
+    assert sorted(r["path"] for r in refused) == ["/.actas/", "/app"]
+    assert {f["request_id"] for f in failed} == {r["request_id"] for r in refused}
+    assert not any(r.get("user") for r in refused)
 
 
 def test_certificate_without_a_usable_name_gets_403(site):
