@@ -5,9 +5,20 @@ import ActAsCore
 /// that made the record; `seq`, `prev` and `hash` only on the writer thread.
 public struct AuditLineEncoder: Sendable {
     public let redactor: Redactor
+    /// `listen.instance_id`: every record says which instance wrote it (SPEC §10.2).
+    public let instance: String?
+    /// `,"instance":"…"`, escaped once here rather than per record.
+    private let instanceMember: [UInt8]
 
-    public init(redactor: Redactor) {
+    public init(redactor: Redactor, instance: String? = nil) {
         self.redactor = redactor
+        self.instance = instance
+        var member: [UInt8] = []
+        if let instance {
+            JSONWriter.writeRaw(#","instance":"#, into: &member)
+            JSONWriter.writeString(instance, into: &member)
+        }
+        instanceMember = member
     }
 
     /// Keys an `extra` field may not take (it is written as `x_<key>` instead).
@@ -84,6 +95,7 @@ public struct AuditLineEncoder: Sendable {
             out.append(UInt8(ascii: "\""))
         }
         writeText(",\"detail\":", record.detail, into: &out)
+        out.append(contentsOf: instanceMember)
         for field in record.extra {
             out.append(UInt8(ascii: ","))
             let key = redactor.scrubTokens(field.key)
@@ -115,6 +127,7 @@ public struct AuditLineEncoder: Sendable {
         // A plain request has no headers, body, or event members between these.
         writeText(",\"client_request_id\":", fields.clientRequestID, into: &out)
         writeText(",\"detail\":", detail, into: &out)
+        out.append(contentsOf: instanceMember)
     }
 
     /// The members from `client_ip` to `mode`, shared by both ways of encoding a request.

@@ -60,7 +60,7 @@ final class AuditFileSink: @unchecked Sendable {
 
     init(configuration: AuditWriterConfiguration, onError: @escaping @Sendable (AuditError) -> Void) throws(AuditError) {
         self.maxFileSize = configuration.maxFileSize
-        self.encoder = AuditLineEncoder(redactor: configuration.redactor)
+        self.encoder = AuditLineEncoder(redactor: configuration.redactor, instance: configuration.instance)
         self.onError = onError
         self.onSessionLines = configuration.onSessionLines
         if case .file = configuration.destination {
@@ -207,7 +207,7 @@ final class AuditFileSink: @unchecked Sendable {
 
     func apply(_ settings: AuditSinkSettings) {
         maxFileSize = settings.maxFileSize
-        encoder = AuditLineEncoder(redactor: settings.redactor)
+        encoder = AuditLineEncoder(redactor: settings.redactor, instance: encoder.instance)
     }
 
     func reopen() {

@@ -216,6 +216,6 @@ public struct AuditRecord: Sendable {
         "ts", "seq", "type", "request_id", "client_ip", "method", "path", "query", "status", "duration_ms",
         "upstream_ms", "bytes_in", "bytes_out", "user", "impersonator", "session_id", "mode", "request_headers",
         "request_body", "client_request_id", "reason", "end_reason", "actor", "target", "justification",
-        "auth_method", "expires_at", "detail", "prev", "hash",
+        "auth_method", "expires_at", "detail", "instance", "prev", "hash",
     ]
 }

@@ -27,6 +27,8 @@ public struct AuditWriterConfiguration: Sendable {
     public var onSessionLines: (@Sendable ([AuditSessionLine]) -> Void)?
     /// Signed checkpoints (SPEC §10.6); nil: none.
     public var checkpoints: AuditCheckpointSettings?
+    /// `listen.instance_id` as resolved, written in every record as `"instance"` (SPEC §10.2).
+    public var instance: String?
 
     public init(
         destination: AuditDestination, redactor: Redactor, maxFileSize: Int64 = 100 << 20, queueCapacity: Int = 16_384,
@@ -168,7 +170,7 @@ public final class AuditWriter: Sendable {
     }
 
     /// The encoder this writer uses, for `EncodedAuditRecords`.
-    public var encoder: AuditLineEncoder { AuditLineEncoder(redactor: configuration.redactor) }
+    public var encoder: AuditLineEncoder { AuditLineEncoder(redactor: configuration.redactor, instance: configuration.instance) }
 
     /// For SIGHUP after an external logrotate moved the file: later records go to a new file at
     /// the configured path; the chain continues. Takes effect before the next batch.

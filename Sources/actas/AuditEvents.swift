@@ -9,7 +9,7 @@ import Logging
 
 /// The request log (`[audit]`): one writer thread, records redacted per the configuration.
 enum AuditEvents {
-    static func open(_ config: ActAsConfig, copier: SessionAuditCopier?, checkpoints: AuditCheckpointSettings? = nil, logger: Logger) throws -> AuditLog {
+    static func open(_ config: ActAsConfig, instance: String, copier: SessionAuditCopier?, checkpoints: AuditCheckpointSettings? = nil, logger: Logger) throws -> AuditLog {
         let redactor = AuditSettings.redactor(config.audit)  // SIGHUP builds it the same way
         let destination: AuditDestination = config.audit.file.map { .file($0) } ?? .standardOutput
         if let path = config.audit.file {
@@ -19,6 +19,7 @@ enum AuditEvents {
         do {
             var configuration = AuditWriterConfiguration(destination: destination, redactor: redactor, maxFileSize: config.audit.maxFileSize)
             configuration.checkpoints = checkpoints
+            configuration.instance = instance
             if let copier {
                 configuration.onSessionLines = { lines in copier.yield(lines) }
             }

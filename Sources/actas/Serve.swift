@@ -69,7 +69,7 @@ struct Serve: AsyncParsableCommand {
         let directory = Directory(store: store, live: live, knownRoles: config.roles.order)
         let copier = SessionAuditCopier(instance: instanceID, logger: logger)
         let checkpointCopier = CheckpointCopier(logger: logger)
-        let events = try AuditEvents.open(config, copier: copier, checkpoints: CheckpointCopier.settings(
+        let events = try AuditEvents.open(config, instance: instanceID, copier: copier, checkpoints: CheckpointCopier.settings(
             config, instanceID: instanceID, live: live, copier: checkpointCopier), logger: logger)
         let copying = Task { await copier.run(into: store) }
         let copyingCheckpoints = Task { await checkpointCopier.run(into: store) }

@@ -34,8 +34,9 @@ import Testing
             clientRequestID: "x", reason: "r", endReason: .consentRevoked, actor: "a", target: "t",
             justification: "j", authMethod: "password", expiresAt: AuditTimestamp(millisecondsSinceEpoch: 1000),
             detail: "d", extra: [AuditField("user_agent", .string("curl")), AuditField("seq", .integer(5))])
-        let keys = try topLevelKeys(encodeLine(full))
+        let keys = try topLevelKeys(encodeLine(full, instance: "eu-1"))
         let expected = AuditRecord.keyOrder.dropLast(2) + ["user_agent", "x_seq", "prev", "hash"]
+        #expect(Array(expected.suffix(6)) == ["detail", "instance", "user_agent", "x_seq", "prev", "hash"])
         #expect(keys == Array(expected))
 
         let minimal = encodeLine(AuditRecord(type: .logout, timestamp: AuditTimestamp(millisecondsSinceEpoch: 0), user: "u"))
@@ -188,9 +189,10 @@ import Testing
             "Bearer abc.def", "actas_0123456789abcdef0123456789abcdef", "Zoë ☃", "\u{202E}gnp.exe",
         ]
         let queries: [String?] = [nil, "", "a=1&b=two", "token=S3NT1NEL&page=2", "pass%2577ord=x&a=%E2%80%A8", "a&&=&b"]
-        let encoder = AuditLineEncoder(redactor: defaultRedactor)
+        let encoders = [AuditLineEncoder(redactor: defaultRedactor), AuditLineEncoder(redactor: defaultRedactor, instance: "node-\"a\"\u{1B}")]
         var generator = SystemRandomNumberGenerator()
         for trial in 0..<2_000 {
+            let encoder = encoders[trial % 2]
             var fields = AuditRequestFields(
                 method: texts.randomElement(using: &generator)!, path: texts.randomElement(using: &generator)!,
                 query: queries.randomElement(using: &generator)!)
@@ -221,6 +223,24 @@ import Testing
             #expect(direct == viaRecord, "\(fields) \(String(decoding: viaRecord, as: UTF8.self))")
             if direct != viaRecord { return }
         }
+    }
+
+    /// SPEC §10.2: every record names the instance that wrote it, after the named members
+    /// (so CSV exports keep their leading columns); a checkpoint names it once, where it is signed.
+    @Test func everyRecordCarriesTheInstance() throws {
+        let encoder = AuditLineEncoder(redactor: defaultRedactor, instance: "eu-1:9901")
+        var out: [UInt8] = []
+        encoder.encode(AuditRecord(type: .login, user: "alice", authMethod: "password"), seq: 7, prev: .genesis, into: &out)
+        let line = String(decoding: out, as: UTF8.self)
+        #expect(line.contains(#","user":"alice","auth_method":"password","instance":"eu-1:9901","prev":"#), "\(line)")
+        var direct: [UInt8] = []
+        encoder.writeRequestBody(AuditRequestFields(method: "GET", path: "/"), requestID: RequestID(high: 1, low: 2), clientIP: "192.0.2.1",
+                                 status: 200, durationNanoseconds: 1, detail: nil, into: &direct)
+        #expect(String(decoding: direct, as: UTF8.self).hasSuffix(#","bytes_out":0,"instance":"eu-1:9901""#), "\(String(decoding: direct, as: UTF8.self))")
+        // Without an instance (tests, tools), nothing is added.
+        var plain: [UInt8] = []
+        AuditLineEncoder(redactor: defaultRedactor).encode(AuditRecord(type: .login), seq: 1, prev: .genesis, into: &plain)
+        #expect(!String(decoding: plain, as: UTF8.self).contains("instance"))
     }
 
     @Test func requestIDIsThirtyTwoHexDigits() {

@@ -162,9 +162,9 @@ let defaultRedactor = Redactor(
     redactKeys: Redactor.defaultRedactKeys, redactHeaders: Redactor.defaultRedactHeaders, bodyCaptureBytes: 8192)
 
 /// Encodes one record as seq 1 after the genesis hash and returns the line without `\n`.
-func encodeLine(_ record: AuditRecord, redactor: Redactor = defaultRedactor, seq: UInt64 = 1, prev: AuditHash = .genesis) -> String {
+func encodeLine(_ record: AuditRecord, redactor: Redactor = defaultRedactor, instance: String? = nil, seq: UInt64 = 1, prev: AuditHash = .genesis) -> String {
     var out: [UInt8] = []
-    AuditLineEncoder(redactor: redactor).encode(record, seq: seq, prev: prev, into: &out)
+    AuditLineEncoder(redactor: redactor, instance: instance).encode(record, seq: seq, prev: prev, into: &out)
     #expect(out.last == 0x0A)
     return String(decoding: out.dropLast(), as: UTF8.self)
 }
