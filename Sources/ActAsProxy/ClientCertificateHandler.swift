@@ -144,6 +144,10 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     /// The live session this certificate signed in on an earlier connection, and its user's id.
+    /// Never one that is impersonating (or has an end notice due): a cookie-less connection
+    /// (a script, a cross-site POST the browser sent without its SameSite cookie) must go on
+    /// as the certificate's user, not as whoever that session is acting as (SPEC §7: another
+    /// script of the same administrator browses as themselves). It signs in anew instead.
     private func earlierSession(_ sha256: String, username: String) -> ([UInt8], String)? {
         guard let cookie = settings.sessions.cookie(for: sha256) else { return nil }
         let principal = cookie.withUnsafeBytes { loop.identity.live.principal(sessionHash: Secrets.hash($0), now: Date()) }
@@ -151,6 +155,7 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
             settings.sessions.forget(sha256)  // signed out, expired, or the user renamed
             return nil
         }
+        guard principal.impersonation == nil, principal.pendingNotice == nil else { return nil }
         return (cookie, principal.user.id)
     }
 

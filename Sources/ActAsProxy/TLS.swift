@@ -26,16 +26,13 @@ public enum TLSSetup {
     }
 
     /// `client_ca` without `"mtls"` is a gate in front of every other sign-in: the certificate
-    /// is required and verified, and signs no one in. With `"mtls"` and another interactive
-    /// method (`password`, `oidc`) it is optional, so people without one can use those. With
-    /// `"mtls"` as the only interactive method it is required, as Envoy's
-    /// `require_client_certificate` and Pomerium's `reject_connection` do: nothing a client
-    /// without a certificate sends reaches the HTTP parser, and it could not sign in anyway.
+    /// is required and verified, and signs no one in. With `"mtls"` it is optional, even as the
+    /// only interactive method: SPEC §10 keeps §4–§9 for every sign-in method, so a client
+    /// without a certificate still gets HTTP answers (public paths, the JWKS, API tokens, the
+    /// 302/401 of §4), not a failed handshake. A certificate that is presented must verify.
     public static func clientCertificates(_ config: ActAsConfig) -> ClientCertificates {
         guard config.listen.clientCA != nil else { return .notAsked }
-        guard config.auth.mtls != nil else { return .required }
-        let interactive = config.auth.methods.filter { $0 == "password" || $0 == "oidc" }
-        return interactive.isEmpty ? .required : .optional
+        return config.auth.mtls != nil ? .optional : .required
     }
 
     /// Builds the server context from the configured files; errors name the file.

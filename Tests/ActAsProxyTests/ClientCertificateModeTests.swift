@@ -18,7 +18,8 @@ struct ClientCertificateModeTests {
         #expect(TLSSetup.clientCertificates(try config(clientCA: false, methods: ["password"])) == .notAsked)
         #expect(TLSSetup.clientCertificates(try config(clientCA: true, methods: ["password"])) == .required)
         #expect(TLSSetup.clientCertificates(try config(clientCA: true, methods: ["password", "mtls"])) == .optional)
-        #expect(TLSSetup.clientCertificates(try config(clientCA: true, methods: ["mtls", "token"])) == .required)
-        #expect(TLSSetup.clientCertificates(try config(clientCA: true, methods: ["mtls"])) == .required)
+        // SPEC §10: §4–§9 hold for every method, so clients without a certificate still get HTTP.
+        #expect(TLSSetup.clientCertificates(try config(clientCA: true, methods: ["mtls", "token"])) == .optional)
+        #expect(TLSSetup.clientCertificates(try config(clientCA: true, methods: ["mtls"])) == .optional)
     }
 }

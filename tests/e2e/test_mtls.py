@@ -108,7 +108,7 @@ def wait_events(proxy, kind, count=1, **fields):
     def written():
         found[:] = [e for e in audit(proxy) if e["type"] == kind and all(e.get(k) == v for k, v in fields.items())]
         return len(found) >= count
-    wait_for(written, timeout=5, what=f"{count} {kind} event(s) with {fields}")
+    wait_for(written, timeout=15, what=f"{count} {kind} event(s) with {fields}")
     return found
 
 
@@ -280,9 +280,21 @@ def test_without_a_certificate_password_sign_in_still_works(site):
     assert header_values(upstream.requests()[-1], "X-Forwarded-User") == ["bob"]
 
 
-def test_mtls_as_the_only_method_refuses_a_connection_without_a_certificate(site):
+def test_mtls_as_the_only_method_still_answers_a_client_without_a_certificate(site):
+    """SPEC §10: §4–§9 hold for every sign-in method. Without a certificate the client still
+    gets HTTP: public paths, the JWKS, and §4's 401 for scripts; a certificate it presents must
+    verify (test_certificate_from_another_ca_or_expired_fails_the_handshake)."""
     proxy, upstream, ca = site(methods=("mtls",))
-    assert refused_at_handshake(proxy, None)
+    assert not refused_at_handshake(proxy, None)
+    with connect(proxy, None) as sock:
+        refused = exchange(sock, "GET", "/app", [("Accept", "application/json")])
+        assert refused.status == 401, refused
+    with connect(proxy, None) as sock:
+        public = exchange(sock, "GET", "/static/app.css")
+        assert public.status == 200, public
+    with connect(proxy, None) as sock:
+        assert exchange(sock, "GET", "/.well-known/actas/jwks.json").status == 200
+    assert not [r for r in upstream.requests() if r["target"] == "/app"]
     with connect(proxy, ca.issue("alice", emails=["alice@example.com"])) as sock:
         response = exchange(sock, "GET", "/app")
         assert response.status == 200, response
@@ -372,6 +384,14 @@ def test_impersonation_started_from_a_certificate_session_follows_the_rules(site
         assert hidden.status == 403, hidden
         assert json.loads(hidden.body)["error"] == "hidden_path"
     # The impersonation belongs to the sign-in session: its cookie carries it elsewhere too.
+    assert me(proxy, cookie)["impersonation"]["target"]["username"] == "emp"
+    # A new connection with the same certificate but no cookie (a script; a cross-site POST
+    # sent without the SameSite cookie) goes on as the administrator, never as the target.
+    with connect(proxy, cert) as sock:
+        plain = exchange(sock, "GET", "/app/script", [("Accept", "application/json")])
+        assert plain.status == 200, plain
+        assert set_cookies(plain)["__Host-actas_session"][0] != cookie
+    assert header_values(upstream.requests()[-1], "X-Forwarded-User") == ["admin"]
     assert me(proxy, cookie)["impersonation"]["target"]["username"] == "emp"
     wait_for(lambda: [e for e in audit(proxy) if e["type"] == "request" and e.get("path") == "/app/page"], what="request record")
     logged = [e for e in audit(proxy) if e["type"] == "request" and e.get("path") == "/app/page"]
