@@ -48,6 +48,9 @@ extension Console {
                 return
             }
             for await item in subscription.items {
+                // SPEC §10.1: a sign-out, a suspension or a lost role takes effect on an open
+                // stream too — checked against the live state before each piece is sent.
+                guard self.mayStillWatch(session, principal, now: Date()) else { break }
                 switch item {
                 case .record(let record):
                     guard sent.insert(record.key).inserted else { continue }
@@ -62,6 +65,22 @@ extension Console {
         }
         continuation.onTermination = { _ in pump.cancel() }
         return .eventStream(out)
+    }
+
+    /// The viewer's sign-in session (or API token) is still alive, its user may still sign in,
+    /// and still may read the session (target, actor, or an auditor's role).
+    func mayStillWatch(_ session: ImpersonationSession, _ principal: LiveState.Principal, now: Date) -> Bool {
+        let current = live.read { tables -> User? in
+            if let signIn = principal.session {
+                guard let alive = tables.sessions[signIn.idHash], alive.expiresAt > now else { return nil }
+            } else if let token = principal.token {
+                guard tables.tokens[token.tokenHash]?.revokedAt == nil, tables.tokens[token.tokenHash] != nil else { return nil }
+            }
+            guard let user = tables.users[principal.user.id], user.status.maySignIn else { return nil }
+            return user
+        }
+        guard let current else { return false }
+        return mayRead(session, current)
     }
 
     /// The session page's live rows: every value goes in as text (`textContent`), never as

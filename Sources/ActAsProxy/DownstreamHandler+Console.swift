@@ -142,6 +142,13 @@ extension DownstreamHandler {
 
     func consoleStreamed(_ piece: [UInt8], exchange id: UInt64) {
         guard id == exchangeID, state == .console, !piece.isEmpty else { return }
+        // A viewer that does not read would have every later record queued here (SPEC §9: no
+        // flood ends the process): past the write buffer's high mark the stream is cut, and
+        // the browser's EventSource comes back with Last-Event-ID, missing nothing.
+        guard context.channel.isWritable else {
+            context.close(promise: nil)
+            return
+        }
         pendingOut.writeString(String(piece.count, radix: 16))
         pendingOut.writeStaticString("\r\n")
         pendingOut.writeBytes(piece)

@@ -305,3 +305,69 @@ def test_head_answers_the_stream_head_without_a_body(acting):
         assert response.status == 200
         assert response.header("content-type").startswith("text/event-stream")
         assert is_closed(sock), "nothing follows the head"
+
+
+def test_a_viewer_that_stops_reading_is_cut_off_and_the_proxy_goes_on(acting):
+    """SPEC §9: no flood ends the process. A viewer that never reads would otherwise have every
+    later record queued in the proxy for it; past the connection's write buffer the stream is
+    cut (an EventSource reconnects with Last-Event-ID)."""
+    import socket
+    proxy, admin, session = acting
+    emp = Admin(proxy, "emp")
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a reader that takes almost nothing
+    raw.settimeout(30)
+    raw.connect(("127.0.0.1", proxy.https_port))
+    viewer = proxy.context().wrap_socket(raw, server_hostname="localhost")
+    viewer.sendall((f"GET {live_path(session)} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n"
+                    f"Cookie: __Host-actas_session={emp.cookie}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += viewer.recv(1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    # ~10 MB of records (a long logged header each) while the viewer reads nothing.
+    filler = "x" * 24_000
+    with proxy.connect(timeout=30) as sock:
+        for i in range(420):
+            sock.sendall((f"GET /flood/{i} HTTP/1.1\r\nHost: localhost\r\nX-Filler: {filler}\r\n"
+                          f"Cookie: __Host-actas_session={admin.cookie}\r\n\r\n").encode())
+            assert read_response(sock).status == 200
+    # The proxy cut the stream: what was buffered drains, then the connection ends.
+    # (Bounded: a stream kept open would go on sending keep-alive comments forever.)
+    import time
+    ended = False
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            if not viewer.recv(65536):
+                ended = True
+                break
+    except (ConnectionError, OSError) as error:
+        ended = not isinstance(error, TimeoutError)
+    viewer.close()
+    assert ended, "the stream of a viewer that does not read was kept open"
+    assert admin.fetch("/after-the-flood").status == 200
+
+
+def test_a_viewer_who_signs_out_gets_nothing_more(acting):
+    """SPEC §10.1: a sign-out takes effect at once, on an open stream too: the target signs out
+    in another tab; the administrator's next request is not sent to that stream, which ends."""
+    import urllib.parse
+    from conftest import request_bytes
+    from test_impersonation import ORIGIN
+    proxy, admin, session = acting
+    emp = Admin(proxy, "emp")
+    stream = EventStream(proxy, emp, path=live_path(session))
+    try:
+        assert stream.status == 200
+        assert admin.fetch("/live/before").status == 200
+        assert json.loads("\n".join(stream.next_record()["data"]))["path"] == "/live/before"
+        body = urllib.parse.urlencode({"csrf_token": emp.csrf}).encode()
+        out = proxy.request(request_bytes("POST", "/.actas/logout", [
+            session_header(emp.cookie), ("Content-Type", "application/x-www-form-urlencoded"), ("Origin", ORIGIN)], body))
+        assert out.status == 303, out
+        assert admin.fetch("/live/after-sign-out").status == 200
+        log_line_of(proxy, "/live/after-sign-out")
+        assert stream.next_record() is None, "a record reached a viewer who had signed out"
+    finally:
+        stream.close()
