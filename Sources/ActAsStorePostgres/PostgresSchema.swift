@@ -121,7 +121,9 @@ enum PostgresSchema {
         (11, [
             // Session records keyed by instance too: each instance numbers its own log (SPEC §10.2).
             "ALTER TABLE session_audit ADD COLUMN instance TEXT NOT NULL DEFAULT ''",
-            "UPDATE session_audit SET instance = COALESCE(line::jsonb ->> 'instance', '')",
+            // A pattern, not a jsonb cast: jsonb refuses a logged \u0000, and one such line would
+            // stop the migration (and the instance from starting).
+            #"UPDATE session_audit SET instance = COALESCE(substring(line from '"instance":"([^"]*)"'), '')"#,
             "ALTER TABLE session_audit ALTER COLUMN instance DROP DEFAULT",
             "ALTER TABLE session_audit DROP CONSTRAINT session_audit_pkey, ADD PRIMARY KEY (session_id, instance, seq)",
         ]),

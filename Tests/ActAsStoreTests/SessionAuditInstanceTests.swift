@@ -92,6 +92,8 @@ struct SessionAuditInstanceTests {
         try await fresh.migrate()
         await fresh.close()
         let oldLine = line("node-a", 7, "/old")
+        // A logged NUL (as the log escapes it) in another old line: the migration must not trip on it.
+        let nulLine = #"{"seq":8,"type":"request","path":"/a\u0000b","instance":"node-a"}"#
         try await TestDatabase.onServer(database.endpoint!) { connection in
             for sql in [
                 "DROP TABLE session_audit",
@@ -105,6 +107,8 @@ struct SessionAuditInstanceTests {
             }
             try await connection.query("INSERT INTO session_audit (session_id, seq, ts, line) VALUES ('imp_old', 7, \(t0.timeIntervalSince1970), \(oldLine))",
                                        logger: testLogger)
+            try await connection.query("INSERT INTO session_audit (session_id, seq, ts, line) VALUES ('imp_nul', 8, \(t0.timeIntervalSince1970), \(nulLine))",
+                                       logger: testLogger)
         }
         let store = try await database.open()
         try await store.migrate()
@@ -113,5 +117,8 @@ struct SessionAuditInstanceTests {
         let lines = try await store.sessionAudit(sessionID: "imp_old")
         await store.close()
         #expect(lines == [SessionAuditLine(sessionID: "imp_old", instance: "node-a", seq: 7, timestamp: t0, line: oldLine), other])
+        let store2 = try await database.open()
+        #expect(try await store2.sessionAudit(sessionID: "imp_nul").map(\.instance) == ["node-a"])
+        await store2.close()
     }
 }
