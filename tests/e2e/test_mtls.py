@@ -236,7 +236,7 @@ def test_unknown_suspended_or_deleted_user_gets_403_and_nothing_goes_upstream(pg
         page = exchange(sock, "GET", "/.actas/", [("Accept", "text/html")])
         assert page.status == 403, page
     assert len(upstream.requests()) == before
-    failed = wait_events(proxy, "login_failed", target=username)
+    failed = wait_events(proxy, "login_failed", count=2, target=username)  # one per connection
     assert failed[0]["reason"] == reason
     assert failed[0]["auth_method"] == "mtls"
     assert failed[0]["cert_sha256"] == cert[2]
