@@ -1,5 +1,4 @@
 import ActAsCore
-import ActAsCrypto
 import Foundation
 
 extension Directory {
@@ -16,18 +15,9 @@ extension Directory {
     public func signIn(certificateUsername username: String, clientIP: String, ttl: TimeInterval, now: Date = Date()) async throws -> CertificateSignInResult {
         guard let user = try await store.user(username: username) else { return .unknownUser }
         guard user.status.maySignIn else { return .notAllowed(user: user) }
-        let cookieValue = Secrets.sessionToken()
-        let session = SignInSession(
-            idHash: Secrets.hash(cookieValue), userID: user.id, csrfToken: Secrets.csrfToken(),
-            createdAt: now, expiresAt: now.addingTimeInterval(ttl), clientIP: clientIP)
-        let updated: User
-        do {
-            updated = try await store.recordSignIn(userID: user.id, at: now, session: session)
-        } catch StoreError.notFound {
+        guard let started = try await startSession(for: user, clientIP: clientIP, ttl: ttl, now: now) else {
             return .notAllowed(user: user)  // suspended or deleted between the check and the write
         }
-        live?.apply(userID: updated.id, user: updated)
-        live?.apply(sessionHash: session.idHash, session: session)
-        return .signedIn(user: updated, cookieValue: cookieValue, session: session)
+        return .signedIn(user: started.user, cookieValue: started.cookieValue, session: started.session)
     }
 }

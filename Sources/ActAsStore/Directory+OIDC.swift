@@ -72,10 +72,7 @@ extension Directory {
         let user = Self.applying(claims, to: found, newID: Secrets.identifier(prefix: "usr_"), now: now)
         let problems = UserValidation.problems(user, knownRoles: knownRoles)
         if !problems.isEmpty { return .invalidClaims(problems.joined(separator: "; ")) }
-        let cookieValue = Secrets.sessionToken()
-        let session = SignInSession(
-            idHash: Secrets.hash(cookieValue), userID: user.id, csrfToken: Secrets.csrfToken(),
-            createdAt: now, expiresAt: now.addingTimeInterval(ttl), clientIP: clientIP)
+        let (cookieValue, session) = Self.newSession(userID: user.id, clientIP: clientIP, ttl: ttl, now: now)
         let record = OIDCSignInRecord(sessionHash: session.idHash, issuer: claims.issuer, subject: claims.subject,
                                       providerSessionID: claims.providerSessionID, idToken: idToken)
         let updated: User
@@ -86,8 +83,7 @@ extension Directory {
         } catch StoreError.conflict(let why) {
             return .conflict(why)
         }
-        live?.apply(userID: updated.id, user: updated)
-        live?.apply(sessionHash: session.idHash, session: session)
+        applySignedIn(updated, session)
         return .signedIn(user: updated, cookieValue: cookieValue, session: session, created: found == nil)
     }
 }

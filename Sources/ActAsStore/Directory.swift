@@ -117,19 +117,39 @@ public final class Directory: Sendable {
         let valid = try await NIOThreadPool.singleton.runIfActive { hasher.verify(password, against: hash) }
         guard valid else { return .invalidCredentials(user: user) }
         guard user.status.maySignIn else { return .notAllowed(user: user) }
+        guard let started = try await startSession(for: user, clientIP: clientIP, ttl: ttl, now: now) else {
+            return .notAllowed(user: user)  // suspended between the check and the write
+        }
+        return .signedIn(user: started.user, cookieValue: started.cookieValue, session: started.session)
+    }
+
+    /// A new sign-in session's cookie value and stored form (only the value's hash is kept).
+    static func newSession(userID: String, clientIP: String, ttl: TimeInterval, now: Date) -> (cookieValue: String, session: SignInSession) {
         let cookieValue = Secrets.sessionToken()
-        let session = SignInSession(
-            idHash: Secrets.hash(cookieValue), userID: user.id, csrfToken: Secrets.csrfToken(),
-            createdAt: now, expiresAt: now.addingTimeInterval(ttl), clientIP: clientIP)
+        return (cookieValue, SignInSession(
+            idHash: Secrets.hash(cookieValue), userID: userID, csrfToken: Secrets.csrfToken(),
+            createdAt: now, expiresAt: now.addingTimeInterval(ttl), clientIP: clientIP))
+    }
+
+    /// After the store wrote a sign-in: this process enforces it at once (others hear the feed).
+    func applySignedIn(_ user: User, _ session: SignInSession) {
+        live?.apply(userID: user.id, user: user)
+        live?.apply(sessionHash: session.idHash, session: session)
+    }
+
+    /// Writes a sign-in of an existing user who may sign in (password, client certificate):
+    /// `last_login`, invited → active, the session. Nil when the user was suspended or deleted
+    /// between the check and the write.
+    func startSession(for user: User, clientIP: String, ttl: TimeInterval, now: Date) async throws -> (user: User, cookieValue: String, session: SignInSession)? {
+        let (cookieValue, session) = Self.newSession(userID: user.id, clientIP: clientIP, ttl: ttl, now: now)
         let updated: User
         do {
             updated = try await store.recordSignIn(userID: user.id, at: now, session: session)
         } catch StoreError.notFound {
-            return .notAllowed(user: user)  // suspended between the check and the write
+            return nil
         }
-        live?.apply(userID: updated.id, user: updated)
-        live?.apply(sessionHash: session.idHash, session: session)
-        return .signedIn(user: updated, cookieValue: cookieValue, session: session)
+        applySignedIn(updated, session)
+        return (updated, cookieValue, session)
     }
 
     public func signOut(sessionHash: String) async throws {
