@@ -28,6 +28,22 @@ extension ConsoleResponse {
 
 // MARK: the shapes (SPEC §4)
 
+/// An optional member written as `null` when absent (SPEC's shapes name them), where the
+/// synthesized encoding would leave it out.
+@propertyWrapper
+struct NullWhenAbsent<Value: Encodable & Equatable>: Encodable, Equatable {
+    var wrappedValue: Value?
+
+    init(wrappedValue: Value?) {
+        self.wrappedValue = wrappedValue
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let wrappedValue { try container.encode(wrappedValue) } else { try container.encodeNil() }
+    }
+}
+
 /// `{"error": "<code>", "message": "<sentence>"}`.
 struct ErrorJSON: Encodable, Equatable {
     var error: String
@@ -60,17 +76,11 @@ struct UserJSON: Encodable, Equatable {
 /// `{"active", "expires_at"}`; `expires_at` is null when there is no active consent.
 struct ConsentJSON: Encodable, Equatable {
     var active: Bool
-    var expiresAt: String?
+    @NullWhenAbsent var expiresAt: String?
 
     enum CodingKeys: String, CodingKey {
         case active
         case expiresAt = "expires_at"
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(active, forKey: .active)
-        try container.encode(expiresAt, forKey: .expiresAt)
     }
 }
 
@@ -97,21 +107,13 @@ struct ImpersonationJSON: Encodable, Equatable {
 /// `GET /.actas/api/v1/me`: `impersonation` and `csrf_token` are null when there is none.
 struct MeJSON: Encodable, Equatable {
     var user: UserJSON
-    var impersonation: ImpersonationJSON?
+    @NullWhenAbsent var impersonation: ImpersonationJSON?
     var consent: ConsentJSON
-    var csrfToken: String?
+    @NullWhenAbsent var csrfToken: String?
 
     enum CodingKeys: String, CodingKey {
         case user, impersonation, consent
         case csrfToken = "csrf_token"
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(user, forKey: .user)
-        try container.encode(impersonation, forKey: .impersonation)
-        try container.encode(consent, forKey: .consent)
-        try container.encode(csrfToken, forKey: .csrfToken)
     }
 }
 
@@ -126,25 +128,11 @@ struct UserRowJSON: Encodable, Equatable {
     var orgUnit: String
     var status: String
     var impersonable: Bool
-    var reason: String?
+    @NullWhenAbsent var reason: String?
 
     enum CodingKeys: String, CodingKey {
         case id, username, name, email, role, groups, status, impersonable, reason
         case orgUnit = "org_unit"
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(username, forKey: .username)
-        try container.encode(name, forKey: .name)
-        try container.encode(email, forKey: .email)
-        try container.encode(role, forKey: .role)
-        try container.encode(groups, forKey: .groups)
-        try container.encode(orgUnit, forKey: .orgUnit)
-        try container.encode(status, forKey: .status)
-        try container.encode(impersonable, forKey: .impersonable)
-        try container.encode(reason, forKey: .reason)
     }
 }
 
@@ -161,8 +149,8 @@ struct SessionJSON: Encodable, Equatable {
     var mode: String
     var startedAt: String
     var expiresAt: String
-    var endedAt: String?
-    var endReason: String?
+    @NullWhenAbsent var endedAt: String?
+    @NullWhenAbsent var endReason: String?
 
     enum CodingKeys: String, CodingKey {
         case id, actor, target, reason, mode
@@ -170,19 +158,6 @@ struct SessionJSON: Encodable, Equatable {
         case expiresAt = "expires_at"
         case endedAt = "ended_at"
         case endReason = "end_reason"
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(actor, forKey: .actor)
-        try container.encode(target, forKey: .target)
-        try container.encode(reason, forKey: .reason)
-        try container.encode(mode, forKey: .mode)
-        try container.encode(startedAt, forKey: .startedAt)
-        try container.encode(expiresAt, forKey: .expiresAt)
-        try container.encode(endedAt, forKey: .endedAt)
-        try container.encode(endReason, forKey: .endReason)
     }
 }
 

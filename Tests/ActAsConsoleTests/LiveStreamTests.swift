@@ -125,6 +125,18 @@ struct ConsoleJSONShapeTests {
         #expect(Set(((json["user"] as? [String: Any]) ?? [:]).keys) == ["id", "username", "email", "name", "role", "groups", "org_unit"])
     }
 
+    @Test func anOpenSessionAndAnImpersonableRowCarryNulls() throws {
+        let session = SessionJSON(id: "imp_1", actor: PersonJSON(id: "a", username: "admin", name: "Ada"), target: PersonJSON(id: "u", username: "emp", name: "Emma"),
+                                  reason: "r", mode: "read-write", startedAt: "s", expiresAt: "e", endedAt: nil, endReason: nil)
+        let json = try object(.json(200, session))
+        #expect(json["ended_at"] is NSNull && json["end_reason"] is NSNull)
+        let row = UserRowJSON(id: "u", username: "emp", name: "Emma", email: "e@x", role: "employee", groups: [], orgUnit: "",
+                              status: "active", impersonable: true, reason: nil)
+        #expect(try object(.json(200, row))["reason"] is NSNull)
+        #expect(try object(.json(200, UserRowJSON(id: "u", username: "emp", name: "Emma", email: "e@x", role: "employee", groups: [], orgUnit: "",
+                                                  status: "active", impersonable: false, reason: "no_consent")))["reason"] as? String == "no_consent")
+    }
+
     @Test func impersonationHasEndMembersOnlyWhenEnded() throws {
         var value = ImpersonationJSON(id: "imp_1", target: PersonJSON(id: "u1", username: "emp", name: "Emma"), mode: "read-only",
                                       startedAt: "2026-12-07T10:00:00Z", expiresAt: "2026-12-07T11:00:00Z")
