@@ -68,7 +68,7 @@ public struct AuditLineEncoder: Sendable {
             status: record.status, durationNanoseconds: record.durationNanoseconds,
             upstreamNanoseconds: record.upstreamNanoseconds, bytesIn: record.bytesIn, bytesOut: record.bytesOut,
             user: record.user, impersonator: record.impersonator, sessionID: record.sessionID, mode: record.mode,
-            into: &out)
+            proto: record.proto, into: &out)
         if let headers = record.requestHeaders {
             JSONWriter.writeRaw(#","request_headers":"#, into: &out)
             JSONWriter.writeValue(redactor.redactHeaders(headers), into: &out)
@@ -123,19 +123,19 @@ public struct AuditLineEncoder: Sendable {
             clientIP: clientIP, method: fields.method, path: fields.path, query: fields.query, status: status,
             durationNanoseconds: durationNanoseconds, upstreamNanoseconds: fields.upstreamNanoseconds,
             bytesIn: fields.bytesIn, bytesOut: fields.bytesOut, user: fields.user, impersonator: fields.impersonator,
-            sessionID: fields.sessionID, mode: fields.mode, into: &out)
+            sessionID: fields.sessionID, mode: fields.mode, proto: fields.proto, into: &out)
         // A plain request has no headers, body, or event members between these.
         writeText(",\"client_request_id\":", fields.clientRequestID, into: &out)
         writeText(",\"detail\":", detail, into: &out)
         out.append(contentsOf: instanceMember)
     }
 
-    /// The members from `client_ip` to `mode`, shared by both ways of encoding a request.
+    /// The members from `client_ip` to `proto`, shared by both ways of encoding a request.
     @inline(__always)
     private func writeRequestMembers(
         clientIP: String?, method: String?, path: String?, query: String?, status: Int?, durationNanoseconds: Int64?,
         upstreamNanoseconds: Int64?, bytesIn: Int64?, bytesOut: Int64?, user: String?, impersonator: String?,
-        sessionID: String?, mode: ImpersonationMode?, into out: inout [UInt8]
+        sessionID: String?, mode: ImpersonationMode?, proto: String?, into out: inout [UInt8]
     ) {
         writeText(",\"client_ip\":", clientIP, into: &out)
         writeText(",\"method\":", method, into: &out)
@@ -175,6 +175,7 @@ public struct AuditLineEncoder: Sendable {
             out.append(contentsOf: mode.rawValue.utf8)
             out.append(UInt8(ascii: "\""))
         }
+        writeText(",\"proto\":", proto, into: &out)
     }
 
     /// Appends `prev`, hashes the line from `lineStart` (SPEC §8), then appends `hash` and `\n`.

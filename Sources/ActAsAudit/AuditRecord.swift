@@ -82,11 +82,14 @@ public struct AuditRequestFields: Sendable {
     public var sessionID: String?
     public var mode: ImpersonationMode?
     public var clientRequestID: String?
+    /// The client's protocol: `http/1.1` or `h2` (SPEC §10.4).
+    public var proto: String?
 
-    public init(method: String? = nil, path: String? = nil, query: String? = nil) {
+    public init(method: String? = nil, path: String? = nil, query: String? = nil, proto: String? = nil) {
         self.method = method
         self.path = path
         self.query = query
+        self.proto = proto
     }
 }
 
@@ -129,6 +132,8 @@ public struct AuditRecord: Sendable {
     /// The impersonation session id (`imp_…`).
     public var sessionID: String?
     public var mode: ImpersonationMode?
+    /// `http/1.1` or `h2`: the protocol the client spoke (requests only).
+    public var proto: String?
     /// Logged as an object `lower-cased name → value` (repeated names → array).
     public var requestHeaders: [AuditHeader]?
     public var requestBody: AuditCapturedBody?
@@ -161,7 +166,7 @@ public struct AuditRecord: Sendable {
         query: String? = nil, status: Int? = nil, durationNanoseconds: Int64? = nil,
         upstreamNanoseconds: Int64? = nil, bytesIn: Int64? = nil, bytesOut: Int64? = nil,
         user: String? = nil, impersonator: String? = nil, sessionID: String? = nil, mode: ImpersonationMode? = nil,
-        requestHeaders: [AuditHeader]? = nil, requestBody: AuditCapturedBody? = nil,
+        proto: String? = nil, requestHeaders: [AuditHeader]? = nil, requestBody: AuditCapturedBody? = nil,
         clientRequestID: String? = nil, reason: String? = nil, endReason: EndReason? = nil,
         actor: String? = nil, target: String? = nil, justification: String? = nil, authMethod: String? = nil,
         expiresAt: AuditTimestamp? = nil, detail: String? = nil, extra: [AuditField] = []
@@ -182,6 +187,7 @@ public struct AuditRecord: Sendable {
         self.impersonator = impersonator
         self.sessionID = sessionID
         self.mode = mode
+        self.proto = proto
         self.requestHeaders = requestHeaders
         self.requestBody = requestBody
         self.clientRequestID = clientRequestID
@@ -207,14 +213,14 @@ public struct AuditRecord: Sendable {
             path: fields.path, query: fields.query?.isEmpty == false ? fields.query : nil, status: status,
             durationNanoseconds: durationNanoseconds, upstreamNanoseconds: fields.upstreamNanoseconds,
             bytesIn: fields.bytesIn, bytesOut: fields.bytesOut, user: fields.user, impersonator: fields.impersonator,
-            sessionID: fields.sessionID, mode: fields.mode, requestHeaders: headers, requestBody: body,
+            sessionID: fields.sessionID, mode: fields.mode, proto: fields.proto, requestHeaders: headers, requestBody: body,
             clientRequestID: fields.clientRequestID, detail: detail)
     }
 
     /// Every key a record can have, in the order they are written.
     public static let keyOrder: [String] = [
         "ts", "seq", "type", "request_id", "client_ip", "method", "path", "query", "status", "duration_ms",
-        "upstream_ms", "bytes_in", "bytes_out", "user", "impersonator", "session_id", "mode", "request_headers",
+        "upstream_ms", "bytes_in", "bytes_out", "user", "impersonator", "session_id", "mode", "proto", "request_headers",
         "request_body", "client_request_id", "reason", "end_reason", "actor", "target", "justification",
         "auth_method", "expires_at", "detail", "instance", "prev", "hash",
     ]

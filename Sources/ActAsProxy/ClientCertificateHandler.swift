@@ -241,7 +241,7 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
     /// record too, from its request line (nothing reached the upstream).
     private func refuse(context: ChannelHandlerContext, wantsHTML: Bool, reason: String, username: String?, message: String) {
         phase = .refused
-        var log = ExchangeLog(refused: held)
+        var log = ExchangeLog(refused: held, proto: .http1)
         held.clear()
         let requestID = loop.nextRequestID()
         loop.console.events.record(AuditRecord(

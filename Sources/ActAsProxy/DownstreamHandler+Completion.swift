@@ -196,7 +196,7 @@ extension DownstreamHandler {
                 exchange = Exchange(requestID: loop.nextRequestID(), start: now)
                 exchange.clientKeepAlive = false
                 // SPEC §8: every request — a connection that sent no byte (a preconnect) made none.
-                exchange.log = loop.settings.logAllRequests && inbound.readableBytes > 0 ? ExchangeLog(refused: inbound) : nil
+                exchange.log = loop.settings.logAllRequests && inbound.readableBytes > 0 ? ExchangeLog(refused: inbound, proto: proto) : nil
                 send(.headTimeout)
             } else if headStartedAt == nil, let idle = idleSince, now - idle > settings.idleTimeout {
                 forceClose()

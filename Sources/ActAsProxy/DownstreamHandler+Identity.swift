@@ -133,7 +133,7 @@ extension DownstreamHandler {
         facts: inout HeaderRewriter.RequestFacts
     ) -> Bool {
         if exchange.log == nil {
-            exchange.log = ExchangeLog(method: head.methodString, path: target.path, query: target.queryIfAny)
+            exchange.log = ExchangeLog(method: head.methodString, path: target.path, query: target.queryIfAny, proto: proto)
             exchange.log?.fields.clientRequestID = head.block.first("x-request-id")
         }
         // Logged as the administrator acting as the target, durably, with headers and body.

@@ -17,7 +17,7 @@ import NIOTLS
 ///
 /// Backpressure works by holding back `read()` (this handler intercepts it) rather than by
 /// toggling autoRead, which allocates on every change.
-final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
+final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamOwner {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -53,6 +53,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     static let coalesceLimit = 8 * 1024
 
     unowned let loop: LoopContext
+    /// HTTP/1.1 on its own connection, or one HTTP/2 stream behind an HTTP2StreamBridge.
+    let proto: ClientProtocol
     var context: ChannelHandlerContext!
     var settings: ProxySettings
     var parser: HeadParser
@@ -122,8 +124,11 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         var authentication: ConsoleRequest.Authentication
     }
 
-    init(loop: LoopContext) {
+    init(loop: LoopContext, proto: ClientProtocol = .http1) {
         self.loop = loop
+        self.proto = proto
+        // A stream exists only on a connection whose handshake is done.
+        self.tlsHandshakeDone = proto == .h2
         self.settings = loop.settings
         self.parser = HeadParser(kind: .request, limits: loop.settings.limits)
         self.responseParser = HeadParser(kind: .response, limits: Self.responseLimits(loop.settings.limits))
@@ -188,7 +193,8 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? TLSUserEvent, case .handshakeCompleted = event {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted(let negotiated) = event {
+            if negotiated == "h2" { return switchToHTTP2(context: context) }
             tlsHandshakeDone = true
             // The handshake had header_timeout; the first head gets its own.
             if state == .awaitingHead, inbound.readableBytes == 0 { headStartedAt = .now() }
@@ -337,7 +343,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
     func reject(_ error: HTTPParseError, head: ByteBuffer? = nil) {
         loop.metrics.rejectedRequests.increment()
         exchange = Exchange(requestID: loop.nextRequestID(), start: .now())
-        exchange.log = loop.settings.logAllRequests ? ExchangeLog(refused: head ?? inbound) : nil  // SPEC §8: every request
+        exchange.log = loop.settings.logAllRequests ? ExchangeLog(refused: head ?? inbound, proto: proto) : nil  // SPEC §8: every request
         send(.malformedHead(error))
     }
 
@@ -359,7 +365,7 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         }
         exchange.requestHadBody = !requestBodyIsEmpty
         // Made only when it will be written; applyImpersonationRules makes one otherwise.
-        exchange.log = settings.logAllRequests ? ExchangeLog(method: head.methodString) : nil
+        exchange.log = settings.logAllRequests ? ExchangeLog(method: head.methodString, proto: proto) : nil
         let credentials = RequestCredentials.scan(head.block)
 
         let sanitized: RequestPipeline.Sanitized
@@ -419,6 +425,19 @@ final class DownstreamHandler: ChannelDuplexHandler, UpstreamOwner {
         exchange.upstreamRequestHead = out
         state = .exchange
         acquireUpstreamOnceBuffered(expectContinue: head.expectContinue)
+    }
+
+    /// ALPN chose `h2`: this handler gives the connection to HTTP2Connection, whose streams
+    /// each get a DownstreamHandler of their own.
+    private func switchToHTTP2(context: ChannelHandlerContext) {
+        state = .closed
+        loop.unregister(self)
+        do {
+            try HTTP2Connection.configure(context.pipeline.syncOperations, loop: loop)
+        } catch {
+            return context.close(promise: nil)
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     // MARK: helpers

@@ -26,7 +26,9 @@ final class LoopContext {
     private var flushScheduled = false
     /// The writer's encoder (its redactor) as of the last (re)load.
     private var recordEncoder: AuditLineEncoder
+    /// HTTP/1.1 connections and HTTP/2 streams (each a DownstreamHandler).
     private var connections: [ObjectIdentifier: DownstreamHandler] = [:]
+    private var h2Connections: [ObjectIdentifier: HTTP2ConnectionLifecycle] = [:]
     private(set) var draining = false
     private var sweepTask: RepeatedTask?
     /// Upstream connections held by exchanges still streaming their request body: at most half
@@ -149,26 +151,41 @@ final class LoopContext {
 
     func register(_ handler: DownstreamHandler) {
         connections[ObjectIdentifier(handler)] = handler
-        metrics.openConnections.increment()
+        // An HTTP/2 stream is not a connection: its HTTP2ConnectionLifecycle counts that.
+        if handler.proto == .http1 { metrics.openConnections.increment() }
     }
 
     func unregister(_ handler: DownstreamHandler) {
-        if connections.removeValue(forKey: ObjectIdentifier(handler)) != nil {
+        if connections.removeValue(forKey: ObjectIdentifier(handler)) != nil, handler.proto == .http1 {
             metrics.openConnections.decrement()
         }
     }
 
-    var connectionCount: Int { connections.count }
+    func register(_ connection: HTTP2ConnectionLifecycle) {
+        h2Connections[ObjectIdentifier(connection)] = connection
+        metrics.openConnections.increment()
+        if draining { connection.drain() }
+    }
+
+    func unregister(_ connection: HTTP2ConnectionLifecycle) {
+        if h2Connections.removeValue(forKey: ObjectIdentifier(connection)) != nil {
+            metrics.openConnections.decrement()
+        }
+    }
+
+    var connectionCount: Int { connections.count + h2Connections.count }
 
     /// Stop keeping connections alive: idle ones close now, busy ones after their response.
     func beginDrain() {
         draining = true
         for handler in Array(connections.values) { handler.drain() }
+        for connection in Array(h2Connections.values) { connection.drain() }
     }
 
     /// Closes every remaining client connection (the drain deadline passed).
     func closeAll() {
         for handler in Array(connections.values) { handler.forceClose() }
+        for connection in Array(h2Connections.values) { connection.forceClose() }
     }
 
     private func sweep() {
@@ -178,6 +195,7 @@ final class LoopContext {
             handler.checkTimers(now: now)
             handler.checkImpersonation(live: live)
         }
+        for connection in Array(h2Connections.values) { connection.checkIdle(now: now, timeout: settings.idleTimeout) }
         pool.sweep(now: now)
     }
 }

@@ -12,6 +12,8 @@ public final class ProxySettings: Sendable {
     public let limits: HTTPLimits
     public let headerTimeout: TimeAmount
     public let idleTimeout: TimeAmount
+    /// `limits.h2_max_concurrent_streams`: SETTINGS_MAX_CONCURRENT_STREAMS of every h2 connection.
+    public let h2MaxConcurrentStreams: Int
     /// `limits.body_timeout`: a request body that makes no progress this long gets 408.
     public let bodyTimeout: TimeAmount
     public let responseTimeout: TimeAmount
@@ -65,6 +67,7 @@ public final class ProxySettings: Sendable {
         )
         headerTimeout = .milliseconds(config.limits.headerTimeout.milliseconds)
         idleTimeout = .milliseconds(config.limits.idleTimeout.milliseconds)
+        h2MaxConcurrentStreams = config.limits.h2MaxConcurrentStreams
         bodyTimeout = .milliseconds(config.limits.bodyTimeout.milliseconds)
         drainTimeout = .milliseconds(config.limits.drainTimeout.milliseconds)
         responseTimeout = .milliseconds(config.upstream.responseTimeout.milliseconds)

@@ -3,6 +3,12 @@ import ActAsCore
 import ActAsHTTP
 import NIOCore
 
+/// The protocol a client speaks to the proxy, as logged (SPEC §10.4 `proto`).
+enum ClientProtocol: String, Sendable {
+    case http1 = "http/1.1"
+    case h2
+}
+
 /// What the request log needs to know about one exchange, gathered as it goes and turned into
 /// one `request` record when it completes (SPEC §8). Plain values only: the loop encodes a
 /// plain request's record (`LoopContext.log`), the audit writer's thread an impersonated one,
@@ -20,15 +26,15 @@ struct ExchangeLog {
     /// A note for the record's `detail` (e.g. the names of request trailers dropped).
     var detail: String?
 
-    init(method: String, path: String? = nil, query: String? = nil) {
-        fields = AuditRequestFields(method: method, path: path, query: query)
+    init(method: String, path: String? = nil, query: String? = nil, proto: ClientProtocol) {
+        fields = AuditRequestFields(method: method, path: path, query: query, proto: proto.rawValue)
     }
 
     /// SPEC §8, every request: one the HTTP parser refused, with what could be read of its
     /// request line (the target split at `?` as written; the writer escapes every byte).
-    init(refused inbound: ByteBuffer) {
+    init(refused inbound: ByteBuffer, proto: ClientProtocol) {
         let (method, target) = RequestSanitizer.sketchRequestLine(inbound)
-        fields = AuditRequestFields(method: method)
+        fields = AuditRequestFields(method: method, proto: proto.rawValue)
         guard let target else { return }
         if let mark = target.firstIndex(of: "?") {
             fields.path = String(target[..<mark])

@@ -35,6 +35,13 @@ public enum TLSSetup {
         return config.auth.mtls != nil ? .optional : .required
     }
 
+    /// SPEC §10.4: `h2` and `http/1.1`. A listener that signs people in by client certificate
+    /// offers HTTP/1.1 only: its sign-in (ClientCertificateHandler) reads the connection's
+    /// first HTTP/1.1 request.
+    public static func applicationProtocols(_ config: ActAsConfig) -> [String] {
+        config.auth.mtls != nil ? ["http/1.1"] : ["h2", "http/1.1"]
+    }
+
     /// Builds the server context from the configured files; errors name the file.
     public static func makeServerContext(_ config: ActAsConfig) throws -> NIOSSLContext {
         let listen = config.listen
@@ -56,7 +63,7 @@ public enum TLSSetup {
         tls.minimumTLSVersion = .tlsv12
         tls.cipherSuites = tls12Ciphers
         tls.curves = [.x25519, .secp256r1, .secp384r1]
-        tls.applicationProtocols = ["http/1.1"]
+        tls.applicationProtocols = applicationProtocols(config)
         if let clientCA = listen.clientCA {
             // Only this CA: the system roots would let any public CA's certificate sign someone in.
             tls.trustRoots = .file(clientCA)

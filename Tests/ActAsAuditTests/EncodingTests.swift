@@ -18,8 +18,9 @@ import Testing
         record.requestBody = AuditCapturedBody(
             bytes: Array(#"{"name":"John Doe","password":"pw"}"#.utf8), contentType: "application/json")
         record.clientRequestID = "client-1"
+        record.proto = "http/1.1"
         let line = encodeLine(record)
-        #expect(line.hasPrefix(#"{"ts":"2026-11-06T10:15:23.123Z","seq":1,"type":"request","request_id":"req_0","client_ip":"192.0.2.10","method":"POST","path":"/api/users","query":{"token":"[REDACTED]"},"status":201,"duration_ms":3.2,"upstream_ms":2.1,"bytes_in":120,"bytes_out":55,"user":"jdoe","impersonator":"admin","session_id":"imp_abc","mode":"read-write","request_headers":{"authorization":"[REDACTED]"},"request_body":{"name":"John Doe","password":"[REDACTED]"},"client_request_id":"client-1","prev":"0000000000000000000000000000000000000000000000000000000000000000","hash":""#))
+        #expect(line.hasPrefix(#"{"ts":"2026-11-06T10:15:23.123Z","seq":1,"type":"request","request_id":"req_0","client_ip":"192.0.2.10","method":"POST","path":"/api/users","query":{"token":"[REDACTED]"},"status":201,"duration_ms":3.2,"upstream_ms":2.1,"bytes_in":120,"bytes_out":55,"user":"jdoe","impersonator":"admin","session_id":"imp_abc","mode":"read-write","proto":"http/1.1","request_headers":{"authorization":"[REDACTED]"},"request_body":{"name":"John Doe","password":"[REDACTED]"},"client_request_id":"client-1","prev":"0000000000000000000000000000000000000000000000000000000000000000","hash":""#))
         #expect(try topLevelKeys(line).last == "hash")
         #expect(!line.contains("\n"))
     }
@@ -29,7 +30,7 @@ import Testing
             type: .impersonationEnded, timestamp: AuditTimestamp(millisecondsSinceEpoch: 0), requestID: "r",
             clientIP: "c", method: "m", path: "/p", query: "a=1", status: 1, durationNanoseconds: 1,
             upstreamNanoseconds: 1, bytesIn: 1, bytesOut: 1, user: "u", impersonator: "i", sessionID: "s",
-            mode: .readOnly, requestHeaders: [AuditHeader("h", "v")],
+            mode: .readOnly, proto: "h2", requestHeaders: [AuditHeader("h", "v")],
             requestBody: AuditCapturedBody(bytes: Array("a=1".utf8), contentType: "application/x-www-form-urlencoded"),
             clientRequestID: "x", reason: "r", endReason: .consentRevoked, actor: "a", target: "t",
             justification: "j", authMethod: "password", expiresAt: AuditTimestamp(millisecondsSinceEpoch: 1000),
@@ -203,6 +204,7 @@ import Testing
             fields.impersonator = texts.randomElement(using: &generator)!
             fields.sessionID = Bool.random(using: &generator) ? nil : "imp_\(trial)"
             fields.mode = [nil, .readOnly, .readWrite].randomElement(using: &generator)!
+            fields.proto = [nil, "http/1.1", "h2"].randomElement(using: &generator)!
             fields.clientRequestID = texts.randomElement(using: &generator)!
             let requestID = RequestID(high: .random(in: .min ... .max, using: &generator), low: UInt64(trial))
             let clientIP = ["192.0.2.10", "2001:db8::1", "fe80::1%eth0"].randomElement(using: &generator)!

@@ -175,11 +175,11 @@ def test_every_request_and_event_is_logged_with_the_spec_fields(acting):
     assert record["request_id"] == response.header("x-request-id") and record["client_request_id"] == "client-7"
     assert record["method"] == "GET" and record["status"] == 200 and record["query"] == {"id": "7"}
     assert record["user"] == "emp" and record["impersonator"] == "admin" and record["session_id"] == session
-    assert record["mode"] == "read-write" and record["client_ip"] == "127.0.0.1"
+    assert record["mode"] == "read-write" and record["client_ip"] == "127.0.0.1" and record["proto"] == "http/1.1"
     assert isinstance(record["duration_ms"], (int, float)) and record["bytes_out"] > 0
     assert record["request_headers"]["cookie"].startswith("__Host-actas_session=[REDACTED]")
     order = ["ts", "seq", "type", "request_id", "client_ip", "method", "path", "query", "status", "duration_ms", "upstream_ms",
-             "bytes_in", "bytes_out", "user", "impersonator", "session_id", "mode", "request_headers", "request_body"]
+             "bytes_in", "bytes_out", "user", "impersonator", "session_id", "mode", "proto", "request_headers", "request_body"]
     keys = [k for k in record if k in order]
     assert keys == sorted(keys, key=order.index)
     assert set(order) - {"request_body"} <= set(record), set(order) - set(record)  # none missing

@@ -1,0 +1,134 @@
+import ActAsHTTP
+import NIOCore
+import NIOHTTP2
+
+/// The connection side of HTTP/2 downstream (SPEC §10.4): after ALPN chose `h2`, NIOHTTP2's
+/// handler (frames, HPACK, flow control, RFC 9113 §8.2 validation, the stream limit, and the
+/// rapid-reset, CONTINUATION and glitch limits that end a hostile connection with GOAWAY) and a
+/// stream per request, each running HTTP2StreamBridge and its own DownstreamHandler.
+enum HTTP2Connection {
+    /// NIOHTTP2's settings for these limits. The header list limit leaves room above
+    /// `max_header_bytes`, so a head just over it reaches the codec and gets 431 as on
+    /// HTTP/1.1; far beyond it the connection ends.
+    static func configuration(_ limits: HTTPLimits, maxConcurrentStreams: Int) -> NIOHTTP2Handler.Configuration {
+        var configuration = NIOHTTP2Handler.Configuration()
+        configuration.connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: max(2 * limits.maxHeaderBytes, 16 * 1024)),
+            HTTP2Setting(parameter: .initialWindowSize, value: streamWindow),
+        ]
+        configuration.connection.targetWindowSize = 4 * streamWindow
+        configuration.stream.targetWindowSize = streamWindow
+        // The stream channel turns unwritable past these: the DownstreamHandler then pauses
+        // the upstream's reads, as it does for a slow HTTP/1.1 client.
+        configuration.stream.outboundBufferSizeHighWatermark = 128 * 1024
+        configuration.stream.outboundBufferSizeLowWatermark = 32 * 1024
+        return configuration
+    }
+
+    /// Per-stream receive window: uploads of a browser get going without waiting on updates.
+    static let streamWindow = 256 * 1024
+
+    /// Replaces the HTTP/1.1 handler of a connection whose handshake chose `h2`.
+    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, loop: LoopContext) throws {
+        let settings = loop.settings
+        let bound = NIOLoopBound(loop, eventLoop: loop.eventLoop)
+        let limits = settings.limits
+        _ = try pipeline.configureHTTP2Pipeline(
+            mode: .server,
+            connectionConfiguration: configuration(limits, maxConcurrentStreams: settings.h2MaxConcurrentStreams).connection,
+            streamConfiguration: configuration(limits, maxConcurrentStreams: settings.h2MaxConcurrentStreams).stream
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let sync = stream.pipeline.syncOperations
+                try sync.addHandler(HTTP2StreamBridge(limits: limits))
+                try sync.addHandler(DownstreamHandler(loop: bound.value, proto: .h2))
+            }
+        }
+        try pipeline.addHandler(HTTP2ConnectionLifecycle(loop: loop))
+    }
+}
+
+/// An HTTP/2 connection's lifetime on its loop: counted as an open connection, closed after
+/// `idle_timeout` without a stream, and on drain told GOAWAY (no new streams) and closed once
+/// its streams are done. The streams themselves are DownstreamHandlers on the same loop.
+final class HTTP2ConnectionLifecycle: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTP2Frame
+
+    unowned let loop: LoopContext
+    private var context: ChannelHandlerContext?
+    private var openStreams = 0
+    private var lastStreamID = HTTP2StreamID(0)
+    private var idleSince: NIODeadline? = .now()
+    private(set) var draining = false
+
+    init(loop: LoopContext) {
+        self.loop = loop
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        loop.register(self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        loop.unregister(self)
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        loop.unregister(self)
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let created as NIOHTTP2StreamCreatedEvent:
+            openStreams += 1
+            lastStreamID = max(lastStreamID, created.streamID)
+            idleSince = nil
+        case is StreamClosedEvent:
+            openStreams = max(0, openStreams - 1)
+            if openStreams == 0 {
+                idleSince = .now()
+                if draining { goAwayAndClose() }
+            }
+        default:
+            break
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // NIOHTTP2 has already sent GOAWAY for a connection error; stream errors never get here.
+        context.close(promise: nil)
+    }
+
+    /// Called by the loop's sweep.
+    func checkIdle(now: NIODeadline, timeout: TimeAmount) {
+        if let idleSince, now - idleSince > timeout { goAwayAndClose() }
+    }
+
+    /// SIGTERM: no new streams; the open ones finish (their handlers drain too).
+    func drain() {
+        draining = true
+        guard let context else { return }
+        if openStreams == 0 { return goAwayAndClose() }
+        context.writeAndFlush(wrapOutboundFrame(.goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil)), promise: nil)
+    }
+
+    func forceClose() {
+        context?.close(promise: nil)
+    }
+
+    private func goAwayAndClose() {
+        guard let context, context.channel.isActive else { return }
+        idleSince = nil
+        context.writeAndFlush(wrapOutboundFrame(.goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil)))
+            .assumeIsolated().whenComplete { [weak self] _ in self?.context?.close(promise: nil) }
+    }
+
+    private func wrapOutboundFrame(_ payload: HTTP2Frame.FramePayload) -> NIOAny {
+        NIOAny(HTTP2Frame(streamID: .rootStream, payload: payload))
+    }
+}
