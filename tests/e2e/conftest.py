@@ -62,6 +62,29 @@ SERIAL = {
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "serial: run alone, after the parallel phase (scripts/test)")
+    config.addinivalue_line("markers", "protocols(*names): run each test once per protocol Proxy.request speaks "
+                                       "(\"http/1.1\", \"h2\"); ids [h1], [h2]")
+    config.addinivalue_line("markers", "h1_only(reason): in a protocols module, runs for HTTP/1.1 only (raw sockets, "
+                                       "HTTP/1.1 framing)")
+
+
+PROTOCOL_IDS = {"http/1.1": "h1", "h2": "h2"}
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("protocols")
+    if marker and "protocol" in metafunc.fixturenames:
+        metafunc.parametrize("protocol", marker.args, ids=[PROTOCOL_IDS[name] for name in marker.args], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def protocol(request):
+    """The protocol Proxy.request speaks in this test: "http/1.1" unless the module opts in with
+    `pytestmark = pytest.mark.protocols("http/1.1", "h2")`. Set on the class, so a module-scoped
+    proxy speaks it too; such a proxy's setup runs before this fixture, over HTTP/1.1."""
+    Proxy.protocol = getattr(request, "param", "http/1.1")
+    yield Proxy.protocol
+    Proxy.protocol = "http/1.1"
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
@@ -70,6 +93,11 @@ def pytest_collection_modifyitems(config, items):
         names = SERIAL.get(item.path.name, ())
         if names is None or getattr(item, "originalname", item.name) in names:
             item.add_marker(pytest.mark.serial)
+    h1_only = [item for item in items if item.get_closest_marker("h1_only") and
+               getattr(item, "callspec", None) and item.callspec.params.get("protocol") == "h2"]
+    if h1_only:
+        items[:] = [item for item in items if item not in h1_only]
+        config.hook.pytest_deselected(items=h1_only)
 
 
 def complete_lines(path):
@@ -169,17 +197,24 @@ class Proxy:
         except OSError:
             return False
 
-    def context(self):
+    def context(self, alpn=("http/1.1",)):
         ctx = ssl.create_default_context(cafile=str(self.ca))
-        ctx.set_alpn_protocols(["http/1.1"])
+        ctx.set_alpn_protocols(list(alpn))
         return ctx
 
     def connect(self, timeout=10):
         raw = socket.create_connection(("127.0.0.1", self.https_port), timeout=timeout)
         return self.context().wrap_socket(raw, server_hostname="localhost")
 
+    # What request() speaks; the `protocol` fixture sets it for the test (connect() stays HTTP/1.1).
+    protocol = "http/1.1"
+
     def request(self, data: bytes, timeout=10):
-        """Sends raw bytes over a fresh TLS connection; returns the first response."""
+        """Sends raw bytes over a fresh TLS connection; returns the first response. For "h2"
+        the bytes become one HTTP/2 stream (h2_client.from_http1)."""
+        if self.protocol == "h2":
+            from h2_client import h2_exchange
+            return h2_exchange(self, data, timeout)
         with self.connect(timeout) as sock:
             sock.sendall(data)
             return read_response(sock)

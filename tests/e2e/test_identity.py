@@ -13,6 +13,8 @@ from conftest import (
     request_bytes, run, session_header, set_cookies, wait_for,
 )
 
+pytestmark = pytest.mark.protocols("http/1.1", "h2")
+
 ALICE = {"username": "alice", "email": "alice@example.com", "name": "Alice Andersen", "role": "employee",
          "groups": ["sales", "emea"], "org_unit": "acme/emea/sales"}
 ADMIN = {"username": "admin", "email": "admin@example.com", "name": "Ada Admin", "role": "super_admin",
@@ -285,6 +287,7 @@ def test_impersonate_headers_are_refused(site, name):
     assert len(upstream.requests()) == before
 
 
+@pytest.mark.h1_only("WebSocket upgrades stay on HTTP/1.1 (SPEC 10.4: no RFC 8441)")
 def test_spoofing_over_a_websocket_upgrade(site):
     proxy, upstream, cookie = site
     with proxy.connect() as sock:
@@ -302,6 +305,7 @@ def test_spoofing_over_a_websocket_upgrade(site):
     assert header_values(record, "Upgrade") == ["websocket"]
 
 
+@pytest.mark.h1_only("WebSocket upgrades stay on HTTP/1.1 (SPEC 10.4: no RFC 8441)")
 def test_upgrade_without_sign_in_is_refused(site):
     proxy, upstream, _ = site
     before = len(upstream.requests())
@@ -638,6 +642,7 @@ def test_invalid_actas_token_is_401_and_not_forwarded(site):
 
 # ---- CLI ------------------------------------------------------------------------------------------
 
+@pytest.mark.h1_only("CLI and store only: the protocol adds nothing")
 def test_users_cli_round_trip_and_errors(fresh):
     proxy, _ = fresh
     config = ["--config", str(proxy.config_path)]
@@ -660,6 +665,7 @@ def test_users_cli_round_trip_and_errors(fresh):
     assert "zoe" in listed and "alice" in listed
 
 
+@pytest.mark.h1_only("CLI and store only: the protocol adds nothing")
 def test_users_import_csv_and_errors_name_file_and_line(fresh, tmp_path):
     proxy, _ = fresh
     config = ["--config", str(proxy.config_path)]
@@ -697,6 +703,7 @@ def subprocess_run(args, input=None):
     return subprocess.run([str(ACTAS), *args], capture_output=True, text=True, env=clean_env(), input=input)
 
 
+@pytest.mark.h1_only("CLI and store only: the protocol adds nothing")
 def test_several_processes_open_a_new_store_at_once(tmp_path):
     """Migrations and the switch to WAL are safe when processes start together."""
     import subprocess
