@@ -52,6 +52,7 @@ SERIAL = {
     "test_forwarding.py": {"test_slow_client_does_not_make_the_proxy_buffer_the_response"},
     "test_response_hardening.py": {"test_gzip_bomb_is_cut_with_bounded_memory"},
     "test_impersonation.py": {"test_websocket_is_closed_with_1008_within_a_second_of_the_end"},
+    "test_http2_attacks.py": {"test_continuation_flood_ends_the_connection_with_goaway"},
     # SIGSTOP freezes an instance wherever it is: under load, inside a write to the shared
     # SQLite file, and the command under test then finds the database locked.
     "test_changes_acknowledged.py": {"test_an_instance_that_cannot_confirm_is_reported_with_exit_3",

@@ -25,6 +25,7 @@ what reached the upstream and what did not. It answers according to the path:
   /set-cookie?name=&value=&path=   sets that cookie (and second=2)
   /page?kind=length|chunked|gzip|gzip-chunked|overlay|big   an HTML page (tricky <body> decoys)
   /crafted?kind=…          hostile response shapes for the response-side hardening tests (see crafted())
+  /echo?times=N           the request body N times (default 1)
 
 Each record carries `t`, the time it arrived (same clock as the tests).
 """
@@ -340,6 +341,8 @@ async def handle(reader, writer, recorder):
                 writer.write(response(200, b"cookie set\n", [("Set-Cookie", cookie), ("Set-Cookie", "second=2; Path=/")]))
             elif path.startswith("/csrf-app"):
                 writer.write(csrf_app(method, path, headers))
+            elif path == "/echo":
+                writer.write(response(200, body * int(query.get("times", "1")), [("Content-Type", "application/octet-stream")]))
             elif path == "/request-id":
                 writer.write(response(200, b"id\n", [("X-Request-Id", "upstream-chosen")]))
             elif path == "/hsts":
