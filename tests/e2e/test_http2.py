@@ -129,11 +129,13 @@ def test_curl_over_h2_gets_the_same_identity_headers_as_http1(make_proxy, upstre
     if who == "impersonating":
         start_impersonation(proxy, cookie)
     # Spoofed identity in the request is stripped on both protocols.
-    spoofed = [("X-Forwarded-User", "mallory"), ("X-Impersonator-User", "mallory"), ("X-Forwarded-Proto", "http")]
+    spoofed = [("X-Forwarded-User", "mallory"), ("X-Impersonator-User", "mallory"), ("X-Forwarded-Proto", "http"),
+               ("X_Forwarded_Email", "mallory@example.com")]
     version, status, response_headers = curl_h2(proxy, "/who-h2", [session_header(cookie), *spoofed])
     assert version == "2" and status == 200, (version, status)
     assert all(name == name.lower() for name, _ in response_headers), response_headers
-    h1 = proxy.request(request_bytes("GET", "/who-h1", [session_header(cookie), *spoofed]))
+    # curl sends the port in :authority; the HTTP/1.1 request names the same authority in Host.
+    h1 = proxy.request(request_bytes("GET", "/who-h1", [session_header(cookie), *spoofed], host=f"localhost:{proxy.https_port}"))
     assert h1.status == 200, h1
     [over_h2] = seen_by_upstream(upstream, "/who-h2")
     [over_h1] = seen_by_upstream(upstream, "/who-h1")
@@ -274,3 +276,21 @@ def test_the_next_stream_after_an_end_gets_the_notice_on_the_same_connection(mak
         assert own.status == 200, connection.summary()
     [record] = seen_by_upstream(upstream, "/as-myself")
     assert header_values(record, "x-forwarded-user") == ["admin"] and header_values(record, "x-impersonator-user") == []
+
+
+# ---- cookies split over several fields (RFC 9113 §8.2.3, as browsers send them) ----------------------
+
+@pytest.mark.parametrize("order", ["session_first", "session_last"])
+def test_split_cookie_fields_identify_and_never_forward_the_session(site, order):
+    proxy, upstream, cookie = site
+    path = f"/split-cookies-{order}"
+    session = ("cookie", f"__Host-actas_session={cookie}")
+    app = [("cookie", "app=1"), ("cookie", "theme=dark")]
+    with H2(proxy) as connection:
+        stream = connection.exchange(fields(path, extra=[session, *app] if order == "session_first" else [*app, session]))
+    assert stream.status == 200, connection.summary()
+    [seen] = seen_by_upstream(upstream, path)
+    assert header_values(seen, "x-forwarded-user") == ["emp"]
+    # One Cookie line for the HTTP/1.1 application, the proxy's own cookie taken out.
+    assert header_values(seen, "cookie") == ["app=1; theme=dark"]
+    assert cookie not in json.dumps(seen)

@@ -125,6 +125,32 @@ def test_allowed_fields_are_not_refused(shared):
     assert len(reached(upstream, "/allowed-te")) == 1 and len(reached(upstream, "/allowed-host")) == 1
 
 
+# Requests HTTP/2 can carry but HTTP/1.1 cannot write: forwarded as they are, they would split
+# or rewrite the request line or Host the application reads (h2 to HTTP/1.1 downgrade smuggling).
+DOWNGRADE = {
+    "space-in-method": request("space-in-method", method="GET /m-space-in-method-smuggled"),
+    "method-not-a-token": request("method-not-a-token", method="G(T"),
+    "space-in-path": request("space-in-path", path="/m-space-in-path HTTP/1.1"),
+    "tab-in-path": request("tab-in-path", path="/m-tab-in-path\tx"),
+    "userinfo-in-authority": [(k, "mallory@localhost" if k == ":authority" else v) for k, v in request("userinfo-in-authority")],
+    "slash-in-authority": [(k, "localhost/m-evil" if k == ":authority" else v) for k, v in request("slash-in-authority")],
+    "space-in-authority": [(k, "localhost evil" if k == ":authority" else v) for k, v in request("space-in-authority")],
+}
+
+
+@pytest.mark.parametrize("case", list(DOWNGRADE))
+def test_requests_http1_cannot_write_are_refused(shared, case):
+    """A stream error or a 4xx, nothing upstream, and the connection serves the next stream."""
+    proxy, upstream = shared
+    with H2(proxy) as connection:
+        stream = connection.wait(connection.headers(DOWNGRADE[case]))
+        assert stream.reset is not None or 400 <= stream.status < 500, f"{case}: {stream.status} {connection.summary()}"
+        after = connection.exchange(fields(f"/after-{case}"))
+        assert after.status == 200 and connection.goaway is None, f"{case}: {connection.summary()}"
+    assert marked(upstream, case) == []
+    assert len(reached(upstream, f"/after-{case}")) == 1
+
+
 CONTENT_LENGTH = {
     # case: (declared, DATA frames)
     "more-data-than-declared": (3, [b"abcdef"]),
