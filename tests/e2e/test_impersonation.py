@@ -13,6 +13,8 @@ from conftest import (
     session_header, wait_for,
 )
 
+pytestmark = pytest.mark.protocols("http/1.1", "h2")
+
 NOW = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
 
 USERS = [
@@ -631,6 +633,7 @@ def test_end_by_sign_out(fresh):
     assert header_values(Upstream_records(proxy)[-1], "X-Forwarded-User") == ["admin"]
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (keep-alive connections, bytes on the wire)")
 def test_revocation_while_requests_are_in_flight(fresh):
     """50+ requests on several connections while the target revokes consent: nothing that
     reaches the upstream after the revocation call returned carries the administrator."""
@@ -687,6 +690,7 @@ READ_ONLY_REFUSED = [
 ]
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket and a WebSocket upgrade among the refusals")
 def test_read_only_mode(make_proxy, upstream):
     proxy = make_proxy(config(**{"impersonation.mode": "read-only"}))
     setup_site(proxy)
@@ -794,6 +798,7 @@ def test_cookies_set_while_impersonating_stay_in_that_session(fresh):
 
 # ---- WebSockets -----------------------------------------------------------------------------------
 
+@pytest.mark.h1_only("WebSocket upgrades stay on HTTP/1.1 (SPEC 10.4: no RFC 8441)")
 def test_websocket_is_closed_with_1008_within_a_second_of_the_end(fresh):
     proxy = fresh()
     admin = Admin(proxy, "admin")
@@ -825,6 +830,7 @@ def test_websocket_is_closed_with_1008_within_a_second_of_the_end(fresh):
 
 # ---- the whole flow in a browser -----------------------------------------------------------------
 
+@pytest.mark.h1_only("Chromium picks its own protocol (test_http2.py has the h2 browser test)")
 def test_browser_flow_sign_in_find_confirm_browse_exit(tmp_path):
     from browser import chromium_driver, screenshot, sign_in
     from conftest import free_port
@@ -927,6 +933,7 @@ def test_tokens_neither_start_extend_end_nor_carry_an_impersonation(fresh):
     assert response.status == 200 and json.loads(response.body)["active"] is True
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (keep-alive connections, bytes on the wire)")
 def test_streaming_response_is_cut_when_the_session_ends(fresh):
     proxy = fresh()
     admin = Admin(proxy, "admin")
