@@ -34,18 +34,59 @@ enum HTTP2Connection {
         let settings = loop.settings
         let bound = NIOLoopBound(loop, eventLoop: loop.eventLoop)
         let limits = settings.limits
+        let maxStreams = settings.h2MaxConcurrentStreams
+        let open = NIOLoopBound(HTTP2OpenStreams(), eventLoop: loop.eventLoop)
+        let configuration = configuration(limits, maxConcurrentStreams: enforcedByNIOHTTP2(maxStreams))
+        try pipeline.addHandler(HTTP2OutboundFrames(advertisedMaxConcurrentStreams: maxStreams))
+        try pipeline.addHandler(HTTP2FlushCoalescer())
         _ = try pipeline.configureHTTP2Pipeline(
-            mode: .server,
-            connectionConfiguration: configuration(limits, maxConcurrentStreams: settings.h2MaxConcurrentStreams).connection,
-            streamConfiguration: configuration(limits, maxConcurrentStreams: settings.h2MaxConcurrentStreams).stream
+            mode: .server, connectionConfiguration: configuration.connection, streamConfiguration: configuration.stream
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 let sync = stream.pipeline.syncOperations
+                // RFC 9113 §5.1.2: a stream past the advertised limit is a stream error.
+                guard open.value.count < maxStreams else {
+                    return try sync.addHandler(HTTP2RefusedStream())
+                }
+                open.value.count += 1
+                stream.closeFuture.whenComplete { _ in open.value.count -= 1 }
                 try sync.addHandler(HTTP2StreamBridge(limits: limits))
                 try sync.addHandler(DownstreamHandler(loop: bound.value, proto: .h2))
             }
         }
         try pipeline.addHandler(HTTP2ConnectionLifecycle(loop: loop))
+    }
+
+    /// NIOHTTP2 treats a stream past its limit as a connection error, so it is given more room
+    /// than is advertised; the streams in between get REFUSED_STREAM from HTTP2RefusedStream.
+    static func enforcedByNIOHTTP2(_ advertised: Int) -> Int {
+        advertised + max(advertised, 100)
+    }
+}
+
+/// The streams of one connection that run a request (HTTP2Connection's own limit).
+final class HTTP2OpenStreams {
+    var count = 0
+}
+
+/// A stream beyond `h2_max_concurrent_streams`: RST_STREAM REFUSED_STREAM, nothing else.
+final class HTTP2RefusedStream: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { refuse(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        refuse(context)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    private func refuse(_ context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(.rstStream(.refusedStream)), promise: nil)
+        context.close(promise: nil)
     }
 }
 
@@ -100,8 +141,8 @@ final class HTTP2ConnectionLifecycle: ChannelInboundHandler, RemovableChannelHan
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // NIOHTTP2 has already sent GOAWAY for a connection error; stream errors never get here.
-        context.close(promise: nil)
+        // NIOHTTP2 reports stream errors here after its RST_STREAM: the connection goes on.
+        // After a connection error it wrote GOAWAY, and HTTP2OutboundFrames closes it.
     }
 
     /// Called by the loop's sweep.
@@ -130,5 +171,24 @@ final class HTTP2ConnectionLifecycle: ChannelInboundHandler, RemovableChannelHan
 
     private func wrapOutboundFrame(_ payload: HTTP2Frame.FramePayload) -> NIOAny {
         NIOAny(HTTP2Frame(streamID: .rootStream, payload: payload))
+    }
+}
+
+/// Between TLS and NIOHTTP2 on an h2 connection: one flush per event-loop tick instead of one per
+/// stream event. Each stream's response end, and each `read()` on a stream (which sends its
+/// WINDOW_UPDATE), flushes the connection; with many streams answered from different upstream
+/// connections in one tick that was a TLS record and a `write` each.
+final class HTTP2FlushCoalescer: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = Any
+
+    private var scheduled = false
+
+    func flush(context: ChannelHandlerContext) {
+        guard !scheduled else { return }
+        scheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.scheduled = false
+            context.flush()
+        }
     }
 }
