@@ -9,6 +9,8 @@ import pytest
 from conftest import Proxy, free_port, import_users, read_response, request_bytes, run, session_header
 from test_impersonation import Admin, config, parse_time, setup_site
 
+pytestmark = pytest.mark.protocols("http/1.1", "h2")
+
 MARKER = b"<actas-banner"
 
 
@@ -46,6 +48,7 @@ def assert_banner_after_body(body):
 
 
 @pytest.mark.parametrize("kind", ["length", "chunked"])
+@pytest.mark.h1_only("asserts HTTP/1.1 framing (Transfer-Encoding: chunked), which HTTP/2 does not have")
 def test_banner_on_html_pages(acting, kind):
     proxy, upstream, admin = acting
     response = page(admin, kind)
@@ -92,6 +95,7 @@ def test_no_banner_when_not_impersonating(acting):
     assert MARKER not in response.body and response.header("etag") == '"v1"' and response.header("content-length")
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (HEAD then a request on the same connection)")
 def test_no_banner_for_script_fetches_head_and_ranges(acting):
     proxy, upstream, admin = acting
     fetched = page(admin, "length", [("Sec-Fetch-Dest", "empty")])
@@ -128,6 +132,7 @@ def test_hostile_name_is_escaped(make_proxy, upstream):
     assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in banner
 
 
+@pytest.mark.h1_only("Chromium picks its own protocol (test_http2.py has the h2 browser test)")
 def test_banner_in_a_real_browser(tmp_path):
     from browser import chromium_driver, screenshot, sign_in, start_impersonating
     from conftest import PASSWORD, Upstream
@@ -174,6 +179,7 @@ def test_banner_in_a_real_browser(tmp_path):
         upstream.stop()
 
 
+@pytest.mark.h1_only("Chromium picks its own protocol (test_http2.py has the h2 browser test)")
 def test_banner_says_when_the_session_ends_while_the_page_is_open(tmp_path):
     from browser import chromium_driver, screenshot, sign_in, start_impersonating
     from conftest import PASSWORD, Upstream

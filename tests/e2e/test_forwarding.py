@@ -5,7 +5,11 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import free_port, get, is_closed, read_response
+
+pytestmark = pytest.mark.protocols("http/1.1", "h2")
 
 
 def header_map(record):
@@ -46,6 +50,7 @@ def test_trusted_proxy_appends_to_x_forwarded_for(make_proxy, upstream):
     assert header_map(upstream.requests()[-1])["x-forwarded-for"] == ["203.0.113.9, 127.0.0.1"]
 
 
+@pytest.mark.h1_only("Connection-nominated fields are HTTP/1.1's (HTTP/2 has no Connection)")
 def test_hop_by_hop_and_nominated_headers_are_removed_both_ways(proxy, upstream):
     response = proxy.request(get("/hop", extra=(
         "Connection: keep-alive, X-Drop-Me, X-Forwarded-For\r\nX-Drop-Me: 1\r\nKeep-Alive: 300\r\n"
@@ -61,6 +66,7 @@ def test_hop_by_hop_and_nominated_headers_are_removed_both_ways(proxy, upstream)
         assert response.header(name) is None, name
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (framing, keep-alive, timeouts on the wire)")
 def test_content_length_and_chunked_bodies_both_ways(proxy, upstream):
     body = bytes(range(256)) * 400
     with proxy.connect() as sock:
@@ -81,6 +87,7 @@ def test_content_length_and_chunked_bodies_both_ways(proxy, upstream):
     assert chunked.trailers == [("X-Checksum", "42")]
 
 
+@pytest.mark.h1_only("asserts HTTP/1.1 framing (Transfer-Encoding: chunked), which HTTP/2 does not have")
 def test_response_until_close_becomes_chunked(proxy):
     response = proxy.request(get("/until-close"))
     assert response.status == 200
@@ -88,6 +95,7 @@ def test_response_until_close_becomes_chunked(proxy):
     assert response.body == b"until the end"
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (framing, keep-alive, timeouts on the wire)")
 def test_http10_client_gets_close_delimited_body(proxy):
     with proxy.connect() as sock:
         sock.sendall(b"GET /chunked HTTP/1.0\r\n\r\n")
@@ -96,6 +104,7 @@ def test_http10_client_gets_close_delimited_body(proxy):
     assert response.body == b"first,second,third"
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (framing, keep-alive, timeouts on the wire)")
 def test_head_keeps_content_length_without_body(proxy):
     with proxy.connect() as sock:
         sock.sendall(b"HEAD /head HTTP/1.1\r\nHost: h\r\n\r\n")
@@ -111,6 +120,7 @@ def test_204_and_304(proxy):
     assert proxy.request(get("/status/304")).status == 304
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (framing, keep-alive, timeouts on the wire)")
 def test_expect_100_continue(proxy, upstream):
     with proxy.connect() as sock:
         sock.sendall(b"PUT /continue HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
@@ -131,6 +141,7 @@ def test_keep_alive_reuses_upstream_connections(make_proxy, upstream):
     assert len(connections) == 1
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (framing, keep-alive, timeouts on the wire)")
 def test_connection_close_closes_client_connection(proxy):
     with proxy.connect() as sock:
         sock.sendall(get("/", extra="Connection: close\r\n"))
@@ -139,6 +150,7 @@ def test_connection_close_closes_client_connection(proxy):
         assert is_closed(sock)
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (framing, keep-alive, timeouts on the wire)")
 def test_pipelined_requests_answered_in_order(proxy, upstream):
     with proxy.connect() as sock:
         sock.sendall(get("/slow?ms=300") + get("/one") + b"POST /two HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc" + get("/three"))
@@ -154,6 +166,7 @@ def test_pipelined_requests_answered_in_order(proxy, upstream):
     assert [header_map(r)["x-request-id"][0] for r in upstream.requests()] == ids
 
 
+@pytest.mark.h1_only("WebSocket upgrades stay on HTTP/1.1 (SPEC 10.4: no RFC 8441)")
 def test_websocket_upgrade_is_tunnelled_after_101(proxy, upstream):
     with proxy.connect() as sock:
         sock.sendall(get("/ws", extra="Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"))
@@ -168,6 +181,7 @@ def test_websocket_upgrade_is_tunnelled_after_101(proxy, upstream):
     assert headers["connection"] == ["Upgrade"]
 
 
+@pytest.mark.h1_only("WebSocket upgrades stay on HTTP/1.1 (SPEC 10.4: no RFC 8441)")
 def test_upgrade_refused_by_upstream_closes_that_upstream_connection(proxy, upstream):
     with proxy.connect() as sock:
         sock.sendall(get("/no-upgrade", extra="Connection: Upgrade\r\nUpgrade: websocket\r\n"))
@@ -178,6 +192,7 @@ def test_upgrade_refused_by_upstream_closes_that_upstream_connection(proxy, upst
     assert first["conn"] != second["conn"]
 
 
+@pytest.mark.h1_only("an h2c Upgrade is HTTP/1.1's (HTTP/2 has no Upgrade)")
 def test_h2c_upgrade_is_not_forwarded(proxy, upstream):
     proxy.request(get("/", extra="Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"))
     headers = header_map(upstream.requests()[-1])
@@ -203,6 +218,7 @@ def test_slow_upstream_gives_504(make_proxy):
     assert time.time() - started < 3.5
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (framing, keep-alive, timeouts on the wire)")
 def test_head_not_complete_in_time_gives_408(make_proxy, upstream):
     proxy = make_proxy({"limits.header_timeout": "1s"})
     with proxy.connect() as sock:
@@ -213,6 +229,7 @@ def test_head_not_complete_in_time_gives_408(make_proxy, upstream):
     assert upstream.requests() == []
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (framing, keep-alive, timeouts on the wire)")
 def test_idle_keep_alive_connection_is_closed(make_proxy):
     proxy = make_proxy({"limits.idle_timeout": "1s"})
     with proxy.connect() as sock:
@@ -221,6 +238,7 @@ def test_idle_keep_alive_connection_is_closed(make_proxy):
         assert is_closed(sock, timeout=4)
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (framing, keep-alive, timeouts on the wire)")
 def test_slow_client_does_not_make_the_proxy_buffer_the_response(proxy):
     size = 200 * 1024 * 1024
     before = proxy.rss_kb()
@@ -240,6 +258,7 @@ def test_slow_client_does_not_make_the_proxy_buffer_the_response(proxy):
     assert peak - before < 48 * 1024, f"proxy RSS grew by {(peak - before) // 1024} MB"
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (framing, keep-alive, timeouts on the wire)")
 def test_many_concurrent_connections(proxy, upstream):
     errors = []
 
@@ -261,6 +280,7 @@ def test_many_concurrent_connections(proxy, upstream):
     assert len(upstream.requests()) == 200
 
 
+@pytest.mark.h1_only("absolute-form request target is HTTP/1.1's")
 def test_absolute_form_target_is_forwarded_in_origin_form(proxy, upstream):
     proxy.request(b"GET https://localhost/abs?q=1 HTTP/1.1\r\nHost: other\r\n\r\n")
     record = upstream.requests()[-1]

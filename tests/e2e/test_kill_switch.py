@@ -12,6 +12,8 @@ from postgres_fixtures import make_pair, pg_database, postgres_server  # noqa: F
 from test_changes_acknowledged import forwarded_as
 from test_impersonation import Admin, config, events, setup_site
 
+pytestmark = pytest.mark.protocols("http/1.1", "h2")
+
 
 @pytest.fixture
 def site(make_proxy):
@@ -106,6 +108,7 @@ def test_ended_through_one_postgresql_instance_is_enforced_by_the_other(pg_datab
     assert forwarded_as(second, "/pg-after-kill") == []
 
 
+@pytest.mark.h1_only("Chromium picks its own protocol (test_http2.py has the h2 browser test)")
 def test_the_target_sees_the_notice_on_the_console_home_and_ends_it_in_chromium(site):
     """SPEC §10.5: "NAME (username) is acting as you since HH:MM — reason: … — See what they
     do — End it now"; the click ends it and the administrator's next page is the ended page."""

@@ -14,6 +14,8 @@ from conftest import (
 )
 from test_impersonation import Admin, REASON, config, setup_site
 
+pytestmark = pytest.mark.protocols("http/1.1", "h2")
+
 WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 WS_HEADERS = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", WS_KEY), ("Sec-WebSocket-Version", "13")]
 
@@ -184,7 +186,7 @@ def hosted(tmp_path_factory):
     ("/hosts/other", "evil.example"),
     ("/hosts/other-port", "evil.example:443"),
     ("/hosts/suffix", "app.example.evil.example"),
-    ("https://evil.example/hosts/absolute", "localhost"),
+    pytest.param("https://evil.example/hosts/absolute", "localhost", marks=pytest.mark.h1_only("absolute-form target")),
 ])
 def test_a_host_that_is_not_served_gets_421(hosted, target, host):
     proxy, upstream, mgr = hosted
@@ -214,6 +216,7 @@ def test_a_served_host_is_forwarded_and_signed_as_the_public_origin(hosted):
     ("/hosts/entry-port-wrong", "portal.example:9443"),
     ("https://app.example:31337/hosts/absolute-port", "app.example"),
 ])
+@pytest.mark.h1_only("asserts the HTTP/1.1 reason phrase (HTTP/2 has none)")
 def test_a_host_port_the_proxy_does_not_serve_gets_421(hosted, marker, host):
     """With public_hosts, the client may not choose the port of the public origin (it reaches
     X-Forwarded-Host and the assertion's iss: password-reset links would point there)."""
@@ -226,6 +229,7 @@ def test_a_host_port_the_proxy_does_not_serve_gets_421(hosted, marker, host):
     assert len(upstream.requests()) == before
 
 
+@pytest.mark.h1_only("asserts the HTTP/1.1 reason phrase (HTTP/2 has none)")
 def test_an_unknown_method_status_line_has_its_reason(site):
     proxy, upstream, admin, mgr, token = site
     response = proxy.request(request_bytes("BREW", "/static/coffee", [session_header(mgr.cookie)]))
@@ -251,6 +255,7 @@ def test_only_the_listener_or_configured_port_reaches_the_origin(hosted, marker,
 
 @pytest.mark.parametrize("entry", ["https://app.example", "app.example/", "app.example/path", "app example", "app.example:0",
                                    "app.example:99999", "app.example:", "user@app.example", "*.example", ""])
+@pytest.mark.h1_only("CLI and store only: the protocol adds nothing")
 def test_a_bad_public_hosts_entry_is_a_config_error(tmp_path, entry):
     proxy = Proxy(tmp_path, 9, start=False)
     proxy.write_config({"listen.public_hosts": ["localhost", entry]})
@@ -298,6 +303,7 @@ def expected_accept(key=WS_KEY):
     [("Sec-Fetch-Site", "cross-site")],
     [("Origin", "null"), ("Sec-Fetch-Site", "same-site")],
 ])
+@pytest.mark.h1_only("WebSocket upgrades stay on HTTP/1.1 (SPEC 10.4: no RFC 8441)")
 def test_cross_site_websocket_with_the_session_cookie_is_refused(site, origin_headers):
     proxy, upstream, admin, mgr, token = site
     before = len(upstream.requests())
@@ -309,6 +315,7 @@ def test_cross_site_websocket_with_the_session_cookie_is_refused(site, origin_he
 
 
 @pytest.mark.parametrize("how", ["same_origin", "same_origin_port_443", "fetch_metadata", "token_cross_origin"])
+@pytest.mark.h1_only("WebSocket upgrades stay on HTTP/1.1 (SPEC 10.4: no RFC 8441)")
 def test_same_origin_and_token_websockets_are_tunnelled(site, how):
     proxy, upstream, admin, mgr, token = site
     headers = {
@@ -326,6 +333,7 @@ def test_same_origin_and_token_websockets_are_tunnelled(site, how):
 
 
 @pytest.mark.parametrize("path", ["/ws-bad-accept", "/ws-no-accept"])
+@pytest.mark.h1_only("WebSocket upgrades stay on HTTP/1.1 (SPEC 10.4: no RFC 8441)")
 def test_an_upstream_101_that_did_not_read_the_key_is_a_502(site, path):
     proxy, upstream, admin, mgr, token = site
     sock, response = upgrade(proxy, path, [session_header(mgr.cookie), ("Origin", ORIGIN)])
@@ -360,7 +368,8 @@ def test_a_refusal_while_impersonating_is_logged_with_the_session(site):
             "emp", "admin", session["id"], "read-only"), record
 
 
-@pytest.mark.parametrize("method, target, path", [("TRACE", "/static/trace?b=2", "/static/trace"), ("CONNECT", "evil.example:443", "evil.example:443")])
+@pytest.mark.parametrize("method, target, path", [("TRACE", "/static/trace?b=2", "/static/trace"), pytest.param(
+    "CONNECT", "evil.example:443", "evil.example:443", marks=pytest.mark.h1_only("authority-form target"))])
 def test_refused_methods_are_logged_with_who_and_where(site, method, target, path):
     proxy, upstream, admin, mgr, token = site
     response = proxy.request(request_bytes(method, target, [session_header(mgr.cookie), ("X-Request-Id", "client-78")]))
@@ -369,6 +378,7 @@ def test_refused_methods_are_logged_with_who_and_where(site, method, target, pat
     assert (record["method"], record["path"], record.get("user"), record["client_request_id"]) == (method, path, "mgr", "client-78"), record
 
 
+@pytest.mark.h1_only("absolute-form target with userinfo is HTTP/1.1's")
 def test_a_bad_request_target_is_logged_as_read(site):
     proxy, upstream, admin, mgr, token = site
     response = proxy.request(request_bytes("GET", "http://user@evil.example/x?c=3", [session_header(mgr.cookie), ("X-Request-Id", "client-79")]))
@@ -391,6 +401,7 @@ PARSER_REFUSALS = [
 
 
 @pytest.mark.parametrize("name, data, status, path", PARSER_REFUSALS, ids=[p[0] for p in PARSER_REFUSALS])
+@pytest.mark.h1_only("HTTP/1.1 parser refusals from raw bytes (test_http2.py has HTTP/2's malformed requests)")
 def test_requests_the_parser_refuses_are_logged(site, name, data, status, path):
     proxy, upstream, admin, mgr, token = site
     response = proxy.request(data)
@@ -401,6 +412,7 @@ def test_requests_the_parser_refuses_are_logged(site, name, data, status, path):
     assert len(record["path"]) <= 2100
 
 
+@pytest.mark.h1_only("HTTP/1.1 parser refusals from raw bytes (test_http2.py has HTTP/2's malformed requests)")
 def test_a_refused_target_cannot_forge_a_log_line(site):
     proxy, upstream, admin, mgr, token = site
     forged = '{"type":"login","user":"forged"}'
@@ -417,6 +429,7 @@ def test_a_refused_target_cannot_forge_a_log_line(site):
     run(["audit", "verify", "--config", str(proxy.config_path)])
 
 
+@pytest.mark.h1_only("raw HTTP/1.1 socket (a head that never ends)")
 def test_a_head_that_times_out_is_logged(site):
     proxy, upstream, admin, mgr, token = site
     with proxy.connect() as sock:
