@@ -106,6 +106,19 @@ extension HeaderRewriterTests {
             #expect(throws: HTTPParseError.self) { _ = try head("GET / HTTP/1.1\r\nHost: app.example\r\n\(line)\r\n\r\n") }
         }
 
+        /// SPEC §5: `Impersonate-*` is answered with 403 before anything is rewritten, in the
+        /// spellings the rewriter would otherwise have to drop.
+        @Test(arguments: ["Impersonate_User: alice", "IMPERSONATE_GROUP: admins", "impersonate-extra-scopes: all", "Impersonate-Uid_: 0"])
+        func impersonateHeadersInAnySpellingAreRefusedNotForwarded(field: String) throws {
+            let head = try head("GET / HTTP/1.1\r\nHost: app.example\r\n\(field)\r\n\r\n")
+            let step = RequestPipeline.sanitize(head, impersonateHeader: RequestCredentials.scan(head.block).impersonateHeader, settings: try settings())
+            guard case .answer(let answer) = step else {
+                Issue.record("forwarded")
+                return
+            }
+            #expect(answer == .impersonationHeader && answer.status == 403)
+        }
+
         @Test func theProxysOwnLinesCarryItsValues() throws {
             let forwarded = try forward("GET /a?b=1 HTTP/1.1\r\nHost: app.example\r\n\r\n", impersonating: true)
             let head = forwarded.head
