@@ -35,7 +35,8 @@ enum HTTP2Connection {
         let bound = NIOLoopBound(loop, eventLoop: loop.eventLoop)
         let limits = settings.limits
         let maxStreams = settings.h2MaxConcurrentStreams
-        let open = NIOLoopBound(HTTP2OpenStreams(), eventLoop: loop.eventLoop)
+        let lifecycle = HTTP2ConnectionLifecycle(loop: loop)
+        let connection = NIOLoopBound(lifecycle, eventLoop: loop.eventLoop)
         let configuration = configuration(limits, maxConcurrentStreams: enforcedByNIOHTTP2(maxStreams))
         try pipeline.addHandler(HTTP2OutboundFrames(advertisedMaxConcurrentStreams: maxStreams))
         try pipeline.addHandler(HTTP2FlushCoalescer())
@@ -45,16 +46,16 @@ enum HTTP2Connection {
             stream.eventLoop.makeCompletedFuture {
                 let sync = stream.pipeline.syncOperations
                 // RFC 9113 §5.1.2: a stream past the advertised limit is a stream error.
-                guard open.value.count < maxStreams else {
+                guard connection.value.openStreams < maxStreams else {
                     return try sync.addHandler(HTTP2RefusedStream())
                 }
-                open.value.count += 1
-                stream.closeFuture.whenComplete { _ in open.value.count -= 1 }
+                connection.value.streamOpened(try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID))
+                stream.closeFuture.whenComplete { _ in connection.value.streamClosed() }
                 try sync.addHandler(HTTP2StreamBridge(limits: limits))
                 try sync.addHandler(DownstreamHandler(loop: bound.value, proto: .h2))
             }
         }
-        try pipeline.addHandler(HTTP2ConnectionLifecycle(loop: loop))
+        try pipeline.addHandler(lifecycle)
     }
 
     /// NIOHTTP2 treats a stream past its limit as a connection error, so it is given more room
@@ -62,11 +63,6 @@ enum HTTP2Connection {
     static func enforcedByNIOHTTP2(_ advertised: Int) -> Int {
         advertised + max(advertised, 100)
     }
-}
-
-/// The streams of one connection that run a request (HTTP2Connection's own limit).
-final class HTTP2OpenStreams {
-    var count = 0
 }
 
 /// A stream beyond `h2_max_concurrent_streams`: RST_STREAM REFUSED_STREAM, nothing else.
@@ -98,7 +94,8 @@ final class HTTP2ConnectionLifecycle: ChannelInboundHandler, RemovableChannelHan
 
     unowned let loop: LoopContext
     private var context: ChannelHandlerContext?
-    private var openStreams = 0
+    /// Streams running a request (HTTP2Connection's own limit counts these).
+    private(set) var openStreams = 0
     private var lastStreamID = HTTP2StreamID(0)
     private var idleSince: NIODeadline? = .now()
     private(set) var draining = false
@@ -122,22 +119,17 @@ final class HTTP2ConnectionLifecycle: ChannelInboundHandler, RemovableChannelHan
         context.fireChannelInactive()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch event {
-        case let created as NIOHTTP2StreamCreatedEvent:
-            openStreams += 1
-            lastStreamID = max(lastStreamID, created.streamID)
-            idleSince = nil
-        case is StreamClosedEvent:
-            openStreams = max(0, openStreams - 1)
-            if openStreams == 0 {
-                idleSince = .now()
-                if draining { goAwayAndClose() }
-            }
-        default:
-            break
-        }
-        context.fireUserInboundEventTriggered(event)
+    func streamOpened(_ id: HTTP2StreamID?) {
+        openStreams += 1
+        if let id { lastStreamID = max(lastStreamID, id) }
+        idleSince = nil
+    }
+
+    func streamClosed() {
+        openStreams = max(0, openStreams - 1)
+        guard openStreams == 0 else { return }
+        idleSince = .now()
+        if draining { goAwayAndClose() }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
