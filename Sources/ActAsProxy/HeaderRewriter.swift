@@ -51,7 +51,7 @@ enum HeaderRewriter {
             }
             out.writeStaticString(" HTTP/1.1\r\n")
 
-            var clientForwardedFor: Range<Int>?
+            var clientForwardedFor: [Range<Int>] = []
             var host: Range<Int>?
             for field in block.fields {
                 switch field.known {
@@ -76,10 +76,9 @@ enum HeaderRewriter {
                         continue
                     }
                     if isProxyOwned(raw, field, settings) {
-                        if facts.peerIsTrustedProxy, clientForwardedFor == nil,
-                            equalsLowercase(raw, field.nameRange, xForwardedFor)
-                        {
-                            clientForwardedFor = field.valueRange
+                        // RFC 9110 §5.3: repeated fields are one list; every part is kept.
+                        if facts.peerIsTrustedProxy, equalsLowercase(raw, field.nameRange, xForwardedFor) {
+                            clientForwardedFor.append(field.valueRange)
                         }
                         continue
                     }
@@ -121,8 +120,8 @@ enum HeaderRewriter {
             // SPEC §5: the proxy's own forwarding headers, written after every client header
             // was filtered, so nothing a client sends (or nominates in Connection) changes them.
             out.writeStaticString("X-Forwarded-For: ")
-            if let clientForwardedFor {
-                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[clientForwardedFor]))
+            for range in clientForwardedFor {
+                out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range]))
                 out.writeStaticString(", ")
             }
             out.writeBytes(facts.clientAddress)
