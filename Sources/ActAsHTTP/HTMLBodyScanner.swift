@@ -123,7 +123,7 @@ struct HTMLBodyScanner: Sendable {
                     }
                     if i < n { hold(at: i); state = .tagOpen; i &+= 1 }
                 } else {
-                    i = index(of: .lt, in: bytes, from: i)
+                    i = ByteSkip.index(of: .lt, in: bytes, from: i)
                     if i < n { state = .tagOpen; i &+= 1 }
                 }
             case .tagOpen:
@@ -221,10 +221,10 @@ struct HTMLBodyScanner: Sendable {
                     state = .attributeValueUnquoted
                 }
             case .attributeValueDoubleQuoted:
-                i = index(of: .doubleQuote, in: bytes, from: i)
+                i = ByteSkip.index(of: .doubleQuote, in: bytes, from: i)
                 if i < n { state = .afterAttributeValueQuoted; i &+= 1 }
             case .attributeValueSingleQuoted:
-                i = index(of: .singleQuote, in: bytes, from: i)
+                i = ByteSkip.index(of: .singleQuote, in: bytes, from: i)
                 if i < n { state = .afterAttributeValueQuoted; i &+= 1 }
             case .attributeValueUnquoted:
                 if isHTMLWhitespace(b) {
@@ -273,7 +273,7 @@ struct HTMLBodyScanner: Sendable {
                     state = .bogusComment
                 }
             case .bogusComment:
-                i = index(of: .gt, in: bytes, from: i)
+                i = ByteSkip.index(of: .gt, in: bytes, from: i)
                 if i < n { state = .data; i &+= 1 }
             case .commentStart:
                 if b == .dash {
@@ -292,7 +292,7 @@ struct HTMLBodyScanner: Sendable {
                     state = .comment
                 }
             case .comment:
-                i = index(of: .dash, in: bytes, from: i)
+                i = ByteSkip.index(of: .dash, in: bytes, from: i)
                 if i < n { state = .commentEndDash; i &+= 1 }
             case .commentEndDash:
                 if b == .dash { state = .commentEnd; i &+= 1 } else { state = .comment }
@@ -315,7 +315,7 @@ struct HTMLBodyScanner: Sendable {
                     state = .comment
                 }
             case .cdata:
-                i = index(of: .rightBracket, in: bytes, from: i)
+                i = ByteSkip.index(of: .rightBracket, in: bytes, from: i)
                 if i < n { state = .cdataBracket; i &+= 1 }
             case .cdataBracket:
                 if b == .rightBracket { state = .cdataEnd; i &+= 1 } else { state = .cdata }
@@ -330,7 +330,7 @@ struct HTMLBodyScanner: Sendable {
 
             // RCDATA and RAWTEXT: only `</name` followed by whitespace, `/` or `>` ends them.
             case .rawText:
-                i = index(of: .lt, in: bytes, from: i)
+                i = ByteSkip.index(of: .lt, in: bytes, from: i)
                 if i < n { state = .rawTextLessThan; i &+= 1 }
             case .rawTextLessThan:
                 if b == .slash { matched = 0; state = .rawTextEndTagName; i &+= 1 } else { state = .rawText }
@@ -345,7 +345,7 @@ struct HTMLBodyScanner: Sendable {
 
             // Script data, with its escape (`<!--`) and double escape (`<!--<script>`) states.
             case .scriptData:
-                i = index(of: .lt, in: bytes, from: i)
+                i = ByteSkip.index(of: .lt, in: bytes, from: i)
                 if i < n { state = .scriptLessThan; i &+= 1 }
             case .scriptLessThan:
                 if b == .slash {
@@ -368,7 +368,7 @@ struct HTMLBodyScanner: Sendable {
             case .scriptEscapeStartDash:
                 if b == .dash { state = .scriptEscapedDashDash; i &+= 1 } else { state = .scriptData }
             case .scriptEscaped:
-                i = index(of: .dash, or: .lt, in: bytes, from: i)
+                i = ByteSkip.index(of: .dash, or: .lt, in: bytes, from: i)
                 if i < n { state = bytes[i] == .dash ? .scriptEscapedDash : .scriptEscapedLessThan; i &+= 1 }
             case .scriptEscapedDash:
                 state = b == .dash ? .scriptEscapedDashDash : b == .lt ? .scriptEscapedLessThan : .scriptEscaped
@@ -407,7 +407,7 @@ struct HTMLBodyScanner: Sendable {
                     state = .scriptEscaped
                 }
             case .scriptDoubleEscaped:
-                i = index(of: .dash, or: .lt, in: bytes, from: i)
+                i = ByteSkip.index(of: .dash, or: .lt, in: bytes, from: i)
                 if i < n { state = bytes[i] == .dash ? .scriptDoubleEscapedDash : .scriptDoubleEscapedLessThan; i &+= 1 }
             case .scriptDoubleEscapedDash:
                 state = b == .dash ? .scriptDoubleEscapedDashDash : b == .lt ? .scriptDoubleEscapedLessThan : .scriptDoubleEscaped
@@ -583,116 +583,4 @@ struct HTMLBodyScanner: Sendable {
             return .other
         }
     }
-
-    static let br = pack("br"), xmp = pack("xmp"), svg = pack("svg")
-    static let body = pack("body"), html = pack("html"), head = pack("head"), meta = pack("meta")
-    static let link = pack("link"), base = pack("base"), math = pack("math")
-    static let title = pack("title"), style = pack("style"), script = pack("script"), iframe = pack("iframe")
-    static let bgsound = pack("bgsound"), noembed = pack("noembed")
-    static let basefont = pack("basefont"), noscript = pack("noscript"), noframes = pack("noframes")
-    static let template = pack("template"), textarea = pack("textarea"), frameset = pack("frameset")
-    static let plaintex = pack("plaintex")
-    static let cdataOpen = pack("[CDATA[")
-
-    static func pack(_ text: StaticString) -> UInt64 {
-        precondition(text.utf8CodeUnitCount <= 8)
-        var value: UInt64 = 0
-        for k in 0..<text.utf8CodeUnitCount {
-            value |= UInt64(text.utf8Start[k]) &<< UInt64(8 * k)
-        }
-        return value
-    }
-}
-
-extension UInt64 {
-    @inline(__always)
-    fileprivate func byte(_ k: Int) -> UInt8 {
-        UInt8(truncatingIfNeeded: self &>> UInt64(8 &* k))
-    }
-}
-
-extension UInt8 {
-    fileprivate static let lt = UInt8(ascii: "<")
-    fileprivate static let gt = UInt8(ascii: ">")
-    fileprivate static let slash = UInt8(ascii: "/")
-    fileprivate static let exclamation = UInt8(ascii: "!")
-    fileprivate static let question = UInt8(ascii: "?")
-    fileprivate static let dash = UInt8(ascii: "-")
-    fileprivate static let equals = UInt8(ascii: "=")
-    fileprivate static let doubleQuote = UInt8(ascii: "\"")
-    fileprivate static let singleQuote = UInt8(ascii: "'")
-    fileprivate static let leftBracket = UInt8(ascii: "[")
-    fileprivate static let rightBracket = UInt8(ascii: "]")
-}
-
-/// HTML whitespace as the tokenizer sees it: TAB, LF, FF, CR (normalised to LF), SPACE.
-@inline(__always)
-private func isHTMLWhitespace(_ byte: UInt8) -> Bool {
-    byte <= 0x20 && (0x1_0000_3600 as UInt64) &>> UInt64(byte) & 1 == 1
-}
-
-/// Ends a tag name (and an appropriate end tag name): whitespace, `/`, `>`.
-@inline(__always)
-private func isTagNameEnd(_ byte: UInt8) -> Bool {
-    isHTMLWhitespace(byte) || byte == .slash || byte == .gt
-}
-
-@inline(__always)
-private func isASCIIAlpha(_ byte: UInt8) -> Bool {
-    (byte | 0x20) &- UInt8(ascii: "a") < 26
-}
-
-// MARK: - Fast skips (SWAR, 8 bytes at a time)
-
-private let ones: UInt64 = 0x0101_0101_0101_0101
-private let highs: UInt64 = 0x8080_8080_8080_8080
-
-/// Nonzero in the high bit of the first byte of `word` that is zero (exact for the lowest one).
-@inline(__always)
-private func zeroBytes(_ word: UInt64) -> UInt64 {
-    (word &- ones) & ~word & highs
-}
-
-/// Index of the first `target` at or after `start`, or `bytes.count`.
-@inline(__always)
-private func index(of target: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-    var i = start
-    let n = bytes.count
-    if n &- i >= 8, let base = bytes.baseAddress {
-        let pattern = UInt64(target) &* ones
-        while i &+ 8 <= n {
-            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            let hits = zeroBytes(word ^ pattern)
-            if hits != 0 { return i &+ hits.trailingZeroBitCount &>> 3 }
-            i &+= 8
-        }
-    }
-    while i < n {
-        if bytes[i] == target { return i }
-        i &+= 1
-    }
-    return n
-}
-
-/// Index of the first `a` or `b` at or after `start`, or `bytes.count`.
-@inline(__always)
-private func index(of a: UInt8, or b: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-    var i = start
-    let n = bytes.count
-    if n &- i >= 8, let base = bytes.baseAddress {
-        let patternA = UInt64(a) &* ones
-        let patternB = UInt64(b) &* ones
-        while i &+ 8 <= n {
-            let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            let hits = zeroBytes(word ^ patternA) | zeroBytes(word ^ patternB)
-            if hits != 0 { return i &+ hits.trailingZeroBitCount &>> 3 }
-            i &+= 8
-        }
-    }
-    while i < n {
-        let c = bytes[i]
-        if c == a || c == b { return i }
-        i &+= 1
-    }
-    return n
 }
