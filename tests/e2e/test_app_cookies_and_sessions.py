@@ -6,8 +6,12 @@ import sqlite3
 import time
 import urllib.parse
 
+import pytest
+
 from conftest import ORIGIN, header_values, me, request_bytes, run, session_header, wait_for
 from test_impersonation import Admin, Upstream_records, config, end_event, events, fresh, setup_site, started  # noqa: F401
+
+pytestmark = pytest.mark.protocols("http/1.1", "h2")
 
 
 def forwarded(proxy, path):
@@ -221,6 +225,7 @@ def test_restored_on_the_ended_notice_and_on_sign_out(fresh):
     assert "csrftoken=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; SameSite=Lax" in response.all("set-cookie")
 
 
+@pytest.mark.h1_only("Chromium picks its own protocol (test_http2.py has the h2 browser test)")
 def test_chromium_script_reads_the_csrf_cookie_while_impersonating(fresh):
     """Django's AJAX pattern in a real browser: the page's script reads `csrftoken` from
     `document.cookie` and sends it as `X-CSRFToken`; after exit the administrator's own

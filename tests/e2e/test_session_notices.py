@@ -6,8 +6,12 @@ import json
 import time
 import urllib.parse
 
+import pytest
+
 from conftest import Upstream, header_values, request_bytes, session_header
 from test_impersonation import Admin, Upstream_records, config, fresh, setup_site, started  # noqa: F401 (fresh is a fixture)
+
+pytestmark = pytest.mark.protocols("http/1.1", "h2")
 
 
 def revoke_consent(proxy, username):

@@ -14,6 +14,8 @@ from postgres_fixtures import pg_pair, pg_site_database, pg_site_template, postg
 from test_changes_acknowledged import forwarded_as
 from test_impersonation import NOW, REASON, Admin, config, events, setup_site
 
+pytestmark = pytest.mark.protocols("http/1.1", "h2")
+
 SENTENCE = re.compile(r"Ada Admin \(admin\) is acting as you since (\d\d:\d\d) — reason: Ticket 4711: the report page is blank"
                       r" — See what they do — End it now")
 
@@ -43,6 +45,7 @@ def browse(person, path, extra=()):
     return person.get(path, [("Accept", "text/html"), ("Sec-Fetch-Mode", "navigate"), ("Sec-Fetch-Dest", "document"), *extra])
 
 
+@pytest.mark.h1_only("Chromium picks its own protocol (test_http2.py has the h2 browser test)")
 def test_the_target_sees_the_notice_on_an_app_page_and_ends_it_in_chromium(site):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -79,6 +82,7 @@ def test_the_target_sees_the_notice_on_an_app_page_and_ends_it_in_chromium(site)
     assert [e["end_reason"] for e in ended] == ["ended_by_target"]
 
 
+@pytest.mark.h1_only("Chromium picks its own protocol (test_http2.py has the h2 browser test)")
 def test_revoking_consent_from_the_notice_in_chromium(site):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
