@@ -234,6 +234,8 @@ extension DownstreamHandler {
         case .awaitingHead where inbound.readableBytes == 0:
             forceClose()
         default:
+            // An HTTP/2 stream is one exchange: its connection's GOAWAY does the draining.
+            guard proto == .http1 else { return }
             // Busy: the response in progress carries `Connection: close` if not started,
             // and the connection closes after it.
             exchange.clientKeepAlive = false

@@ -50,8 +50,7 @@ enum HTTP2Connection {
                     return try sync.addHandler(HTTP2RefusedStream())
                 }
                 connection.value.streamOpened(try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID))
-                stream.closeFuture.whenComplete { _ in connection.value.streamClosed() }
-                try sync.addHandler(HTTP2StreamBridge(limits: limits))
+                try sync.addHandler(HTTP2StreamBridge(limits: limits, streamEnded: { connection.value.streamClosed() }))
                 try sync.addHandler(DownstreamHandler(loop: bound.value, proto: .h2))
             }
         }
@@ -98,6 +97,9 @@ final class HTTP2ConnectionLifecycle: ChannelInboundHandler, RemovableChannelHan
     private(set) var openStreams = 0
     private var lastStreamID = HTTP2StreamID(0)
     private var idleSince: NIODeadline? = .now()
+    /// Until the first stream: a connection that never sends a whole request head is held for
+    /// `header_timeout`, as on HTTP/1.1 (where it gets 408).
+    private var awaitingFirstStream = true
     private(set) var draining = false
 
     init(loop: LoopContext) {
@@ -121,6 +123,7 @@ final class HTTP2ConnectionLifecycle: ChannelInboundHandler, RemovableChannelHan
 
     func streamOpened(_ id: HTTP2StreamID?) {
         openStreams += 1
+        awaitingFirstStream = false
         if let id { lastStreamID = max(lastStreamID, id) }
         idleSince = nil
     }
@@ -138,8 +141,9 @@ final class HTTP2ConnectionLifecycle: ChannelInboundHandler, RemovableChannelHan
     }
 
     /// Called by the loop's sweep.
-    func checkIdle(now: NIODeadline, timeout: TimeAmount) {
-        if let idleSince, now - idleSince > timeout { goAwayAndClose() }
+    func checkTimers(now: NIODeadline, settings: ProxySettings) {
+        guard let idleSince else { return }
+        if now - idleSince > (awaitingFirstStream ? settings.headerTimeout : settings.idleTimeout) { goAwayAndClose() }
     }
 
     /// SIGTERM: no new streams; the open ones finish (their handlers drain too).

@@ -19,7 +19,9 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
 
     private enum RequestState {
         case awaitingHeaders
-        case body(chunked: Bool)
+        /// `content-length` given: the bytes still to come (nil: a value the codec will refuse).
+        case sized(remaining: Int64?)
+        case chunked
         case done
         case refused
     }
@@ -37,11 +39,29 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
     private var response = ResponseState.head
     private var responseParser: HeadParser
     private var responseBytes = ByteBuffer()
+    /// The last byte of a sized body whose length is reached before END_STREAM: held until the
+    /// stream ends, so that a body longer than its `content-length` (a stream error NIOHTTP2
+    /// finds only with the next DATA) never completes a request in the pipeline (SPEC §10.4).
+    private var heldLastByte: ByteBuffer?
+    /// When the last frame written so far has gone out: a close waits for it, or NIOHTTP2
+    /// drops frames still waiting for flow-control window and resets the stream.
+    private var lastWrite: EventLoopFuture<Void>?
     private let limits: HTTPLimits
+    /// Called once when the stream ends (HTTP2ConnectionLifecycle's count of open streams).
+    private var streamEnded: (() -> Void)?
 
-    init(limits: HTTPLimits) {
+    init(limits: HTTPLimits, streamEnded: (() -> Void)? = nil) {
         self.limits = DownstreamHandler.responseLimits(limits)
         self.responseParser = HeadParser(kind: .response, limits: self.limits)
+        self.streamEnded = streamEnded
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // Synchronous, unlike closeFuture: a stream reset and a new one in one read must not
+        // see the old one still counted.
+        streamEnded?()
+        streamEnded = nil
+        context.fireChannelInactive()
     }
 
     // MARK: the request
@@ -51,7 +71,29 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
         case .headers(let headers):
             requestHeaders(context: context, headers.headers, endStream: headers.endStream)
         case .data(let data):
-            guard case .body(let chunked) = request, case .byteBuffer(var bytes) = data.data else { return }
+            guard case .byteBuffer(var bytes) = data.data else { return }
+            let chunked: Bool
+            switch request {
+            case .chunked:
+                chunked = true
+            case .sized(let remaining):
+                chunked = false
+                if let remaining {
+                    let left = remaining - Int64(bytes.readableBytes)
+                    request = .sized(remaining: left)
+                    if left == 0, !data.endStream, bytes.readableBytes > 0 {
+                        heldLastByte = bytes.getSlice(at: bytes.writerIndex - 1, length: 1)
+                        bytes.moveWriterIndex(to: bytes.writerIndex - 1)
+                    }
+                }
+                if data.endStream, var held = heldLastByte {
+                    heldLastByte = nil
+                    held.writeBuffer(&bytes)
+                    bytes = held
+                }
+            case .awaitingHeaders, .done, .refused:
+                return
+            }
             if data.endStream { request = .done }
             var out: ByteBuffer
             if chunked {
@@ -84,16 +126,22 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
                 self.method = method
                 switch body {
                 case .none: request = .done
-                case .contentLength: request = .body(chunked: false)
-                case .chunked: request = .body(chunked: true)
+                case .contentLength(let length): request = .sized(remaining: length)
+                case .chunked: request = .chunked
                 }
                 context.fireChannelRead(wrapInboundOut(bytes))
             }
-        case .body(let chunked):
+        case .sized:
             // Trailers (NIOHTTP2 checked they end the stream and carry no pseudo-header). With
-            // a content-length there is no HTTP/1.1 place for them: dropped (SPEC §9).
+            // a content-length there is no HTTP/1.1 place for them: dropped (SPEC §9); the
+            // stream's end releases a held last byte.
             request = .done
-            guard chunked else { return }
+            if let held = heldLastByte {
+                heldLastByte = nil
+                context.fireChannelRead(wrapInboundOut(held))
+            }
+        case .chunked:
+            request = .done
             var out = context.channel.allocator.buffer(capacity: 256)
             HTTP2Translation.lastChunk(trailers: headers, into: &out)
             context.fireChannelRead(wrapInboundOut(out))
@@ -126,9 +174,13 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
             return
         }
         if let last {
-            context.write(wrapOutboundOut(last), promise: promise)
-        } else {
-            promise?.succeed()
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.write(wrapOutboundOut(last), promise: written)
+            lastWrite = written.futureResult
+            promise.map { written.futureResult.cascade(to: $0) }
+        } else if let promise {
+            // Nothing of its own to send: done when what came before is.
+            if let lastWrite { lastWrite.cascade(to: promise) } else { promise.succeed() }
         }
     }
 
@@ -195,9 +247,21 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
         if case .untilClose = response {
             // The end of a body delimited by the connection's close is the stream's end.
             response = .done
-            context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: written)
+            lastWrite = written.futureResult
             context.flush()
         }
-        context.close(mode: mode, promise: promise)
+        guard case .done = response, let lastWrite else {
+            return context.close(mode: mode, promise: promise)  // cut mid-response: RST_STREAM
+        }
+        // A whole response: let it go out first. A client still sending is told to stop with
+        // NO_ERROR (RFC 9113 §8.1), not CANCEL.
+        lastWrite.assumeIsolated().whenComplete { _ in
+            if case .done = self.request {} else if context.channel.isActive {
+                context.writeAndFlush(self.wrapOutboundOut(.rstStream(.noError)), promise: nil)
+            }
+            context.close(mode: mode, promise: promise)
+        }
     }
 }

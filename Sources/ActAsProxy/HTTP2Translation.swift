@@ -17,7 +17,8 @@ enum HTTP2Translation {
         /// END_STREAM came with the headers.
         case none
         /// `content-length` given: the DATA passes as it is (NIOHTTP2 holds it to the length).
-        case contentLength
+        /// Nil when the value is not one number (the codec refuses it with 400).
+        case contentLength(Int64?)
         /// No length: the DATA is sent as chunks, trailers as the chunked trailer section.
         case chunked
     }
@@ -35,7 +36,7 @@ enum HTTP2Translation {
         var authority: String?
         var hosts: [String] = []
         var cookies: [String] = []
-        var contentLength = false
+        var contentLength: [String] = []
         for (name, value, _) in headers {
             if name.utf8.first == UInt8(ascii: ":") {
                 switch name {
@@ -53,7 +54,7 @@ enum HTTP2Translation {
             switch name {
             case "host": hosts.append(value)
             case "cookie": cookies.append(value)
-            case "content-length": contentLength = true
+            case "content-length": contentLength.append(value)
             default: break
             }
         }
@@ -76,7 +77,15 @@ enum HTTP2Translation {
         if let authority, hosts.contains(where: { !$0.utf8.elementsEqual(authority.utf8, by: caseInsensitiveEqual) }) {
             return .malformed("host differs from :authority")
         }
-        let body: RequestBody = endStream ? .none : contentLength ? .contentLength : .chunked
+        let body: RequestBody
+        if endStream {
+            body = .none
+        } else if contentLength.isEmpty {
+            body = .chunked
+        } else {
+            let length = contentLength.count == 1 && contentLength[0].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) ? Int64(contentLength[0]) : nil
+            body = .contentLength(length)
+        }
 
         var out = allocator.buffer(capacity: 256)
         out.writeString(method)

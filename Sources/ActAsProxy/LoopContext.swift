@@ -195,7 +195,7 @@ final class LoopContext {
             handler.checkTimers(now: now)
             handler.checkImpersonation(live: live)
         }
-        for connection in Array(h2Connections.values) { connection.checkIdle(now: now, timeout: settings.idleTimeout) }
+        for connection in Array(h2Connections.values) { connection.checkTimers(now: now, settings: settings) }
         pool.sweep(now: now)
     }
 }

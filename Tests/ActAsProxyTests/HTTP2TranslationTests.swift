@@ -37,7 +37,7 @@ import Testing
         #expect(head(post, endStream: false)?.1 == .chunked)
         let sized = head(post + [("content-length", "3")], endStream: false)
         #expect(sized?.0 == "POST /p HTTP/1.1\r\nhost: h\r\ncontent-length: 3\r\n\r\n")
-        #expect(sized?.1 == .contentLength)
+        #expect(sized?.1 == .contentLength(3))
     }
 
     @Test func aMatchingHostIsReplacedByTheAuthority() {
@@ -119,6 +119,18 @@ import Testing
         try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: "")))))
         try channel.writeInbound(headers([("x-sum", "5")], endStream: true))
         #expect(try readBytes(channel) == "POST /up HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 5\r\n\r\n")
+    }
+
+    @Test func aSizedBodyIsNotCompleteUntilTheStreamEnds() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(headers([(":method", "POST"), (":scheme", "https"), (":authority", "h"), (":path", "/"),
+                                          ("content-length", "3")], endStream: false))
+        #expect(try readBytes(channel).hasSuffix("content-length: 3\r\n\r\n"))
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: "abc")))))
+        // The length is reached without END_STREAM: more DATA would be a stream error.
+        #expect(try readBytes(channel) == "ab")
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+        #expect(try readBytes(channel) == "c")
     }
 
     @Test func aMalformedStreamIsResetAndNothingPasses() throws {

@@ -76,3 +76,66 @@ def test_one_connection_is_one_open_connection_however_many_streams(make_proxy):
         for stream_id in streams:
             assert conn.wait(stream_id, timeout=10).status == 200
     wait_for(lambda: open_connections() == 0, timeout=5, what="no open connection")
+
+
+def test_a_body_past_its_content_length_after_a_pause_reaches_nothing_upstream(make_proxy, upstream):
+    # The declared length is reached by one DATA frame without END_STREAM; the extra byte comes
+    # a moment later. The request must not be forwarded in between (SPEC §10.4).
+    proxy = make_proxy()
+    with H2(proxy) as conn:
+        stream_id = conn.headers(fields("/cl-pause", method="POST", extra=[("content-length", "3")]), end_stream=False)
+        conn.data(stream_id, b"abc", end_stream=False)
+        time.sleep(0.5)
+        conn.data(stream_id, b"d", end_stream=True)
+        stream = conn.wait(stream_id, timeout=10)
+        assert stream.reset == 0x1 and stream.status is None, conn.summary()
+        # The same connection still serves, and a body of exactly its length still passes.
+        good = conn.headers(fields("/cl-exact", method="POST", extra=[("content-length", "3")]), end_stream=False)
+        conn.data(good, b"abc", end_stream=False)
+        time.sleep(0.3)
+        conn.data(good, b"", end_stream=True)
+        assert conn.wait(good, timeout=10).status == 200, conn.summary()
+    targets = [r["target"] for r in upstream.requests()]
+    assert "/cl-pause" not in targets and targets == ["/cl-exact"]
+    assert [r["body_len"] for r in upstream.requests()] == [3]
+
+
+def test_sigterm_lets_a_slow_reader_finish_its_download(make_proxy, upstream):
+    size = 3_000_000
+    proxy = make_proxy({"limits.drain_timeout": "20s"})
+    with H2(proxy, timeout=30) as conn:
+        stream_id = conn.request(fields(f"/big?bytes={size}"))
+        conn.read_until(lambda: conn.stream(stream_id).headers is not None)
+        time.sleep(1)  # the client's window is full; the rest waits in the proxy and the upstream
+        proxy.process.send_signal(signal.SIGTERM)
+        stream = conn.wait(stream_id, timeout=30)
+        assert stream.reset is None and stream.ended, conn.summary()
+        assert len(stream.data) == size
+    assert proxy.process.wait(timeout=30) == 0
+
+
+def test_a_reset_stream_frees_its_place_at_once(make_proxy, upstream):
+    proxy = make_proxy({"limits.h2_max_concurrent_streams": 1})
+    with H2(proxy) as conn:
+        for _ in range(10):
+            # A stream waiting for its body holds the only place; its reset and a new stream
+            # arrive in one write, as a browser cancelling a fetch sends them.
+            waiting = conn.headers(fields("/upload", method="POST"), end_stream=False)
+            conn.poll()
+            following = conn.new_stream_id()
+            conn.stream(following)
+            conn.stream_windows[following] = conn.initial_stream_window
+            from hyperframe.frame import RstStreamFrame
+            conn.send(RstStreamFrame(waiting, error_code=0x8).serialize()
+                      + conn.header_frames(following, conn.encoder.encode(fields("/after-reset")), True))
+            stream = conn.wait(following, timeout=10)
+            assert stream.reset is None and stream.status == 200, conn.summary()
+
+
+def test_a_connection_that_sends_no_request_is_closed_after_header_timeout(make_proxy):
+    proxy = make_proxy({"limits.header_timeout": "1s", "limits.idle_timeout": "60s"})
+    with H2(proxy) as conn:
+        started = time.monotonic()
+        goaway = conn.wait_for_end(timeout=20)
+        assert goaway is not None, conn.summary()
+        assert time.monotonic() - started < 10
