@@ -318,10 +318,10 @@ class H2Client:
 
     def _raise_if_ended(self, stream_id, allow_response=False):
         state = self.streams.get(stream_id, StreamState())
+        if allow_response and state.ended:
+            return  # a complete answer, perhaps followed by RST_STREAM NO_ERROR (RFC 9113 §8.1)
         if state.reset is not None:
             raise StreamReset(stream_id, state.reset)
-        if allow_response and state.ended:
-            return
         if self.goaway is not None and (self.goaway.error_code != ErrorCodes.NO_ERROR
                                         or self.goaway.last_stream_id < stream_id):
             raise GoAway(self.goaway.error_code, self.goaway.last_stream_id, self.goaway.additional_data)
