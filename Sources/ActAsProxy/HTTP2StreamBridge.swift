@@ -46,6 +46,10 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
     /// When the last frame written so far has gone out: a close waits for it, or NIOHTTP2
     /// drops frames still waiting for flow-control window and resets the stream.
     private var lastWrite: EventLoopFuture<Void>?
+    /// The frame that ends the response, written only with the pipeline's next flush. An
+    /// impersonated response's end waits unflushed for its durable log record (SPEC §8), and
+    /// NIOHTTP2 flushes a stream on its own (a WINDOW_UPDATE it sends).
+    private var heldEnd: (frame: HTTP2Frame.FramePayload, promise: EventLoopPromise<Void>)?
     private let limits: HTTPLimits
     /// Called once when the stream ends (HTTP2ConnectionLifecycle's count of open streams).
     private var streamEnded: (() -> Void)?
@@ -175,7 +179,11 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
         }
         if let last {
             let written = context.eventLoop.makePromise(of: Void.self)
-            context.write(wrapOutboundOut(last), promise: written)
+            if Self.endsStream(last) {
+                heldEnd = (last, written)
+            } else {
+                context.write(wrapOutboundOut(last), promise: written)
+            }
             lastWrite = written.futureResult
             promise.map { written.futureResult.cascade(to: $0) }
         } else if let promise {
@@ -243,7 +251,30 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
         }
     }
 
+    func flush(context: ChannelHandlerContext) {
+        if let held = heldEnd {
+            heldEnd = nil
+            context.write(wrapOutboundOut(held.frame), promise: held.promise)
+        }
+        context.flush()
+    }
+
+    private static func endsStream(_ frame: HTTP2Frame.FramePayload) -> Bool {
+        switch frame {
+        case .headers(let headers): return headers.endStream
+        case .data(let data): return data.endStream
+        default: return false
+        }
+    }
+
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if let held = heldEnd {
+            // Closed before the pipeline flushed the response's end (its log record failed):
+            // the stream is cut, never completed.
+            heldEnd = nil
+            held.promise.fail(ChannelError.ioOnClosedChannel)
+            response = .head
+        }
         if case .untilClose = response {
             // The end of a body delimited by the connection's close is the stream's end.
             response = .done
