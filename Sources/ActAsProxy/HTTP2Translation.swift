@@ -130,9 +130,19 @@ enum HTTP2Translation {
             default: break
             }
             let name = head.block.name(field).lowercased()
-            headers.add(name: name, value: head.block.value(field), indexing: name == "set-cookie" ? .neverIndexed : .indexable)
+            headers.add(name: name, value: head.block.value(field), indexing: indexing(name))
         }
         return headers
+    }
+
+    /// `set-cookie` is never indexed; `x-request-id` (unique per response) is not, so it does
+    /// not fill the dynamic table that every later header is looked up in.
+    static func indexing(_ name: String) -> HPACKIndexing {
+        switch name {
+        case "set-cookie": return .neverIndexed
+        case "x-request-id": return .nonIndexable
+        default: return .indexable
+        }
     }
 
     /// A response trailer section (chunked) as an HTTP/2 header block.
