@@ -57,9 +57,23 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
     /// `Set-Cookie` line still due on the first response.
     private var setCookie: String?
 
+    /// The protocol of the requests it reads (for their log records).
+    private let proto: ClientProtocol
+
     init(loop: LoopContext, settings: Settings) {
         self.loop = loop
         self.settings = settings
+        self.proto = .http1
+    }
+
+    /// On an HTTP/2 stream of a connection that presented `certificate` (DER): the stream's
+    /// request is read as a connection's first one (HTTP2Connection puts this after the bridge).
+    init(loop: LoopContext, settings: Settings, streamCertificate certificate: [UInt8]) {
+        self.loop = loop
+        self.settings = settings
+        self.proto = .h2
+        self.certificate = ClientCertificateIdentity(der: certificate, rule: settings.rule)
+        self.phase = .firstHead
     }
 
     // MARK: inbound
@@ -241,7 +255,7 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
     /// record too, from its request line (nothing reached the upstream).
     private func refuse(context: ChannelHandlerContext, wantsHTML: Bool, reason: String, username: String?, message: String) {
         phase = .refused
-        var log = ExchangeLog(refused: held, proto: .http1)
+        var log = ExchangeLog(refused: held, proto: proto)
         held.clear()
         let requestID = loop.nextRequestID()
         loop.console.events.record(AuditRecord(

@@ -432,8 +432,17 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
     private func switchToHTTP2(context: ChannelHandlerContext) {
         state = .closed
         loop.unregister(self)
+        let pipeline = context.pipeline.syncOperations
         do {
-            try HTTP2Connection.configure(context.pipeline.syncOperations, loop: loop)
+            // mTLS: the connection's certificate signs in on each stream instead (SPEC §10.3).
+            var certificate: HTTP2Connection.StreamCertificate?
+            if let signIn = try? pipeline.handler(type: ClientCertificateHandler.self) {
+                if let der = try? pipeline.handler(type: NIOSSLServerHandler.self).peerCertificate?.toDERBytes() {
+                    certificate = .init(settings: signIn.settings, der: der)
+                }
+                pipeline.removeHandler(signIn, promise: nil)
+            }
+            try HTTP2Connection.configure(pipeline, loop: loop, certificate: certificate)
         } catch {
             return context.close(promise: nil)
         }

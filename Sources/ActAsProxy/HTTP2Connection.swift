@@ -29,8 +29,14 @@ enum HTTP2Connection {
     /// Per-stream receive window: uploads of a browser get going without waiting on updates.
     static let streamWindow = 256 * 1024
 
+    /// A client certificate of a listener with mTLS sign-in, and how it signs in.
+    struct StreamCertificate: Sendable {
+        var settings: ClientCertificateHandler.Settings
+        var der: [UInt8]
+    }
+
     /// Replaces the HTTP/1.1 handler of a connection whose handshake chose `h2`.
-    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, loop: LoopContext) throws {
+    static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, loop: LoopContext, certificate: StreamCertificate? = nil) throws {
         let settings = loop.settings
         let bound = NIOLoopBound(loop, eventLoop: loop.eventLoop)
         let limits = settings.limits
@@ -51,6 +57,9 @@ enum HTTP2Connection {
                 }
                 connection.value.streamOpened(try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID))
                 try sync.addHandler(HTTP2StreamBridge(limits: limits, streamEnded: { connection.value.streamClosed() }))
+                if let certificate {
+                    try sync.addHandler(ClientCertificateHandler(loop: bound.value, settings: certificate.settings, streamCertificate: certificate.der))
+                }
                 try sync.addHandler(DownstreamHandler(loop: bound.value, proto: .h2))
             }
         }

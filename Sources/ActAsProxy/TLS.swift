@@ -35,11 +35,10 @@ public enum TLSSetup {
         return config.auth.mtls != nil ? .optional : .required
     }
 
-    /// SPEC §10.4: `h2` and `http/1.1`. A listener that signs people in by client certificate
-    /// offers HTTP/1.1 only: its sign-in (ClientCertificateHandler) reads the connection's
-    /// first HTTP/1.1 request.
+    /// SPEC §10.4: `h2` and `http/1.1` (with mTLS sign-in too: each stream signs in as a
+    /// connection's first request does, HTTP2Connection).
     public static func applicationProtocols(_ config: ActAsConfig) -> [String] {
-        config.auth.mtls != nil ? ["http/1.1"] : ["h2", "http/1.1"]
+        ["h2", "http/1.1"]
     }
 
     /// Builds the server context from the configured files; errors name the file.

@@ -40,9 +40,11 @@ class ConnectionEnded(Exception):
 class Tls:
     """TLS over a non-blocking socket through memory BIOs."""
 
-    def __init__(self, proxy, alpn, timeout=10.0):
+    def __init__(self, proxy, alpn, timeout=10.0, cert=None):
         context = ssl.create_default_context(cafile=str(proxy.ca))
         context.set_alpn_protocols(list(alpn))
+        if cert is not None:  # (certificate file, key file, …): a client certificate (mTLS)
+            context.load_cert_chain(str(cert[0]), str(cert[1]))
         self.sock = socket.create_connection(("127.0.0.1", proxy.https_port), timeout=timeout)
         self.sock.setblocking(False)
         self.incoming = ssl.MemoryBIO()
@@ -169,9 +171,9 @@ def fields(path="/", method="GET", authority="localhost", extra=()):
 class H2:
     """One HTTP/2 connection to the proxy. Every frame received is logged in `seen`."""
 
-    def __init__(self, proxy, alpn=("h2",), timeout=20.0):
+    def __init__(self, proxy, alpn=("h2",), timeout=20.0, cert=None):
         self.timeout = timeout
-        self.tls = Tls(proxy, alpn)
+        self.tls = Tls(proxy, alpn, cert=cert)
         if self.tls.alpn != "h2":
             self.tls.close()
             raise AssertionError(f"ALPN chose {self.tls.alpn!r}, not h2")

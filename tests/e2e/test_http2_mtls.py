@@ -1,0 +1,53 @@
+"""Client-certificate sign-in over HTTP/2 (SPEC §10.3 with §10.4: ALPN offers h2 on an mTLS
+listener too, and each stream signs in as a connection's first HTTP/1.1 request does)."""
+import subprocess
+
+from conftest import header_values
+from h2_frames import H2, fields
+from test_mtls import Authority, USERS, audit, site, wait_events  # noqa: F401 (site is a fixture)
+
+
+def cookies_of(stream):
+    return [v for k, v in stream.headers if k == "set-cookie"]
+
+
+def test_a_certificate_signs_in_over_h2_and_every_stream_is_that_user(site):
+    proxy, upstream, ca = site()
+    cert = ca.issue("alice", cn="Alice Andersen", emails=["alice@example.com"])
+    with H2(proxy, cert=cert) as conn:
+        first = conn.exchange(fields("/app/report?x=1", extra=[("accept", "application/json")]))
+        assert first.status == 200, conn.summary()
+        assert any(c.startswith("__Host-actas_session=") for c in cookies_of(first))
+        second = conn.exchange(fields("/app/second"))
+        assert second.status == 200, conn.summary()
+    records = upstream.requests()
+    assert [r["target"] for r in records] == ["/app/report?x=1", "/app/second"]
+    for record in records:
+        assert header_values(record, "X-Forwarded-User") == ["alice"]
+        assert header_values(record, "Cookie") == []
+    logins = wait_events(proxy, "login", user="alice")
+    assert len(logins) == 1 and logins[0]["auth_method"] == "mtls", logins
+    assert {r["proto"] for r in audit(proxy) if r["type"] == "request"} == {"h2"}
+
+
+def test_an_unknown_certificate_user_gets_403_on_its_stream_and_nothing_upstream(site):
+    proxy, upstream, ca = site()
+    cert = ca.issue("mallory", cn="Mallory", emails=["mallory@example.com"])
+    with H2(proxy, cert=cert) as conn:
+        stream = conn.exchange(fields("/app/secret", extra=[("accept", "application/json")]))
+        assert stream.status == 403, conn.summary()
+        assert b"unknown_user" in bytes(stream.data)
+    assert upstream.requests() == []
+    failed = wait_events(proxy, "login_failed", reason="unknown_user")
+    assert failed[0]["cert_sha256"] == cert[2]
+
+
+def test_curl_with_a_certificate_uses_h2(site):
+    proxy, upstream, ca = site()
+    cert = ca.issue("bob", cn="Bob", emails=["bob@example.com"])
+    result = subprocess.run(
+        ["curl", "-s", "--http2", "--cacert", str(proxy.ca), "--cert", str(cert[0]), "--key", str(cert[1]),
+         "-o", "/dev/null", "-w", "%{http_version} %{http_code}", f"https://localhost:{proxy.https_port}/app/curl"],
+        capture_output=True, text=True, timeout=30)
+    assert result.stdout == "2 200", (result.stdout, result.stderr)
+    assert header_values(upstream.requests()[-1], "X-Forwarded-User") == ["bob"]
