@@ -269,6 +269,12 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
         loop.console.events.record(log.record(requestID: requestID, clientIP: clientIP, status: 403, duration: duration,
                                               detail: "client certificate refused: \(reason)"))
         context.writeAndFlush(wrapOutboundOut(answer)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        // On HTTP/2 the connection's certificate will not do better on another stream: no
+        // more streams (GOAWAY), as an HTTP/1.1 connection closes.
+        if proto == .h2, let parent = context.channel.parent,
+           let connection = try? parent.pipeline.syncOperations.handler(type: HTTP2ConnectionLifecycle.self) {
+            connection.drain()
+        }
     }
 
     /// From here on the connection's bytes go straight through.

@@ -56,7 +56,8 @@ enum HTTP2Connection {
                     return try sync.addHandler(HTTP2RefusedStream())
                 }
                 connection.value.streamOpened(try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID))
-                try sync.addHandler(HTTP2StreamBridge(limits: limits, streamEnded: { connection.value.streamClosed() }))
+                try sync.addHandler(HTTP2StreamBridge(
+                    limits: limits, sendTimeout: settings.idleTimeout, streamEnded: { connection.value.streamClosed() }))
                 if let certificate {
                     try sync.addHandler(ClientCertificateHandler(loop: bound.value, settings: certificate.settings, streamCertificate: certificate.der))
                 }

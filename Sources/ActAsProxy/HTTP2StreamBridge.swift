@@ -51,10 +51,15 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
     /// NIOHTTP2 flushes a stream on its own (a WINDOW_UPDATE it sends).
     private var heldEnd: (frame: HTTP2Frame.FramePayload, promise: EventLoopPromise<Void>)?
     private let limits: HTTPLimits
+    /// How long a whole response may wait for the client's flow-control window once the
+    /// pipeline closed the stream (`idle_timeout`): a client that never opens its window does
+    /// not hold the stream, and so the connection, forever.
+    private let sendTimeout: TimeAmount
     /// Called once when the stream ends (HTTP2ConnectionLifecycle's count of open streams).
     private var streamEnded: (() -> Void)?
 
-    init(limits: HTTPLimits, streamEnded: (() -> Void)? = nil) {
+    init(limits: HTTPLimits, sendTimeout: TimeAmount = .seconds(75), streamEnded: (() -> Void)? = nil) {
+        self.sendTimeout = sendTimeout
         self.limits = DownstreamHandler.responseLimits(limits)
         self.responseParser = HeadParser(kind: .response, limits: self.limits)
         self.streamEnded = streamEnded
@@ -126,12 +131,17 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
                 request = .refused
                 context.writeAndFlush(wrapOutboundOut(.rstStream(.protocolError)), promise: nil)
                 context.close(promise: nil)
-            case .head(let bytes, let method, let body):
+            case .head(var bytes, let method, let body):
                 self.method = method
                 switch body {
                 case .none: request = .done
                 case .contentLength(let length): request = .sized(remaining: length)
                 case .chunked: request = .chunked
+                }
+                if case .contentLength(0) = body {
+                    // No body byte to hold back: the head's own last byte waits for END_STREAM.
+                    heldLastByte = bytes.getSlice(at: bytes.writerIndex - 1, length: 1)
+                    bytes.moveWriterIndex(to: bytes.writerIndex - 1)
                 }
                 context.fireChannelRead(wrapInboundOut(bytes))
             }
@@ -288,7 +298,16 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
         }
         // A whole response: let it go out first. A client still sending is told to stop with
         // NO_ERROR (RFC 9113 §8.1), not CANCEL.
+        var closed = false
+        let cut = context.eventLoop.assumeIsolated().scheduleTask(in: sendTimeout) {
+            guard !closed else { return }
+            closed = true
+            context.close(mode: mode, promise: promise)  // still not sent: RST_STREAM CANCEL
+        }
         lastWrite.assumeIsolated().whenComplete { _ in
+            guard !closed else { return }
+            closed = true
+            cut.cancel()
             if case .done = self.request {} else if context.channel.isActive {
                 context.writeAndFlush(self.wrapOutboundOut(.rstStream(.noError)), promise: nil)
             }

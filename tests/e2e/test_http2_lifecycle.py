@@ -139,3 +139,31 @@ def test_a_connection_that_sends_no_request_is_closed_after_header_timeout(make_
         goaway = conn.wait_for_end(timeout=20)
         assert goaway is not None, conn.summary()
         assert time.monotonic() - started < 10
+
+
+def test_a_zero_content_length_then_data_after_a_pause_reaches_nothing_upstream(make_proxy, upstream):
+    proxy = make_proxy()
+    with H2(proxy) as conn:
+        stream_id = conn.headers(fields("/cl0-pause", method="POST", extra=[("content-length", "0")]), end_stream=False)
+        time.sleep(0.5)
+        conn.data(stream_id, b"abc", end_stream=True)
+        stream = conn.wait(stream_id, timeout=10)
+        assert stream.reset == 0x1 and stream.status is None, conn.summary()
+        good = conn.headers(fields("/cl0-exact", method="POST", extra=[("content-length", "0")]), end_stream=False)
+        time.sleep(0.3)
+        conn.data(good, b"", end_stream=True)
+        assert conn.wait(good, timeout=10).status == 200, conn.summary()
+    assert [r["target"] for r in upstream.requests()] == ["/cl0-exact"]
+
+
+def test_a_client_that_never_opens_its_window_does_not_hold_the_connection(make_proxy, upstream):
+    from hyperframe.frame import SettingsFrame
+    proxy = make_proxy({"limits.idle_timeout": "1s"})
+    with H2(proxy) as conn:
+        conn.send(SettingsFrame(0, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 0}).serialize())
+        stream_ids = [conn.request(fields(f"/stuck-{i}")) for i in range(3)]
+        conn.read_until(lambda: all(conn.stream(s).headers is not None for s in stream_ids))
+        # The bodies never leave (window 0); the proxy gives up on them and on the connection.
+        started = time.monotonic()
+        conn.wait_for_end(timeout=30)
+        assert time.monotonic() - started < 20, conn.summary()

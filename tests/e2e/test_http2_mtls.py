@@ -27,7 +27,8 @@ def test_a_certificate_signs_in_over_h2_and_every_stream_is_that_user(site):
         assert header_values(record, "Cookie") == []
     logins = wait_events(proxy, "login", user="alice")
     assert len(logins) == 1 and logins[0]["auth_method"] == "mtls", logins
-    assert {r["proto"] for r in audit(proxy) if r["type"] == "request"} == {"h2"}
+    requests = wait_events(proxy, "request", count=2)
+    assert {r["proto"] for r in requests} == {"h2"} and {r["user"] for r in requests} == {"alice"}
 
 
 def test_an_unknown_certificate_user_gets_403_on_its_stream_and_nothing_upstream(site):
@@ -51,3 +52,14 @@ def test_curl_with_a_certificate_uses_h2(site):
         capture_output=True, text=True, timeout=30)
     assert result.stdout == "2 200", (result.stdout, result.stderr)
     assert header_values(upstream.requests()[-1], "X-Forwarded-User") == ["bob"]
+
+
+def test_a_refused_certificate_ends_the_connection_with_goaway(site):
+    proxy, upstream, ca = site()
+    cert = ca.issue("nobody", cn="Nobody", emails=["nobody@example.com"])
+    with H2(proxy, cert=cert) as conn:
+        first = conn.exchange(fields("/app/one", extra=[("accept", "application/json")]))
+        assert first.status == 403, conn.summary()
+        conn.wait_for_end(timeout=10)
+        assert conn.goaway is not None, conn.summary()
+    assert upstream.requests() == []
