@@ -5,6 +5,7 @@ import base64
 import hashlib
 import json
 import socket
+import time
 
 import jwt
 import pytest
@@ -56,8 +57,17 @@ def record_of(proxy, response, kind="request"):
     return found[0]
 
 
+_test_started = [0.0]
+
+
+@pytest.fixture(autouse=True)
+def _since_this_test():
+    # Module-scoped proxies serve a test's [h1] and [h2] runs: only this run's requests count.
+    _test_started[0] = time.time()
+
+
 def upstream_saw(upstream, marker):
-    return [r for r in upstream.requests() if marker in r["target"]]
+    return [r for r in upstream.requests() if marker in r["target"] and r["t"] >= _test_started[0]]
 
 
 # ---- issue 21 item 1: request trailers ------------------------------------------------------------
