@@ -152,6 +152,14 @@ func classifyHeaderName(_ raw: UnsafeRawBufferPointer, _ start: Int, _ count: In
     }
 }
 
+extension HTTPMethod {
+    /// The method a token names (an HTTP/2 `:method`), by the same rule as a request line's.
+    public init(token: String) {
+        var token = token
+        self = token.withUTF8 { classifyMethod(UnsafeRawBufferPointer($0), 0, $0.count) }
+    }
+}
+
 @inlinable
 func classifyMethod(_ raw: UnsafeRawBufferPointer, _ start: Int, _ count: Int) -> HTTPMethod {
     // Methods are case-sensitive (RFC 9110 §9.1): compare exactly.

@@ -124,11 +124,7 @@ enum HTTP2Translation {
         var headers = HPACKHeaders()
         headers.reserveCapacity(head.block.fields.count + 1)
         headers.add(name: ":status", value: String(head.status))
-        for field in head.block.fields {
-            switch field.known {
-            case .connection, .keepAlive, .proxyConnection, .transferEncoding, .upgrade, .te: continue
-            default: break
-            }
+        for field in head.block.fields where !isConnectionSpecific(field.known) {
             let name = head.block.name(field).lowercased()
             headers.add(name: name, value: head.block.value(field), indexing: indexing(name))
         }
@@ -148,13 +144,18 @@ enum HTTP2Translation {
     /// A response trailer section (chunked) as an HTTP/2 header block.
     static func trailerHeaders(_ block: HeaderBlock) -> HPACKHeaders {
         var headers = HPACKHeaders()
-        for field in block.fields {
-            switch field.known {
-            case .connection, .keepAlive, .proxyConnection, .transferEncoding, .upgrade, .te: continue
-            default: headers.add(name: block.name(field).lowercased(), value: block.value(field))
-            }
+        for field in block.fields where !isConnectionSpecific(field.known) {
+            headers.add(name: block.name(field).lowercased(), value: block.value(field))
         }
         return headers
+    }
+
+    /// RFC 9113 §8.2.2: fields that mean something only to an HTTP/1.1 connection.
+    private static func isConnectionSpecific(_ known: KnownHeader) -> Bool {
+        switch known {
+        case .connection, .keepAlive, .proxyConnection, .transferEncoding, .upgrade, .te: return true
+        default: return false
+        }
     }
 
     private static func writeField(_ name: String, _ value: String, into out: inout ByteBuffer) {
@@ -168,23 +169,5 @@ enum HTTP2Translation {
 
     private static func caseInsensitiveEqual(_ a: UInt8, _ b: UInt8) -> Bool {
         a == b || (a | 0x20 == b | 0x20 && (a | 0x20) >= UInt8(ascii: "a") && (a | 0x20) <= UInt8(ascii: "z"))
-    }
-}
-
-extension HTTPMethod {
-    /// The method of an HTTP/2 `:method` value (`.other` for any other token).
-    init(token: String) {
-        switch token {
-        case "GET": self = .get
-        case "HEAD": self = .head
-        case "POST": self = .post
-        case "PUT": self = .put
-        case "DELETE": self = .delete
-        case "OPTIONS": self = .options
-        case "PATCH": self = .patch
-        case "CONNECT": self = .connect
-        case "TRACE": self = .trace
-        default: self = .other
-        }
     }
 }

@@ -37,9 +37,7 @@ public enum TLSSetup {
 
     /// SPEC §10.4: `h2` and `http/1.1` (with mTLS sign-in too: each stream signs in as a
     /// connection's first request does, HTTP2Connection).
-    public static func applicationProtocols(_ config: ActAsConfig) -> [String] {
-        ["h2", "http/1.1"]
-    }
+    public static let applicationProtocols = ["h2", "http/1.1"]
 
     /// Builds the server context from the configured files; errors name the file.
     public static func makeServerContext(_ config: ActAsConfig) throws -> NIOSSLContext {
@@ -62,7 +60,7 @@ public enum TLSSetup {
         tls.minimumTLSVersion = .tlsv12
         tls.cipherSuites = tls12Ciphers
         tls.curves = [.x25519, .secp256r1, .secp384r1]
-        tls.applicationProtocols = applicationProtocols(config)
+        tls.applicationProtocols = applicationProtocols
         if let clientCA = listen.clientCA {
             // Only this CA: the system roots would let any public CA's certificate sign someone in.
             tls.trustRoots = .file(clientCA)
