@@ -167,3 +167,7 @@ def test_a_client_that_never_opens_its_window_does_not_hold_the_connection(make_
         started = time.monotonic()
         conn.wait_for_end(timeout=30)
         assert time.monotonic() - started < 20, conn.summary()
+    # Closed by the proxy's timers, not by its death: it serves the next connection.
+    assert proxy.process.poll() is None
+    with H2(proxy) as conn:
+        assert conn.exchange(fields("/after-stuck")).status == 200, conn.summary()
