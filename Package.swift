@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         .executableTarget(
@@ -116,7 +117,10 @@ let package = Package(
         // audit sink: shared by the proxy and the console. No networking, no UI.
         .target(
             name: "ActAsSessions",
-            dependencies: ["ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit"]
+            dependencies: [
+                "ActAsCore", "ActAsConfig", "ActAsCrypto", "ActAsStore", "ActAsAudit",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
         ),
         // Sign-in through an identity provider (SPEC §10.3): OIDC discovery, code + PKCE, ID and
         // logout token verification, claim mapping. Talks to the provider; no UI, no store.

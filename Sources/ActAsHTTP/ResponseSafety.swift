@@ -93,6 +93,10 @@ public enum DocumentVerdict: Equatable, Sendable {
         // Browsers join repeated fields and use the last type of the list: two different types
         // (or charsets) make the answer ambiguous; a repeated one with or without a charset
         // (`text/html` and `text/html; charset=utf-8`) is not.
+        if contentTypes.count == 1, let essence = plainASCIIEssence(contentTypes[0]), !essence.isEmpty,
+           !documentEssences.contains(essence), !essence.hasSuffix("+xml") {
+            return .pass  // one type that is neither HTML nor XML: the common answer, decided without parsing
+        }
         let types = contentTypes.flatMap { $0.split(separator: ",") }.map(normalisedType).filter { !$0.isEmpty }
         guard let type = types.first else { return .pass }  // no type: `nosniff` keeps it from being sniffed as HTML
         let essence = String(type.prefix { $0 != ";" })
@@ -119,6 +123,27 @@ public enum DocumentVerdict: Equatable, Sendable {
         case ["deflate"]: return .rewrite(.deflate)
         default: return refuse("Content-Encoding \(codings.joined(separator: ", ")) cannot be rewritten")
         }
+    }
+
+    /// The types `decide` looks into; every other single type passes.
+    static let documentEssences: Set<String> = [
+        "text/html", "application/xhtml+xml", "text/xml", "application/xml", "image/svg+xml", "text/xsl",
+    ]
+
+    /// The lower-case type before any parameter of a field that is one ASCII type (no comma);
+    /// nil otherwise, for the full parse.
+    static func plainASCIIEssence(_ field: String) -> String? {
+        var bytes: [UInt8] = []
+        for byte in field.utf8 {
+            if byte == UInt8(ascii: ";") { break }
+            guard byte < 0x80, byte != UInt8(ascii: ",") else { return nil }
+            bytes.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
+        }
+        guard !field.utf8.contains(UInt8(ascii: ",")) else { return nil }
+        var low = 0, high = bytes.count
+        while low < high && (bytes[low] == 0x20 || bytes[low] == 0x09) { low += 1 }
+        while high > low && (bytes[high - 1] == 0x20 || bytes[high - 1] == 0x09) { high -= 1 }
+        return String(decoding: bytes[low..<high], as: UTF8.self)
     }
 
     /// Lower case, without blanks around the type and its parameters.

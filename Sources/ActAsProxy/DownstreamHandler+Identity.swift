@@ -174,7 +174,7 @@ extension DownstreamHandler {
             return false
         }
         let jar = loop.identity.cookieJars.jar(for: session, live: loop.identity.live)
-        jar.noteBrowserCookies(CookiePassThrough.browserCookies(head.block.pairs))
+        jar.noteBrowserCookies(CookiePassThrough.browserCookies(values: head.block.values("cookie")))
         facts.impersonationCookies = jar.header(for: pathString, now: Date()) ?? ""
         facts.narrowAcceptEncoding = true
         if RequestPipeline.isPageLoad(head), let targetUser = principal.target {

@@ -1,6 +1,7 @@
 import ActAsAudit
 import ActAsCore
 import ActAsStore
+import DequeModule
 import Foundation
 import Synchronization
 
@@ -71,7 +72,8 @@ public final class SessionLiveFeed: Sendable {
         /// This instance's latest session lines, watched or not: the store's copy lags the log
         /// by its gathering time, and a viewer subscribing in between must still get them
         /// (before newer ones, so `Last-Event-ID` never skips one).
-        var recent: [AuditSessionLine] = []
+        /// A deque: dropping the oldest line on every publish must not move the other 8,191.
+        var recent: Deque<AuditSessionLine> = []
     }
 
     /// Far more than the copy's gathering time holds at any request rate measured here.

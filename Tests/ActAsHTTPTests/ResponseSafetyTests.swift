@@ -1,4 +1,4 @@
-import ActAsHTTP
+@testable import ActAsHTTP
 import Testing
 
 struct SetCookieNameTests {
@@ -46,6 +46,20 @@ struct DocumentVerdictTests {
     func refused(_ verdict: DocumentVerdict) -> Bool {
         if case .refuse = verdict { return true }
         return false
+    }
+
+    @Test func oneSimpleTypeIsDecidedAsTheFullParseDecides() {
+        #expect(decide(["text/plain"]) == .pass)
+        #expect(decide([" Application/JSON ; charset=utf-16"]) == .pass)
+        #expect(refused(decide([" IMAGE/SVG+XML "])))
+        #expect(refused(decide(["application/atom+XML; charset=x"])))
+        #expect(refused(decide(["text/XSL"])))
+        #expect(decide(["TEXT/HTML\t"]) == .rewrite(.identity))
+        #expect(refused(decide(["text/plain, text/html"])))  // a list: conflicting, never the shortcut
+        #expect(decide([";charset=utf-8"]) == .pass)
+        #expect(DocumentVerdict.plainASCIIEssence(" Text/Plain ; q") == "text/plain")
+        #expect(DocumentVerdict.plainASCIIEssence("text/plain, x") == nil)
+        #expect(DocumentVerdict.plainASCIIEssence("text/pl\u{212A}ain") == nil)
     }
 
     @Test func htmlAndXHTMLAreRewritten() {

@@ -60,6 +60,13 @@ struct CookiePassThroughTests {
         #expect(CookiePassThrough.administratorCookies([("__host-ACTAS_x", "1")], passedNames: [], own: [:]) == nil)
     }
 
+    @Test func browserCookiesSplitTrimAndKeepOrder() {
+        let pairs = CookiePassThrough.browserCookies(values: [" a=1 ;;\tb = x=y\t; ;flag;", "", "c=; =v;é=ü"])
+        #expect(pairs.map(\.name) == ["a", "b ", "flag", "c", "", "é"].map { $0 == "flag" ? "" : $0 })
+        #expect(pairs.map(\.value) == ["1", " x=y", "flag", "", "v", "ü"])
+        #expect(CookiePassThrough.browserCookies([("Set-Cookie", "x=1"), ("COOKIE", "y=2"), ("cookies", "z=3")]).map(\.name) == ["y"])
+    }
+
     @Test func theJarLearnsOwnValuesUntilTheAppsValueIsInTheBrowser() {
         let jar = CookieJar()
         jar.noteBrowserCookies([("csrftoken", "MINE"), ("__Host-actas_session", "S"), ("csrftoken", "second")])
