@@ -151,28 +151,6 @@ public struct Redactor: Sendable {
         return builder.value
     }
 
-    /// `name=value; name2=value2` → `name=[REDACTED]; name2=[REDACTED]`. Set-Cookie flags
-    /// (`Secure`, `HttpOnly`, `Partitioned`) stay; any other bare item is a value and goes.
-    private func redactCookies(_ header: String, allValues: Bool, isSetCookie: Bool) -> String {
-        var parts: [String] = []
-        for (position, rawItem) in header.split(separator: ";", omittingEmptySubsequences: false).enumerated() {
-            let item = rawItem.drop { $0 == " " || $0 == "\t" }
-            if item.isEmpty { continue }
-            if let equals = item.firstIndex(of: "=") {
-                let name = String(item[..<equals]).trimmingBlanks()
-                let redact = allValues || isSensitiveName(name)
-                let value = String(item[item.index(after: equals)...])
-                parts.append(scrubTokens(name) + "=" + (redact ? Self.placeholder : scrubTokens(value)))
-            } else {
-                let bare = String(item).trimmingBlanks()
-                let isFlag = isSetCookie && position > 0
-                    && ["secure", "httponly", "partitioned"].contains(bare.lowercased())
-                parts.append(isFlag ? bare : (allValues ? Self.placeholder : scrubTokens(bare)))
-            }
-        }
-        return parts.joined(separator: "; ")
-    }
-
     // MARK: - Query and forms
 
     /// A query string (without `?`) as an object `name → value` (repeated → array), or nil when

@@ -415,3 +415,34 @@ import Testing
         #expect(object["path"] as? String == "/reset/[REDACTED]")
     }
 }
+
+/// The byte-wise Cookie path must give exactly what the Character-wise one gives, for every
+/// header it takes (printable ASCII and tabs).
+@Suite struct CookieRedactionPathsTests {
+    static let pieces = [
+        ";", "; ", ";;", "=", " ", "\t", "a", "sid", "theme", "secure", "HttpOnly", "Partitioned", "path", "password", "pass",
+        "token", "eyJhbGciOi.eyJzdWIiOi.c2lnbmF0dXJl", "Bearer abcdefghijklmnop", "actas_abcdefghijklmnopqrstu", "%70assword",
+        "AKIAABCDEFGHIJKLMNOP", "-----BEGIN PRIVATE KEY-----", "x=y", "=v", "VISIBLE",
+    ]
+
+    @Test func bothPathsAgreeOnRandomHeaders() {
+        var generator = SystemRandomNumberGenerator()
+        let lenient = Redactor(redactKeys: Redactor.defaultRedactKeys, redactHeaders: [])
+        for _ in 0..<20_000 {
+            let header = (0..<Int.random(in: 0...10, using: &generator)).map { _ in Self.pieces.randomElement(using: &generator)! }.joined()
+            for (allValues, isSetCookie) in [(false, false), (false, true), (true, false), (true, true)] {
+                let fast = lenient.redactPlainCookies(header, allValues: allValues, isSetCookie: isSetCookie)
+                let general = lenient.redactCookiesByCharacter(header, allValues: allValues, isSetCookie: isSetCookie)
+                #expect(fast == general, "\(header) allValues=\(allValues) setCookie=\(isSetCookie)")
+                if fast != general { return }
+            }
+        }
+    }
+
+    @Test func onlyPrintableASCIIAndTabsTakeTheBytePath() {
+        let redactor = Redactor(redactKeys: Redactor.defaultRedactKeys, redactHeaders: [])
+        #expect(redactor.redactPlainCookies("a=1;\u{301}password=x", allValues: false, isSetCookie: false) == nil)
+        #expect(redactor.redactPlainCookies("a=1\r\nb=2", allValues: false, isSetCookie: false) == nil)
+        #expect(redactor.redactPlainCookies("a=1;\tb = 2 ", allValues: false, isSetCookie: false) == "a=1; b= 2 ")
+    }
+}
