@@ -76,8 +76,9 @@ enum HeaderRewriter {
                         continue
                     }
                     if isProxyOwned(raw, field, settings) {
-                        // RFC 9110 §5.3: repeated fields are one list; every part is kept.
-                        if facts.peerIsTrustedProxy, equalsLowercase(raw, field.nameRange, xForwardedFor) {
+                        // RFC 9110 §5.3: repeated fields are one list; every part is kept. An empty
+                        // field is no element (§5.6.1) and must not become `, ` in the list.
+                        if facts.peerIsTrustedProxy, !field.valueRange.isEmpty, equalsLowercase(raw, field.nameRange, xForwardedFor) {
                             clientForwardedFor.append(field.valueRange)
                         }
                         continue

@@ -190,6 +190,12 @@ extension HeaderRewriterTests {
             #expect(forwarded.head.values("X-Forwarded-For") == ["6.6.6.6, 198.51.100.1, \(Self.peer)"])
         }
 
+        @Test func aTrustedProxysEmptyForwardedForFieldAddsNoEmptyEntry() throws {
+            let forwarded = try forward(
+                "GET / HTTP/1.1\r\nHost: app.example\r\nX-Forwarded-For:\r\nX-Forwarded-For:  \r\nX-Forwarded-For: 198.51.100.1\r\n\r\n", trusted: true)
+            #expect(forwarded.head.values("X-Forwarded-For") == ["198.51.100.1, \(Self.peer)"])
+        }
+
         // MARK: hop-by-hop
 
         @Test func hopByHopFieldsAndWhatConnectionNamesAreRemoved() throws {
