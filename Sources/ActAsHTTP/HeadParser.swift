@@ -7,20 +7,6 @@ import Darwin
 #endif
 import NIOCore
 
-public struct HTTPLimits: Sendable, Equatable {
-    public var maxRequestLine: Int
-    public var maxHeaderBytes: Int
-    public var maxHeaders: Int
-    public var maxBody: Int64
-
-    public init(maxRequestLine: Int = 8192, maxHeaderBytes: Int = 32768, maxHeaders: Int = 100, maxBody: Int64 = 100 << 20) {
-        self.maxRequestLine = maxRequestLine
-        self.maxHeaderBytes = maxHeaderBytes
-        self.maxHeaders = maxHeaders
-        self.maxBody = maxBody
-    }
-}
-
 /// An incremental, strict parser for an HTTP/1.1 head: a request line or status line, then
 /// header fields, then an empty line (RFC 9112 §2–§5). It is fed the same growing buffer
 /// again and again (reader index at the first byte of the head) and resumes at the first
