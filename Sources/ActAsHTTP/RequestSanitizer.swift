@@ -39,10 +39,15 @@ public enum RequestSanitizer {
     /// trusted to stay harmless). The request record says so in `detail`, with the names only:
     /// values may be credentials.
     public static func droppedTrailersDetail(_ trailers: HeaderBlock?) -> String? {
-        guard let trailers, !trailers.fields.isEmpty else { return nil }
+        guard let trailers else { return nil }
+        return droppedTrailersDetail(names: trailers.fields.map { trailers.name($0) })
+    }
+
+    /// The same from the names alone (an HTTP/2 trailer block), in order, each once.
+    public static func droppedTrailersDetail(names all: [String]) -> String? {
+        guard !all.isEmpty else { return nil }
         var names: [String] = []
-        for field in trailers.fields {
-            let name = trailers.name(field)
+        for name in all {
             if !names.contains(where: { $0.lowercased() == name.lowercased() }) { names.append(name) }
             if names.count == maxLoggedNames { break }
         }

@@ -199,6 +199,10 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             // The handshake had header_timeout; the first head gets its own.
             if state == .awaitingHead, inbound.readableBytes == 0 { headStartedAt = .now() }
         }
+        if let dropped = event as? DroppedRequestTrailers {
+            exchange.log?.detail = dropped.detail
+            return
+        }
         context.fireUserInboundEventTriggered(event)
     }
 

@@ -147,9 +147,12 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
             }
         case .sized:
             // Trailers (NIOHTTP2 checked they end the stream and carry no pseudo-header). With
-            // a content-length there is no HTTP/1.1 place for them: dropped (SPEC §9); the
-            // stream's end releases a held last byte.
+            // a content-length there is no HTTP/1.1 place for them: dropped (SPEC §9) and named
+            // in the request's log record as on HTTP/1.1; the stream's end releases a held last byte.
             request = .done
+            if let detail = RequestSanitizer.droppedTrailersDetail(names: headers.map(\.name)) {
+                context.fireUserInboundEventTriggered(DroppedRequestTrailers(detail: detail))
+            }
             if let held = heldLastByte {
                 heldLastByte = nil
                 context.fireChannelRead(wrapInboundOut(held))
@@ -314,4 +317,10 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
             context.close(mode: mode, promise: promise)
         }
     }
+}
+
+/// Told by the bridge to the stream's pipeline: trailers of a sized request body that had no
+/// place upstream; the log record's `detail`.
+struct DroppedRequestTrailers {
+    let detail: String
 }

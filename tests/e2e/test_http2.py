@@ -230,6 +230,13 @@ def test_request_trailers_never_carry_identity_or_credentials(site, with_length)
     names = {name.lower() for name, _ in seen["trailers"]}
     assert not names & {name for name, _ in trailers}, seen["trailers"]
     assert "mallory" not in json.dumps(seen) and admin_token not in json.dumps(seen)
+    # Dropped, and named (never valued) in the request's record, with or without a length.
+    logged = lambda: [r for r in records(proxy) if r.get("type") == "request" and r.get("path") == path]
+    wait_for(logged, what="the request's record")
+    [record] = logged()
+    assert record.get("detail", "").startswith("request trailers dropped: "), record
+    assert {"x-forwarded-user", "authorization", "cookie"} <= set(record["detail"].split(": ", 1)[1].split(", ")), record
+    assert admin_token not in json.dumps(record) and "stolen-mallory" not in json.dumps(record)
 
 
 # ---- flow control ---------------------------------------------------------------------------------------
