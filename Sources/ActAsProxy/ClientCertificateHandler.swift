@@ -195,28 +195,36 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
 
     private func signIn(context: ChannelHandlerContext, head: RequestHead, username: String) {
         phase = .signingIn
+        guard let sha256 = certificate?.sha256 else { return pass(context: context) }
         let settings = self.settings
         let clientIP = self.clientIP
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         let wantsHTML = RequestPipeline.acceptsHTML(head.block)
+        let deliver = { @Sendable (result: CertificateSessions.SignInResult, signedInHere: Bool) in
+            bound.eventLoop.execute {
+                bound.value.signedIn(result, context: boundContext.value, username: username, wantsHTML: wantsHTML, signedInHere: signedInHere)
+            }
+        }
+        guard settings.sessions.startSignIn(sha256, orWait: { deliver($0, false) }) else { return }
         Task {
-            let result: Result<Directory.CertificateSignInResult, any Error>
+            let result: CertificateSessions.SignInResult
             do {
                 result = .success(try await settings.directory.signIn(
                     certificateUsername: username, clientIP: clientIP, ttl: settings.sessionTTL))
             } catch {
                 result = .failure(error)
             }
-            bound.eventLoop.execute {
-                bound.value.signedIn(result, context: boundContext.value, username: username, wantsHTML: wantsHTML)
-            }
+            settings.sessions.finishSignIn(sha256, result)
+            deliver(result, true)
         }
     }
 
-    private func signedIn(_ result: Result<Directory.CertificateSignInResult, any Error>, context: ChannelHandlerContext,
-                          username: String, wantsHTML: Bool) {
-        if case .success(.signedIn(let user, _, _)) = result {
+    /// `signedInHere`: this connection ran the sign-in (and records its `login` event); others
+    /// with the same certificate waited for it and act through the same session.
+    private func signedIn(_ result: CertificateSessions.SignInResult, context: ChannelHandlerContext,
+                          username: String, wantsHTML: Bool, signedInHere: Bool) {
+        if signedInHere, case .success(.signedIn(let user, _, _)) = result {
             // Written even when the client left meanwhile: the session exists in the store.
             loop.console.events.record(AuditRecord(
                 type: .login, clientIP: clientIP, method: "mtls", user: user.username, authMethod: "mtls",
@@ -225,9 +233,7 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
         guard phase == .signingIn, context.channel.isActive else { return }
         switch result {
         case .success(.signedIn(let user, let cookieValue, _)):
-            let cookie = Array(cookieValue.utf8)
-            if let certificate { settings.sessions.remember(cookie, for: certificate.sha256) }
-            adopt(cookie, userID: user.id)
+            adopt(Array(cookieValue.utf8), userID: user.id)
             pass(context: context)
         case .success(.unknownUser):
             refuse(context: context, wantsHTML: wantsHTML, reason: "unknown_user", username: username,

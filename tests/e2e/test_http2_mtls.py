@@ -63,3 +63,19 @@ def test_a_refused_certificate_ends_the_connection_with_goaway(site):
         conn.wait_for_end(timeout=10)
         assert conn.goaway is not None, conn.summary()
     assert upstream.requests() == []
+
+
+def test_concurrent_first_streams_share_one_sign_in(site):
+    """A browser's first page over h2 opens many streams at once before any cookie exists: one
+    sign-in, one session, one `login` event for all of them."""
+    proxy, upstream, ca = site()
+    cert = ca.issue("alice", cn="Alice Andersen", emails=["alice@example.com"])
+    with H2(proxy, cert=cert) as conn:
+        ids = [conn.request(fields(f"/app/asset-{n}", extra=[("accept", "application/json")])) for n in range(8)]
+        streams = [conn.wait(i) for i in ids]
+    assert [s.status for s in streams] == [200] * 8, conn.summary()
+    sessions = {c.split(";")[0] for s in streams for c in cookies_of(s) if c.startswith("__Host-actas_session=")}
+    assert len(sessions) == 1, sessions
+    assert {tuple(header_values(r, "X-Forwarded-User")) for r in upstream.requests()} == {("alice",)}
+    wait_events(proxy, "request", count=8)
+    assert len(wait_events(proxy, "login", user="alice")) == 1

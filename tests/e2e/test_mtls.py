@@ -6,6 +6,7 @@ import hashlib
 import json
 import socket
 import ssl
+import threading
 
 import pytest
 from cryptography import x509
@@ -205,6 +206,30 @@ def test_later_connections_with_the_certificate_reuse_its_session(site):
         assert set_cookies(other)["__Host-actas_session"][0] != cookies[0]
     logins = wait_events(proxy, "login", count=2, user="alice")
     assert sorted(e["cert_sha256"] for e in logins) == sorted([cert[2], laptop[2]])
+
+
+def test_parallel_first_connections_with_one_certificate_share_one_sign_in(site):
+    """A browser opens several connections at once on its first page: the ones that arrive
+    while the certificate's sign-in runs wait for it instead of each signing in."""
+    proxy, upstream, ca = site()
+    cert = ca.issue("alice-browser", emails=["alice@example.com"])
+    barrier = threading.Barrier(6)
+    responses = [None] * 6
+
+    def first_request(n):
+        with connect(proxy, cert) as sock:
+            barrier.wait(timeout=10)
+            responses[n] = exchange(sock, "GET", f"/app/parallel-{n}")
+
+    threads = [threading.Thread(target=first_request, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [r.status for r in responses] == [200] * 6, responses
+    assert len({set_cookies(r)["__Host-actas_session"][0] for r in responses}) == 1
+    wait_events(proxy, "request", count=6)
+    assert len(wait_events(proxy, "login", user="alice")) == 1
 
 
 def test_request_with_a_body_is_forwarded_whole_after_sign_in(site):
