@@ -6,12 +6,15 @@ extension Redactor {
             ?? redactCookiesByCharacter(header, allValues: allValues, isSetCookie: isSetCookie)
     }
 
-    /// `redactCookies` of a header of printable ASCII and tabs, where every Character is one
-    /// byte: the same steps on bytes, about five times faster (every impersonated request logs
-    /// a Cookie header). Nil for any other header. A unit test holds both paths to the same output.
+    /// `redactCookies` on bytes, as the application splits the header: `;`, `=`, space and tab
+    /// are single bytes that never occur inside a longer UTF-8 sequence. The Character-wise
+    /// path kept `;` and a combining mark after it together, so `a=1;\u{301}password=x` logged
+    /// `x` as part of `a`'s value. For printable ASCII both paths give the same output (a unit
+    /// test holds them to it); headers with control bytes (CR LF is one Character) keep the
+    /// Character-wise path. Also about five times faster: every impersonated request logs one.
     func redactPlainCookies(_ header: String, allValues: Bool, isSetCookie: Bool) -> String? {
         let bytes = Array(header.utf8)
-        guard bytes.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }) else { return nil }
+        guard bytes.allSatisfy({ $0 >= 0x20 && $0 != 0x7F || $0 == 0x09 }) else { return nil }
         func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
         func text(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
         func trimmed(_ range: Range<Int>) -> Range<Int> {

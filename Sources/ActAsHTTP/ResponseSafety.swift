@@ -81,6 +81,15 @@ public enum DocumentVerdict: Equatable, Sendable {
         status: Int, isHead: Bool, emptyBody: Bool, contentTypes: [String], contentEncodings: [String],
         contentDispositions: [String], navigation: Bool
     ) -> DocumentVerdict {
+        decide(status: status, isHead: isHead, emptyBody: emptyBody, contentTypes: contentTypes, contentEncodings: contentEncodings,
+               contentDispositions: contentDispositions, navigation: navigation, shortcut: true)
+    }
+
+    /// `shortcut: false` takes the full parse for every type (a unit test compares the two).
+    static func decide(
+        status: Int, isHead: Bool, emptyBody: Bool, contentTypes: [String], contentEncodings: [String],
+        contentDispositions: [String], navigation: Bool, shortcut: Bool
+    ) -> DocumentVerdict {
         guard !isHead, !emptyBody, status >= 200, status != 204, status != 304 else { return .pass }
         // A navigation never asks for a range: a partial answer to one is a document the
         // rewriter cannot give a banner (its Content-Range would lie).
@@ -93,14 +102,14 @@ public enum DocumentVerdict: Equatable, Sendable {
         // Browsers join repeated fields and use the last type of the list: two different types
         // (or charsets) make the answer ambiguous; a repeated one with or without a charset
         // (`text/html` and `text/html; charset=utf-8`) is not.
-        if contentTypes.count == 1, let essence = plainASCIIEssence(contentTypes[0]), !essence.isEmpty,
+        if shortcut, contentTypes.count == 1, let essence = plainASCIIEssence(contentTypes[0]), !essence.isEmpty,
            !documentEssences.contains(essence), !essence.hasSuffix("+xml") {
             return .pass  // one type that is neither HTML nor XML: the common answer, decided without parsing
         }
-        let types = contentTypes.flatMap { $0.split(separator: ",") }.map(normalisedType).filter { !$0.isEmpty }
+        let types = contentTypes.flatMap { splitOnByte($0, ",") }.map(normalisedType).filter { !$0.isEmpty }
         guard let type = types.first else { return .pass }  // no type: `nosniff` keeps it from being sniffed as HTML
-        let essence = String(type.prefix { $0 != ";" })
-        if types.contains(where: { $0.prefix { $0 != ";" } != essence }) || Set(types.compactMap(charset)).count > 1 {
+        let essence = essenceOf(type)
+        if types.contains(where: { essenceOf($0) != essence }) || Set(types.compactMap(charset)).count > 1 {
             return refuse("conflicting Content-Type fields")
         }
         switch essence {
@@ -115,7 +124,7 @@ public enum DocumentVerdict: Equatable, Sendable {
         if let label = types.compactMap(charset).first, utf16Labels.contains(label) {
             return refuse("a UTF-16 page (charset \(label))")
         }
-        let codings = contentEncodings.flatMap { $0.split(separator: ",") }
+        let codings = contentEncodings.flatMap { splitOnByte($0, ",") }
             .map { $0.trimmingBlanks().lowercased() }.filter { !$0.isEmpty && $0 != "identity" }
         switch codings {
         case []: return .rewrite(.identity)
@@ -134,12 +143,11 @@ public enum DocumentVerdict: Equatable, Sendable {
     /// nil otherwise, for the full parse.
     static func plainASCIIEssence(_ field: String) -> String? {
         var bytes: [UInt8] = []
+        guard field.utf8.allSatisfy({ $0 < 0x80 && $0 != UInt8(ascii: ",") }) else { return nil }
         for byte in field.utf8 {
             if byte == UInt8(ascii: ";") { break }
-            guard byte < 0x80, byte != UInt8(ascii: ",") else { return nil }
             bytes.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
         }
-        guard !field.utf8.contains(UInt8(ascii: ",")) else { return nil }
         var low = 0, high = bytes.count
         while low < high && (bytes[low] == 0x20 || bytes[low] == 0x09) { low += 1 }
         while high > low && (bytes[high - 1] == 0x20 || bytes[high - 1] == 0x09) { high -= 1 }
@@ -148,13 +156,24 @@ public enum DocumentVerdict: Equatable, Sendable {
 
     /// Lower case, without blanks around the type and its parameters.
     static func normalisedType(_ field: Substring) -> String {
-        field.split(separator: ";").map { $0.trimmingBlanks().lowercased() }.joined(separator: ";")
+        splitOnByte(field, ";").map { $0.trimmingBlanks().lowercased() }.joined(separator: ";")
+    }
+
+    /// The parts between `separator` bytes. HTTP separates by byte; a split by Character keeps
+    /// `;` and a combining mark after it together (`text/html;\u{301}` would not be HTML).
+    static func splitOnByte<S: StringProtocol>(_ text: S, _ separator: Unicode.Scalar) -> [Substring] {
+        Substring(text).utf8.split(separator: UInt8(separator.value), omittingEmptySubsequences: true).map { Substring($0) }
+    }
+
+    /// A normalised type's part before its first `;` byte.
+    static func essenceOf(_ normalisedType: String) -> String {
+        String(decoding: normalisedType.utf8.prefix { $0 != UInt8(ascii: ";") }, as: UTF8.self)
     }
 
     /// The `charset` parameter, unquoted, lower case.
     static func charset(_ normalisedType: String) -> String? {
-        for parameter in normalisedType.split(separator: ";").dropFirst() {
-            let parts = parameter.split(separator: "=", maxSplits: 1)
+        for parameter in splitOnByte(normalisedType, ";").dropFirst() {
+            let parts = parameter.utf8.split(separator: UInt8(ascii: "="), maxSplits: 1).map { Substring($0) }
             guard parts.count == 2, parts[0].trimmingBlanks() == "charset" else { continue }
             var value = parts[1].trimmingBlanks()
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
@@ -164,7 +183,7 @@ public enum DocumentVerdict: Equatable, Sendable {
     }
 
     static func dispositionType(_ field: String) -> String {
-        field.prefix { $0 != ";" }.trimmingBlanks().lowercased()
+        Substring(field.utf8.prefix { $0 != UInt8(ascii: ";") }).trimmingBlanks().lowercased()
     }
 
     /// WHATWG Encoding labels of UTF-16LE and UTF-16BE.

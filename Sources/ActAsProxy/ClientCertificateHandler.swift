@@ -54,6 +54,8 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
     /// The session this connection signed in (its cookie value): requests on the connection
     /// without a session of the certificate's user act through it.
     private(set) var connectionSession: [UInt8]?
+    /// The trailers an HTTP/2 stream dropped while its request waits here.
+    private var heldTrailers: DroppedRequestTrailers?
     /// `Set-Cookie` line still due on the first response.
     private var setCookie: String?
 
@@ -84,6 +86,10 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let dropped = event as? DroppedRequestTrailers, phase == .firstHead || phase == .signingIn {
+            heldTrailers = dropped  // the request's bytes are held here too
+            return
+        }
         if phase == .handshake, let event = event as? TLSUserEvent, case .handshakeCompleted = event {
             let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)
             if let der = try? handler?.peerCertificate?.toDERBytes() {
@@ -206,17 +212,25 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
                 bound.value.signedIn(result, context: boundContext.value, username: username, wantsHTML: wantsHTML, signedInHere: signedInHere)
             }
         }
-        guard settings.sessions.startSignIn(sha256, orWait: { deliver($0, false) }) else { return }
-        Task {
-            let result: CertificateSessions.SignInResult
-            do {
-                result = .success(try await settings.directory.signIn(
-                    certificateUsername: username, clientIP: clientIP, ttl: settings.sessionTTL))
-            } catch {
-                result = .failure(error)
+        switch settings.sessions.startSignIn(sha256, username: username, orWait: { deliver($0, false) }) {
+        case .wait:
+            // Not for ever: a hung sign-in answers this one 503 after the patience.
+            context.eventLoop.assumeIsolated().scheduleTask(in: CertificateSessions.patience) {
+                bound.value.signedIn(.failure(SignInWaitExpired()), context: boundContext.value, username: username,
+                                     wantsHTML: wantsHTML, signedInHere: false)
             }
-            settings.sessions.finishSignIn(sha256, result)
-            deliver(result, true)
+        case .lead(let token):
+            Task {
+                let result: CertificateSessions.SignInResult
+                do {
+                    result = .success(try await settings.directory.signIn(
+                        certificateUsername: username, clientIP: clientIP, ttl: settings.sessionTTL))
+                } catch {
+                    result = .failure(error)
+                }
+                settings.sessions.finishSignIn(sha256, username: username, token: token, result)
+                deliver(result, true)
+            }
         }
     }
 
@@ -292,6 +306,10 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
             context.fireChannelRead(wrapInboundOut(bytes))
             context.fireChannelReadComplete()
         }
+        if let dropped = heldTrailers {
+            heldTrailers = nil
+            context.fireUserInboundEventTriggered(dropped)  // after the request it belongs to
+        }
         if readHeld {
             readHeld = false
             context.read()
@@ -323,3 +341,6 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
         }
     }
 }
+
+/// The certificate's sign-in that this connection waited for took longer than the patience.
+struct SignInWaitExpired: Error {}

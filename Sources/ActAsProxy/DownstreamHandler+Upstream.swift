@@ -163,7 +163,7 @@ extension DownstreamHandler {
                 return
             case .end(let trailers):
                 // SPEC §9: request trailers are dropped (and named in the log), never forwarded.
-                if let dropped = RequestSanitizer.droppedTrailersDetail(trailers) { exchange.log?.detail = dropped }
+                if let dropped = RequestSanitizer.droppedTrailersDetail(trailers) { exchange.log?.addDetail(dropped) }
                 var tail = context.channel.allocator.buffer(capacity: 5)
                 tail.writeStaticString("0\r\n\r\n")
                 upstream.channel.write(tail, promise: nil)

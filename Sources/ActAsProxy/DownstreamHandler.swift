@@ -200,7 +200,7 @@ final class DownstreamHandler: ChannelDuplexHandler, RemovableChannelHandler, Up
             if state == .awaitingHead, inbound.readableBytes == 0 { headStartedAt = .now() }
         }
         if let dropped = event as? DroppedRequestTrailers {
-            exchange.log?.detail = dropped.detail
+            exchange.log?.addDetail(dropped.detail)
             return
         }
         context.fireUserInboundEventTriggered(event)

@@ -150,12 +150,14 @@ final class HTTP2StreamBridge: ChannelDuplexHandler {
             // a content-length there is no HTTP/1.1 place for them: dropped (SPEC §9) and named
             // in the request's log record as on HTTP/1.1; the stream's end releases a held last byte.
             request = .done
-            if let detail = RequestSanitizer.droppedTrailersDetail(names: headers.map(\.name)) {
-                context.fireUserInboundEventTriggered(DroppedRequestTrailers(detail: detail))
-            }
             if let held = heldLastByte {
                 heldLastByte = nil
                 context.fireChannelRead(wrapInboundOut(held))
+            }
+            // After the last byte: with content-length 0 that byte completes the head, and
+            // only then is there a request whose record takes the names.
+            if let detail = RequestSanitizer.droppedTrailersDetail(names: headers.map(\.name)) {
+                context.fireUserInboundEventTriggered(DroppedRequestTrailers(detail: detail))
             }
         case .chunked:
             request = .done

@@ -26,6 +26,11 @@ struct ExchangeLog {
     /// A note for the record's `detail` (e.g. the names of request trailers dropped).
     var detail: String?
 
+    /// Adds a note to `detail`; one already there (a refusal's reason) stays first.
+    mutating func addDetail(_ note: String) {
+        detail = detail.map { $0 + "; " + note } ?? note
+    }
+
     init(method: String, path: String? = nil, query: String? = nil, proto: ClientProtocol) {
         fields = AuditRequestFields(method: method, path: path, query: query, proto: proto.rawValue)
     }

@@ -599,7 +599,7 @@ struct HTMLBodyInjectorRefusalTests {
     }
 }
 
-private struct SplitMix64: RandomNumberGenerator {
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

@@ -60,6 +60,36 @@ struct DocumentVerdictTests {
         #expect(DocumentVerdict.plainASCIIEssence(" Text/Plain ; q") == "text/plain")
         #expect(DocumentVerdict.plainASCIIEssence("text/plain, x") == nil)
         #expect(DocumentVerdict.plainASCIIEssence("text/pl\u{212A}ain") == nil)
+        #expect(DocumentVerdict.plainASCIIEssence("text/plain;\u{301}+xml") == nil)  // non-ASCII anywhere: the full parse
+    }
+
+    /// HTTP splits on bytes: `;` or `,` followed by a combining mark still separates (a split by
+    /// Character kept them together, and `text/html;\u{301}` passed without the banner).
+    @Test func separatorsAreBytesEvenBeforeACombiningMark() {
+        #expect(decide(["text/html;\u{301}"]) == .rewrite(.identity))
+        #expect(decide(["TEXT/HTML ;\u{301}charset=utf-8"]) == .rewrite(.identity))
+        #expect(refused(decide(["text/plain,\u{301}text/html"])))
+        #expect(decide(["text/plain;\u{301}+xml"]) == .pass)
+        #expect(decide(["text/html"], dispositions: ["attachment;\u{301}"]) == .pass)
+        #expect(refused(decide(["text/html"], encodings: ["gzip,\u{301}br"])))
+    }
+
+    /// The shortcut for one plain type decides as the full parse does, on random fields.
+    @Test func theShortcutAgreesWithTheFullParse() {
+        let pieces = ["text/plain", "text/html", "TEXT/HTML", "application/json", "image/svg+xml", "application/atom+xml", "text/xsl",
+                      ";", ",", " ", "\t", "charset=utf-8", "charset=utf-16", "\u{301}", "+xml", "x", "=", "\"", "k", "\u{212A}"]
+        var random = SplitMix64(seed: 20261207)
+        for _ in 0..<20_000 {
+            let field = (0..<Int(random.next() % 6)).map { _ in pieces[Int(random.next() % UInt64(pieces.count))] }.joined()
+            for navigation in [true, false] {
+                let full = DocumentVerdict.decide(status: 200, isHead: false, emptyBody: false, contentTypes: [field], contentEncodings: [],
+                                                  contentDispositions: [], navigation: navigation, shortcut: false)
+                let quick = DocumentVerdict.decide(status: 200, isHead: false, emptyBody: false, contentTypes: [field], contentEncodings: [],
+                                                   contentDispositions: [], navigation: navigation)
+                #expect(quick == full, "\(field.debugDescription) navigation=\(navigation)")
+                if quick != full { return }
+            }
+        }
     }
 
     @Test func htmlAndXHTMLAreRewritten() {
@@ -182,3 +212,4 @@ struct UpstreamAddressTests {
         #expect(upstream.rewriteRefresh("5; ur", publicOrigin: origin) == nil)
     }
 }
+

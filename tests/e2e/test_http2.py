@@ -239,6 +239,23 @@ def test_request_trailers_never_carry_identity_or_credentials(site, with_length)
     assert admin_token not in json.dumps(record) and "stolen-mallory" not in json.dumps(record)
 
 
+def test_trailers_after_an_empty_sized_body_are_named_in_the_log(site):
+    """content-length 0: the head's own last byte waits for the stream's end, and the record
+    that byte starts must still name the trailers."""
+    proxy, upstream, cookie = site
+    path = "/trailers-empty-body"
+    head = [("cookie", f"__Host-actas_session={cookie}"), ("content-length", "0")]
+    with H2(proxy) as connection:
+        stream = connection.exchange(fields(path, "POST", extra=head), b"", [("x-forwarded-user", "mallory"), ("x-trace", "1")])
+    assert stream.status == 200, connection.summary()
+    [seen] = seen_by_upstream(upstream, path)
+    assert header_values(seen, "x-forwarded-user") == ["emp"] and seen["trailers"] == []
+    logged = lambda: [r for r in records(proxy) if r.get("type") == "request" and r.get("path") == path]
+    wait_for(logged, what="the request's record")
+    [record] = logged()
+    assert record.get("detail") == "request trailers dropped: x-forwarded-user, x-trace", record
+
+
 # ---- flow control ---------------------------------------------------------------------------------------
 
 def test_a_1mib_upload_and_2mib_answer_stream_through_flow_control(make_proxy, upstream):

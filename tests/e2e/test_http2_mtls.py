@@ -79,3 +79,19 @@ def test_concurrent_first_streams_share_one_sign_in(site):
     assert {tuple(header_values(r, "X-Forwarded-User")) for r in upstream.requests()} == {("alice",)}
     wait_events(proxy, "request", count=8)
     assert len(wait_events(proxy, "login", user="alice")) == 1
+
+
+def test_trailers_of_a_stream_that_signs_in_are_named_in_its_record(site):
+    """The stream's request waits while its certificate signs in; the trailers it dropped
+    meanwhile still reach its record."""
+    proxy, upstream, ca = site()
+    cert = ca.issue("alice", cn="Alice Andersen", emails=["alice@example.com"])
+    with H2(proxy, cert=cert) as conn:
+        stream = conn.exchange(fields("/app/upload", "POST", extra=[("content-length", "3"), ("accept", "application/json")]),
+                               b"a=1", [("authorization", "Bearer stolen"), ("x-impersonator-user", "mallory")])
+    assert stream.status == 200, conn.summary()
+    [seen] = upstream.requests()
+    assert header_values(seen, "X-Forwarded-User") == ["alice"] and seen["trailers"] == []
+    [record] = wait_events(proxy, "request", path="/app/upload")
+    assert record.get("detail") == "request trailers dropped: authorization, x-impersonator-user", record
+    assert "stolen" not in str(record)
