@@ -54,6 +54,8 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
     /// The session this connection signed in (its cookie value): requests on the connection
     /// without a session of the certificate's user act through it.
     private(set) var connectionSession: [UInt8]?
+    /// Answers 503 if the sign-in takes longer than `CertificateSessions.patience`.
+    private var signInTimeout: Scheduled<Void>?
     /// The trailers an HTTP/2 stream dropped while its request waits here.
     private var heldTrailers: DroppedRequestTrailers?
     /// `Set-Cookie` line still due on the first response.
@@ -212,13 +214,15 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
                 bound.value.signedIn(result, context: boundContext.value, username: username, wantsHTML: wantsHTML, signedInHere: signedInHere)
             }
         }
+        // Not for ever: a hung sign-in (its own or the one it waits for) answers 503 after the
+        // patience; a result that comes later finds the request answered.
+        signInTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: CertificateSessions.patience) {
+            bound.value.signedIn(.failure(SignInWaitExpired()), context: boundContext.value, username: username,
+                                 wantsHTML: wantsHTML, signedInHere: false)
+        }
         switch settings.sessions.startSignIn(sha256, username: username, orWait: { deliver($0, false) }) {
         case .wait:
-            // Not for ever: a hung sign-in answers this one 503 after the patience.
-            context.eventLoop.assumeIsolated().scheduleTask(in: CertificateSessions.patience) {
-                bound.value.signedIn(.failure(SignInWaitExpired()), context: boundContext.value, username: username,
-                                     wantsHTML: wantsHTML, signedInHere: false)
-            }
+            break
         case .lead(let token):
             Task {
                 let result: CertificateSessions.SignInResult
@@ -245,6 +249,8 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
                 extra: [AuditField("cert_sha256", .string(certificate?.sha256 ?? ""))]))
         }
         guard phase == .signingIn, context.channel.isActive else { return }
+        signInTimeout?.cancel()
+        signInTimeout = nil
         switch result {
         case .success(.signedIn(let user, let cookieValue, _)):
             adopt(Array(cookieValue.utf8), userID: user.id)
