@@ -152,28 +152,17 @@ enum CookiePassThrough {
         browserCookies(values: fields.lazy.filter { $0.0.utf8.count == 6 && $0.0.lowercased() == "cookie" }.map(\.1))
     }
 
-    /// The pairs of the given Cookie field values. Byte-wise: this runs on every impersonated
-    /// request, where Foundation's trimming cost 16 µs a request.
+    /// The pairs of the given Cookie field values, split as the request path splits them
+    /// (`RequestCredentials.forEachCookie`; Foundation's trimming cost 16 µs an impersonated request).
     static func browserCookies<Values: Sequence<String>>(values: Values) -> [(name: String, value: String)] {
         var pairs: [(name: String, value: String)] = []
-        for value in values {
-            let bytes = Array(value.utf8)
-            var start = 0
-            while start <= bytes.count {
-                var end = start
-                while end < bytes.count && bytes[end] != UInt8(ascii: ";") { end += 1 }
-                var low = start, high = end
-                while low < high && (bytes[low] == 0x20 || bytes[low] == 0x09) { low += 1 }
-                while high > low && (bytes[high - 1] == 0x20 || bytes[high - 1] == 0x09) { high -= 1 }
-                if low < high {
-                    let part = bytes[low..<high]
-                    if let eq = part.firstIndex(of: UInt8(ascii: "=")) {
-                        pairs.append((String(decoding: part[..<eq], as: UTF8.self), String(decoding: part[(eq + 1)...], as: UTF8.self)))
-                    } else {
-                        pairs.append(("", String(decoding: part, as: UTF8.self)))
-                    }
+        for var value in values {
+            value.withUTF8 { utf8 in
+                let raw = UnsafeRawBufferPointer(utf8)
+                RequestCredentials.forEachCookie(raw, 0..<raw.count) { name, value in
+                    pairs.append((String(decoding: UnsafeRawBufferPointer(rebasing: raw[name]), as: UTF8.self),
+                                  String(decoding: UnsafeRawBufferPointer(rebasing: raw[value]), as: UTF8.self)))
                 }
-                start = end + 1
             }
         }
         return pairs
