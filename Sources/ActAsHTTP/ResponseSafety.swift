@@ -103,7 +103,7 @@ public enum DocumentVerdict: Equatable, Sendable {
         // (or charsets) make the answer ambiguous; a repeated one with or without a charset
         // (`text/html` and `text/html; charset=utf-8`) is not.
         if shortcut, contentTypes.count == 1, let essence = plainASCIIEssence(contentTypes[0]), !essence.isEmpty,
-           !documentEssences.contains(essence), !essence.hasSuffix("+xml") {
+           !htmlEssences.contains(essence), !isXML(essence) {
             return .pass  // one type that is neither HTML nor XML: the common answer, decided without parsing
         }
         let types = contentTypes.flatMap { splitOnByte($0, ",") }.map(normalisedType).filter { !$0.isEmpty }
@@ -112,13 +112,8 @@ public enum DocumentVerdict: Equatable, Sendable {
         if types.contains(where: { essenceOf($0) != essence }) || Set(types.compactMap(charset)).count > 1 {
             return refuse("conflicting Content-Type fields")
         }
-        switch essence {
-        case "text/html", "application/xhtml+xml":
-            break
-        case "text/xml", "application/xml", "image/svg+xml", "text/xsl":
-            return refuse("an XML document (\(essence)) has no place for the banner")
-        default:
-            if essence.hasSuffix("+xml") { return refuse("an XML document (\(essence)) has no place for the banner") }
+        guard htmlEssences.contains(essence) else {
+            if isXML(essence) { return refuse("an XML document (\(essence)) has no place for the banner") }
             return .pass
         }
         if let label = types.compactMap(charset).first, utf16Labels.contains(label) {
@@ -134,10 +129,13 @@ public enum DocumentVerdict: Equatable, Sendable {
         }
     }
 
-    /// The types `decide` looks into; every other single type passes.
-    static let documentEssences: Set<String> = [
-        "text/html", "application/xhtml+xml", "text/xml", "application/xml", "image/svg+xml", "text/xsl",
-    ]
+    /// Documents the banner goes into.
+    static let htmlEssences: Set<String> = ["text/html", "application/xhtml+xml"]
+
+    /// Documents a browser renders as XML, where the banner has no place.
+    static func isXML(_ essence: String) -> Bool {
+        ["text/xml", "application/xml", "image/svg+xml", "text/xsl"].contains(essence) || essence.hasSuffix("+xml")
+    }
 
     /// The lower-case type before any parameter of a field that is one ASCII type (no comma);
     /// nil otherwise, for the full parse.
