@@ -196,6 +196,7 @@ let package = Package(
         .testTarget(
             name: "ActAsHTTPTests",
             dependencies: [
+                "ActAsTestSupport",
                 "ActAsHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -215,7 +216,9 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
-        .testTarget(name: "ActAsCoreTests", dependencies: ["ActAsCore"]),
+        // Helpers shared by the test targets (a seeded random generator); not in any product.
+        .target(name: "ActAsTestSupport", path: "Tests/ActAsTestSupport"),
+        .testTarget(name: "ActAsCoreTests", dependencies: ["ActAsCore", "ActAsTestSupport"]),
         .testTarget(name: "ActAsCryptoTests", dependencies: ["ActAsCrypto", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "ActAsStoreTests",
@@ -225,7 +228,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "ActAsAuditTests", dependencies: ["ActAsAudit", "ActAsCore"]),
+        .testTarget(name: "ActAsAuditTests", dependencies: ["ActAsAudit", "ActAsCore", "ActAsTestSupport"]),
         .testTarget(name: "ActAsLoggingTests", dependencies: ["ActAsLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "ActAsNotifyTests",

@@ -1,3 +1,4 @@
+import ActAsTestSupport
 import Foundation
 import Testing
 
@@ -426,7 +427,7 @@ import Testing
     ]
 
     @Test func bothPathsAgreeOnRandomHeaders() {
-        var generator = SeededGenerator(seed: 20261207)  // replayable
+        var generator = SplitMix64(seed: 20261207)  // replayable
         let lenient = Redactor(redactKeys: Redactor.defaultRedactKeys, redactHeaders: [])
         for _ in 0..<20_000 {
             let header = (0..<Int.random(in: 0...10, using: &generator)).map { _ in Self.pieces.randomElement(using: &generator)! }.joined()
@@ -446,18 +447,5 @@ import Testing
         #expect(logged == "a=1; \u{301}password=[REDACTED]; é=v")
         #expect(redactor.redactPlainCookies("a=1\r\nb=2", allValues: false, isSetCookie: false) == nil)  // control bytes: the old path
         #expect(redactor.redactPlainCookies("a=1;\tb = 2 ", allValues: false, isSetCookie: false) == "a=1; b= 2 ")
-    }
-}
-
-/// SplitMix64: a seeded generator, so a failing random case can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,4 +1,5 @@
 import ActAsHTTP
+import ActAsTestSupport
 import NIOCore
 import Testing
 
@@ -596,17 +597,5 @@ struct HTMLBodyInjectorRefusalTests {
         #expect(refusal([[0xEF, 0xBB, 0xBF] + Array("<body>x".utf8)]) == (nil, true))
         #expect(refusal([Array("<html><head><title>unclosed".utf8)]) == (nil, false))  // left out, but not a refusal
         #expect(refusal([Array("<body><frameset>".utf8)]) == (nil, true))  // after the body opened, nothing changes
-    }
-}
-
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,4 +1,5 @@
 @testable import ActAsHTTP
+import ActAsTestSupport
 import Testing
 
 struct SetCookieNameTests {
