@@ -348,5 +348,5 @@ final class ClientCertificateHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 }
 
-/// The certificate's sign-in that this connection waited for took longer than the patience.
+/// The certificate's sign-in (run here or waited for) took longer than `CertificateSessions.patience`.
 struct SignInWaitExpired: Error {}
